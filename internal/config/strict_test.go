@@ -1,0 +1,55 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+type testConf struct {
+	Customers []netip.Prefix `yaml:"customers"`
+	Detect    struct {
+		Netscan struct {
+			Window          time.Duration `yaml:"window"`
+			MinDestinations int           `yaml:"min_destinations"`
+		} `yaml:"netscan"`
+	} `yaml:"detect"`
+}
+
+func TestDecodeStrictNamesTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown nested key", "detect:\n  netscan:\n    window: 300s\n    min_destination: 3\n",
+			"c.yaml:4: detect.netscan.min_destination: unknown key"},
+		{"wrong type", "detect:\n  netscan:\n    min_destinations: many\n",
+			"c.yaml:3: detect.netscan.min_destinations: wrong type: want a whole number"},
+		{"unknown top key", "customer: [203.0.113.0/24]\n", "c.yaml:1: customer: unknown key"},
+		{"bad prefix", "customers: [203.0.113.0/33]\n", "203.0.113.0/33"},
+		{"bad duration", "detect:\n  netscan:\n    window: soon\n", "invalid duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c testConf
+			err := decodeStrict("c.yaml", []byte(tt.yaml), &c)
+			if err == nil {
+				t.Fatalf("no error for %q", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeStrictGood(t *testing.T) {
+	var c testConf
+	err := decodeStrict("c.yaml", []byte("customers: [203.0.113.0/24, \"2001:db8::/32\"]\ndetect:\n  netscan: {window: 5m, min_destinations: 250}\n"), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Customers) != 2 || c.Customers[1] != netip.MustParsePrefix("2001:db8::/32") || c.Detect.Netscan.Window != 5*time.Minute || c.Detect.Netscan.MinDestinations != 250 {
+		t.Fatalf("decoded %+v", c)
+	}
+}
