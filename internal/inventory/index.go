@@ -1,0 +1,190 @@
+package inventory
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+)
+
+// Entry maps one prefix to the product that holds it and its customer.
+type Entry struct {
+	Prefix     netip.Prefix `json:"prefix"`
+	CustomerID int64        `json:"customer_id"`
+	Type       ProductType  `json:"product_type"` // server or address
+	ProductID  int64        `json:"product_id"`   // Server.ID or Address.ID
+}
+
+// Index is an immutable longest-prefix-match table over IPv4 and IPv6.
+// It keeps one hash map per prefix length in use and probes the lengths
+// from longest to shortest, so a lookup costs at most as many map probes as
+// there are distinct prefix lengths (typically a handful). Build a new
+// Index when the inventory changes and swap it in atomically; an Index is
+// safe for concurrent use because nobody writes to it after Build.
+type Index struct {
+	v4     []v4level
+	v6     []v6level
+	size   int
+	byProd map[productKey][]netip.Prefix
+}
+
+type productKey struct {
+	t  ProductType
+	id int64
+}
+
+type v4level struct {
+	bits int
+	m    map[uint32]Entry
+}
+
+type v6key struct{ hi, lo uint64 }
+
+type v6level struct {
+	bits int
+	m    map[v6key]Entry
+}
+
+// Build returns an Index over entries. When two entries carry the same
+// prefix the later one wins (the store forbids that anyway).
+func Build(entries []Entry) *Index {
+	x := &Index{byProd: map[productKey][]netip.Prefix{}}
+	l4 := map[int]map[uint32]Entry{}
+	l6 := map[int]map[v6key]Entry{}
+	for _, e := range entries {
+		p := e.Prefix.Masked()
+		if !p.IsValid() {
+			continue
+		}
+		e.Prefix = p
+		k := productKey{e.Type, e.ProductID}
+		x.byProd[k] = append(x.byProd[k], p)
+		if p.Addr().Is4() {
+			m := l4[p.Bits()]
+			if m == nil {
+				m = map[uint32]Entry{}
+				l4[p.Bits()] = m
+			}
+			m[v4(p.Addr())] = e
+		} else {
+			m := l6[p.Bits()]
+			if m == nil {
+				m = map[v6key]Entry{}
+				l6[p.Bits()] = m
+			}
+			m[v6(p.Addr())] = e
+		}
+	}
+	for bits, m := range l4 {
+		x.v4 = append(x.v4, v4level{bits, m})
+		x.size += len(m)
+	}
+	for bits, m := range l6 {
+		x.v6 = append(x.v6, v6level{bits, m})
+		x.size += len(m)
+	}
+	slices.SortFunc(x.v4, func(a, b v4level) int { return b.bits - a.bits })
+	slices.SortFunc(x.v6, func(a, b v6level) int { return b.bits - a.bits })
+	return x
+}
+
+// Len is the number of prefixes in the index.
+func (x *Index) Len() int {
+	if x == nil {
+		return 0
+	}
+	return x.size
+}
+
+// Lookup returns the entry with the longest prefix containing a.
+// IPv4-mapped IPv6 addresses are looked up as IPv4.
+func (x *Index) Lookup(a netip.Addr) (Entry, bool) {
+	if x == nil || !a.IsValid() {
+		return Entry{}, false
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		k := v4(a)
+		for _, l := range x.v4 {
+			if e, ok := l.m[k&mask32(l.bits)]; ok {
+				return e, true
+			}
+		}
+		return Entry{}, false
+	}
+	k := v6(a.WithZone(""))
+	for _, l := range x.v6 {
+		if e, ok := l.m[mask128(k, l.bits)]; ok {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// LookupPrefix returns the entry with the longest prefix that contains the
+// whole of p (for example the server subnet a lock on p falls into).
+func (x *Index) LookupPrefix(p netip.Prefix) (Entry, bool) {
+	if x == nil || !p.IsValid() {
+		return Entry{}, false
+	}
+	p = p.Masked()
+	if p.Addr().Is4() {
+		k := v4(p.Addr())
+		for _, l := range x.v4 {
+			if l.bits > p.Bits() {
+				continue
+			}
+			if e, ok := l.m[k&mask32(l.bits)]; ok {
+				return e, true
+			}
+		}
+		return Entry{}, false
+	}
+	k := v6(p.Addr())
+	for _, l := range x.v6 {
+		if l.bits > p.Bits() {
+			continue
+		}
+		if e, ok := l.m[mask128(k, l.bits)]; ok {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
+// Prefixes returns the prefixes of one product (nil when it has none).
+func (x *Index) Prefixes(t ProductType, id int64) []netip.Prefix {
+	if x == nil {
+		return nil
+	}
+	return slices.Clone(x.byProd[productKey{t, id}])
+}
+
+func v4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+func v6(a netip.Addr) v6key {
+	b := a.As16()
+	return v6key{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func mask32(bits int) uint32 {
+	if bits == 0 {
+		return 0
+	}
+	return ^uint32(0) << (32 - bits)
+}
+
+func mask128(k v6key, bits int) v6key {
+	switch {
+	case bits == 0:
+		return v6key{}
+	case bits <= 64:
+		return v6key{k.hi & (^uint64(0) << (64 - bits)), 0}
+	case bits == 128:
+		return k
+	default:
+		return v6key{k.hi, k.lo & (^uint64(0) << (128 - bits))}
+	}
+}
