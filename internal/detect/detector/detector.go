@@ -1,0 +1,228 @@
+// Package detector defines what a padlock detector is: the Detector
+// interface the engine (package detect) drives, the Orientation of a record
+// as seen from its internal end, the Reporter a detector hands findings to,
+// the Finding it reports, and small building blocks every detector shares
+// (Duration, Samples, address keys). It imports only the standard library
+// and internal/flow; it must not import the detectors or the engine.
+package detector
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"padlock/internal/flow"
+)
+
+// NoHost is the host index of records where neither end is internal.
+const NoHost = ^uint32(0)
+
+// Orientation is a record seen from one internal end. The engine computes it
+// once per record and internal end and passes it to every detector.
+type Orientation struct {
+	Dir  Direction  // DirOut: Addr is the source; DirIn: Addr is the destination
+	Host uint32     // engine's dense index of Addr; detectors index their per-host state with it
+	Addr netip.Addr // the internal address
+	// Remote is the other end (external, or another customer's address).
+	Remote netip.Addr
+	// LocalPort and RemotePort are the ports at Addr's and Remote's end.
+	LocalPort, RemotePort uint16
+	// Start and End are the record's times in Unix nanoseconds (End >= Start).
+	Start, End int64
+}
+
+// Detector is one abuse detector. All methods are called from the engine's
+// single goroutine; a detector needs no locking. Observe is the hot path: it
+// must not allocate in steady state.
+type Detector interface {
+	// Observe sees one record from the point of view of one internal end.
+	Observe(r *flow.Record, o *Orientation)
+	// Tick is called when event time (the highest record end seen) advances
+	// by a second or more; detectors confirm pending verdicts here.
+	Tick(now int64)
+	// Forget drops the state of a host that expired; the index is reused.
+	Forget(host uint32)
+	// Flush emits every verdict the data seen so far proves (end of input).
+	Flush()
+}
+
+// ForeignObserver is implemented by detectors that want records where
+// neither end is internal (spoofed or misconfigured sources).
+type ForeignObserver interface {
+	ObserveForeign(r *flow.Record, start, end int64)
+}
+
+// Reporter is the engine side a detector reports to.
+type Reporter interface {
+	// Armed reports whether a finding for (addr, rule) at event time t would
+	// be reported now: false while the re-arm period of the previous finding
+	// for the same address and rule runs. Detectors ask before they build
+	// evidence.
+	Armed(addr netip.Addr, rule string, t int64) bool
+	// Report hands over a finding. The engine applies re-arm, marks protected
+	// addresses and passes it on.
+	Report(f Finding)
+	// Addr returns the internal address of a host index.
+	Addr(host uint32) netip.Addr
+}
+
+// Env is what the engine gives every detector at construction.
+type Env struct {
+	Reporter Reporter
+	// EvidencePackets is the number of sample records a finding carries.
+	EvidencePackets int
+	// EvidenceProbes is the number of probe lines a netscan finding carries.
+	EvidenceProbes int
+	// Private reports whether an address is private, CGNAT or bogon (never a
+	// legitimate destination on a public interface).
+	Private func(netip.Addr) bool
+}
+
+// Duration is a time.Duration that YAML and JSON read and write as a Go
+// duration string ("300s", "5m", "1h30m").
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Seconds returns the duration in whole seconds (at least 1 for positive durations).
+func (d Duration) Seconds() int64 {
+	s := int64(time.Duration(d) / time.Second)
+	if s == 0 && d > 0 {
+		return 1
+	}
+	return s
+}
+
+// MarshalText writes the duration as "300s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a Go duration string; a unit is required.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. 300s, 5m): %w", b, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Key16 is an address as 16 bytes (IPv4 mapped into IPv6), usable as a map
+// key without pointers.
+type Key16 = [16]byte
+
+// Hash16 mixes an address key and a 32-bit value into a 64-bit hash for the
+// detectors' open-addressing tables.
+func Hash16(k *Key16, v uint32) uint64 {
+	a := binary.LittleEndian.Uint64(k[:8])
+	b := binary.LittleEndian.Uint64(k[8:])
+	h := a*0x9e3779b97f4a7c15 ^ b*0xc2b2ae3d27d4eb4f ^ uint64(v)*0x165667b19e3779f9
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 29
+	return h
+}
+
+// AddrFrom16 turns a key back into an address (IPv4 unmapped).
+func AddrFrom16(k Key16) netip.Addr { return netip.AddrFrom16(k).Unmap() }
+
+// Samples keeps a bounded set of record copies for a finding's traffic dump.
+// It keeps the first records it is given up to its capacity and then
+// replaces, in turn, kept records that lack packet header bytes by ones that
+// have them, so the dump is built from real headers when the source has them.
+// The storage is allocated once (NewSamples); Add never allocates.
+type Samples struct {
+	recs     []flow.Record
+	seen     uint64
+	replace  int
+	noHeader int // kept records without header bytes
+}
+
+// NewSamples returns a buffer for n records.
+func NewSamples(n int) *Samples { return &Samples{recs: make([]flow.Record, 0, n)} }
+
+// Add keeps a copy of r if there is room or r improves the set.
+func (s *Samples) Add(r *flow.Record) {
+	s.seen++
+	if len(s.recs) < cap(s.recs) {
+		s.recs = append(s.recs, *r)
+		if r.HeaderLength == 0 {
+			s.noHeader++
+		}
+		return
+	}
+	if r.HeaderLength == 0 || s.noHeader == 0 {
+		return
+	}
+	for i := 0; i < len(s.recs); i++ {
+		j := (s.replace + i) % len(s.recs)
+		if s.recs[j].HeaderLength == 0 {
+			s.recs[j] = *r
+			s.replace = j + 1
+			s.noHeader--
+			return
+		}
+	}
+}
+
+// Reset empties the buffer, keeping its storage.
+func (s *Samples) Reset() { s.recs = s.recs[:0]; s.seen = 0; s.replace = 0; s.noHeader = 0 }
+
+// Len is the number of records kept.
+func (s *Samples) Len() int { return len(s.recs) }
+
+// Copy returns the kept records sorted by start time (a new slice) and how
+// many records were offered but not kept.
+func (s *Samples) Copy() ([]flow.Record, int) {
+	out := make([]flow.Record, len(s.recs))
+	copy(out, s.recs)
+	// insertion sort: tiny n, and it is stable
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].Start.Before(out[j-1].Start); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, int(s.seen) - len(out)
+}
+
+// Rate returns r's sampling rate, at least 1.
+func Rate(r *flow.Record) uint32 {
+	if r.SamplingRate == 0 {
+		return 1
+	}
+	return r.SamplingRate
+}
+
+// Time converts Unix nanoseconds to time.Time in UTC.
+func Time(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// IsEchoRequest reports whether an ICMP/ICMPv6 record is an echo request.
+func IsEchoRequest(r *flow.Record) bool {
+	t := r.DstPort >> 8
+	return (r.Proto == flow.ProtoICMP && t == 8) || (r.Proto == flow.ProtoICMPv6 && t == 128)
+}
+
+// IsEchoReply reports whether an ICMP/ICMPv6 record is an echo reply.
+func IsEchoReply(r *flow.Record) bool {
+	t := r.DstPort >> 8
+	return (r.Proto == flow.ProtoICMP && t == 0) || (r.Proto == flow.ProtoICMPv6 && t == 129)
+}
+
+// IsSYNOnly reports whether a TCP record carries SYN without ACK: a
+// connection attempt (a single SYN packet, or a flow record of an attempt
+// that was never acknowledged by this side).
+func IsSYNOnly(r *flow.Record) bool {
+	return r.Proto == flow.ProtoTCP && r.TCPFlags&flow.TCPSyn != 0 && r.TCPFlags&flow.TCPAck == 0
+}
+
+// IsFlow reports whether the record aggregates several packets of one flow
+// (NetFlow/IPFIX) rather than being one packet (pcap, sFlow sample).
+func IsFlow(r *flow.Record) bool {
+	return r.Format == flow.FormatNetFlow5 || r.Format == flow.FormatNetFlow9 || r.Format == flow.FormatIPFIX
+}
+
+// IsClientSide reports whether, by the usual port layout, the end with
+// localPort is the client of a connection with the end at remotePort (the
+// service sits on the lower port).
+func IsClientSide(localPort, remotePort uint16) bool { return remotePort < localPort }

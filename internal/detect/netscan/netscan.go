@@ -1,0 +1,589 @@
+// Package netscan is the netscan detector: an internal address that
+// initiates contact with many distinct destinations on one port
+// (horizontal) or many ports on one destination (vertical) within a window.
+// It imports internal/flow and internal/detect/detector only.
+//
+// A probe is contact the internal address initiates: TCP SYN without ACK,
+// UDP to a service port (not a reply from a low source port to a high
+// one), ICMP/ICMPv6 echo request. Replies (SYN-ACK, RST, ICMP errors, echo
+// replies, UDP answers of a local service) are never probes. A contact is
+// answered when the handshake completes (an outbound ACK without RST, or a
+// NetFlow/IPFIX record of a whole client connection), when the destination
+// sends data back (inbound ACK+PSH), a UDP answer or an echo reply. Answered
+// contacts weigh against a verdict: a port (or destination) with more than
+// max_answered_ratio of its contacts answered is not scanned, and only
+// unanswered contacts count towards min_destinations/min_ports. So a
+// crawler, a mail server, a DNS resolver or a busy web server (whose
+// traffic is replies) is not a scanner. Contacts to private, CGNAT and
+// bogon destinations are left to incorrect_network_config.
+//
+// When the counts first prove a scan, the verdict waits answer_grace of
+// event time for answers still in flight, then fires if it still holds (at
+// the end of the input it fires at once).
+//
+// State per host is an open-addressing table of contacts (32 bytes each,
+// starting at 4 slots, capped at max_contacts live contacts; stale contacts
+// older than the window are dropped when room is needed, then answered ones).
+// On sampled data the reply to a sampled probe is rarely sampled itself, so
+// answered weighting is weak there; the thresholds count sampled contacts
+// unscaled.
+package netscan
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"padlock/internal/detect/detector"
+	"padlock/internal/flow"
+)
+
+// Configuration of the netscan detector (YAML under detect.netscan).
+type Configuration struct {
+	// Enabled turns the detector on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Window is the period contacts are counted over. Default 300s.
+	Window detector.Duration `yaml:"window"`
+	// MinDestinations is the number of distinct unanswered destinations on
+	// one port that makes a horizontal scan. Default 250.
+	MinDestinations int `yaml:"min_destinations"`
+	// MinPorts is the number of distinct unanswered ports on one
+	// destination that makes a vertical scan. Default 100.
+	MinPorts int `yaml:"min_ports"`
+	// MaxAnsweredRatio: a port (horizontal) or destination (vertical) whose
+	// contacts are answered in a larger fraction is not scanned. Default 0.2.
+	MaxAnsweredRatio float64 `yaml:"max_answered_ratio"`
+	// AnswerGrace is the event time a verdict waits for answers still in
+	// flight before it fires. Default 5s.
+	AnswerGrace detector.Duration `yaml:"answer_grace"`
+	// MinSamples is the number of probe records (as received, unscaled) the
+	// verdict's contacts must add up to. Default 100.
+	MinSamples uint64 `yaml:"min_samples"`
+	// MaxContacts caps the live contacts tracked per host; it must be at
+	// least twice the larger threshold. Default 4096.
+	MaxContacts int `yaml:"max_contacts"`
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Configuration {
+	return Configuration{
+		Enabled:          true,
+		Window:           detector.Duration(300 * time.Second),
+		MinDestinations:  250,
+		MinPorts:         100,
+		MaxAnsweredRatio: 0.2,
+		AnswerGrace:      detector.Duration(5 * time.Second),
+		MinSamples:       100,
+		MaxContacts:      4096,
+	}
+}
+
+// Validate checks the configuration; errors name the key.
+func (c Configuration) Validate() error {
+	var errs []error
+	if c.Window.D() < time.Second {
+		errs = append(errs, errors.New("window: must be >= 1s"))
+	}
+	if c.MinDestinations < 1 {
+		errs = append(errs, errors.New("min_destinations: must be >= 1"))
+	}
+	if c.MinPorts < 1 {
+		errs = append(errs, errors.New("min_ports: must be >= 1"))
+	}
+	if c.MaxAnsweredRatio < 0 || c.MaxAnsweredRatio > 1 {
+		errs = append(errs, errors.New("max_answered_ratio: must be between 0 and 1"))
+	}
+	if c.AnswerGrace < 0 {
+		errs = append(errs, errors.New("answer_grace: must be >= 0"))
+	}
+	if c.MaxContacts < 2*max(c.MinDestinations, c.MinPorts) || c.MaxContacts > 1<<20 {
+		errs = append(errs, fmt.Errorf("max_contacts: must be between 2×max(min_destinations, min_ports) and 1048576, got %d", c.MaxContacts))
+	}
+	return errors.Join(errs...)
+}
+
+// Rules of this detector's findings.
+const (
+	RuleHorizontal = "netscan.horizontal"
+	RuleVertical   = "netscan.vertical"
+)
+
+const (
+	fUsed     = 1
+	fAnswered = 2
+)
+
+type contact struct {
+	dst   detector.Key16
+	first uint32 // unix seconds
+	last  uint32
+	port  uint16
+	hits  uint16 // probe records, saturating
+	proto uint8
+	flags uint8
+}
+
+type pending struct {
+	at       int64 // ns deadline; 0: none
+	vertical bool
+	dst      detector.Key16
+	port     uint16
+	proto    uint8
+}
+
+type hostState struct {
+	tab       []contact
+	n         int
+	evalSkip  int
+	muted     int64
+	pend      pending
+	queued    bool
+	maxRate   uint32
+	samples   *detector.Samples
+	dropped   uint64
+	lastEvent int64
+}
+
+// Detector is the netscan detector.
+type Detector struct {
+	conf       Configuration
+	env        detector.Env
+	w          uint32
+	trigger    int
+	evalEvery  int
+	hosts      []*hostState
+	pool       []*hostState
+	queue      []uint32 // hosts with a pending verdict
+	scratchBuf []contact
+	now        int64
+}
+
+// New returns the detector; conf must be valid.
+func New(conf Configuration, env detector.Env) *Detector {
+	t := min(conf.MinDestinations, conf.MinPorts)
+	return &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), trigger: t, evalEvery: max(1, t/64)}
+}
+
+func (d *Detector) state(host uint32, create bool) *hostState {
+	if int(host) < len(d.hosts) {
+		if s := d.hosts[host]; s != nil || !create {
+			return s
+		}
+	} else if !create {
+		return nil
+	}
+	for int(host) >= len(d.hosts) {
+		d.hosts = append(d.hosts, nil)
+	}
+	var s *hostState
+	if n := len(d.pool); n > 0 {
+		s = d.pool[n-1]
+		d.pool = d.pool[:n-1]
+	} else {
+		s = &hostState{tab: make([]contact, 4)}
+	}
+	d.hosts[host] = s
+	return s
+}
+
+// Observe implements detector.Detector.
+func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
+	if o.Dir == detector.DirOut {
+		d.outbound(r, o)
+	} else {
+		d.inbound(r, o)
+	}
+}
+
+func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
+	var port uint16
+	answered := false
+	switch r.Proto {
+	case flow.ProtoTCP:
+		switch {
+		case detector.IsSYNOnly(r):
+			port = o.RemotePort
+		case r.TCPFlags&flow.TCPAck != 0 && r.TCPFlags&flow.TCPRst == 0:
+			if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
+				port, answered = o.RemotePort, true // a whole client connection
+			} else {
+				if s := d.state(o.Host, false); s != nil {
+					d.answer(s, o.Remote.As16(), o.RemotePort, flow.ProtoTCP)
+				}
+				return
+			}
+		default:
+			return
+		}
+	case flow.ProtoUDP:
+		if o.LocalPort < 1024 && o.RemotePort >= 1024 {
+			return // a local service answering
+		}
+		port = o.RemotePort
+	case flow.ProtoICMP, flow.ProtoICMPv6:
+		if !detector.IsEchoRequest(r) {
+			return
+		}
+	default:
+		return
+	}
+	if d.env.Private != nil && d.env.Private(o.Remote) {
+		return
+	}
+	s := d.state(o.Host, true)
+	d.checkPending(s, o.Host, o.End)
+	if rate := detector.Rate(r); rate > s.maxRate {
+		s.maxRate = rate
+	}
+	dst := o.Remote.As16()
+	sec := uint32(o.End / 1e9)
+	c, isNew := d.insert(s, &dst, port, r.Proto, sec)
+	if c == nil {
+		s.dropped++
+		return
+	}
+	if answered {
+		c.flags |= fAnswered
+	} else if c.hits < 0xffff {
+		c.hits++
+	}
+	if s.samples != nil && !answered {
+		s.samples.Add(r)
+	}
+	if !isNew || answered || s.n < d.trigger {
+		return
+	}
+	if s.samples == nil {
+		s.samples = detector.NewSamples(d.env.EvidencePackets)
+		s.samples.Add(r)
+	}
+	s.evalSkip++
+	if s.evalSkip < d.evalEvery || o.End < s.muted || s.pend.at != 0 {
+		return
+	}
+	s.evalSkip = 0
+	p := pending{dst: dst, port: port, proto: r.Proto}
+	if ok, _ := d.evaluate(s, &p, sec); ok {
+		p.at = o.End + d.conf.AnswerGrace.D().Nanoseconds()
+		s.pend = p
+		if !s.queued {
+			s.queued = true
+			d.queue = append(d.queue, o.Host)
+		}
+	}
+}
+
+func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
+	s := d.state(o.Host, false)
+	if s == nil {
+		return
+	}
+	d.checkPending(s, o.Host, o.End)
+	switch r.Proto {
+	case flow.ProtoTCP:
+		f := r.TCPFlags
+		if f&flow.TCPAck != 0 && f&flow.TCPRst == 0 && f&flow.TCPPsh != 0 {
+			d.answer(s, o.Remote.As16(), o.RemotePort, flow.ProtoTCP)
+		}
+	case flow.ProtoUDP:
+		d.answer(s, o.Remote.As16(), o.RemotePort, flow.ProtoUDP)
+	case flow.ProtoICMP, flow.ProtoICMPv6:
+		if detector.IsEchoReply(r) {
+			d.answer(s, o.Remote.As16(), 0, r.Proto)
+		}
+	}
+}
+
+func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
+	if i := s.find(&dst, port, proto); i >= 0 {
+		s.tab[i].flags |= fAnswered
+	}
+}
+
+func (s *hostState) find(dst *detector.Key16, port uint16, proto uint8) int {
+	if s.n == 0 {
+		return -1
+	}
+	mask := len(s.tab) - 1
+	for i := int(detector.Hash16(dst, uint32(proto)<<16|uint32(port))) & mask; ; i = (i + 1) & mask {
+		c := &s.tab[i]
+		if c.flags&fUsed == 0 {
+			return -1
+		}
+		if c.port == port && c.proto == proto && c.dst == *dst {
+			return i
+		}
+	}
+}
+
+// insert finds or adds a contact; nil when the table is full.
+func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto uint8, sec uint32) (*contact, bool) {
+	if i := s.find(dst, port, proto); i >= 0 {
+		c := &s.tab[i]
+		if c.last+d.w <= sec {
+			// stale contact seen again: it counts as new in this window
+			c.first, c.last, c.hits, c.flags = sec, sec, 0, fUsed
+			return c, true
+		}
+		c.last = max(c.last, sec)
+		return c, false
+	}
+	if (s.n+1)*4 > len(s.tab)*3 {
+		if !d.makeRoom(s, sec) {
+			return nil, false
+		}
+	}
+	mask := len(s.tab) - 1
+	i := int(detector.Hash16(dst, uint32(proto)<<16|uint32(port))) & mask
+	for s.tab[i].flags&fUsed != 0 {
+		i = (i + 1) & mask
+	}
+	s.tab[i] = contact{dst: *dst, first: sec, last: sec, port: port, proto: proto, flags: fUsed}
+	s.n++
+	return &s.tab[i], true
+}
+
+func (d *Detector) fresh(c *contact, sec uint32) bool {
+	return c.flags&fUsed != 0 && c.last+d.w > sec
+}
+
+// makeRoom grows the table or drops stale (then answered) contacts.
+func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
+	if s.n+1 <= d.conf.MaxContacts {
+		d.rehash(s, len(s.tab)*2, func(c *contact) bool { return d.fresh(c, sec) })
+		return true
+	}
+	d.rehash(s, len(s.tab), func(c *contact) bool { return d.fresh(c, sec) })
+	if (s.n+1)*8 > len(s.tab)*7 || s.n+1 > d.conf.MaxContacts {
+		grace := uint32(d.conf.AnswerGrace.Seconds())
+		d.rehash(s, len(s.tab), func(c *contact) bool {
+			return d.fresh(c, sec) && (c.flags&fAnswered == 0 || c.last+grace > sec)
+		})
+	}
+	return s.n+1 <= d.conf.MaxContacts && (s.n+1)*4 <= len(s.tab)*3
+}
+
+func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
+	old := s.tab
+	if size != len(old) {
+		s.tab = make([]contact, size)
+	} else {
+		// reuse: copy live entries aside in a scratch slice
+		tmp := d.scratch(len(old))
+		copy(tmp, old)
+		old = tmp
+		clear(s.tab)
+	}
+	s.n = 0
+	mask := len(s.tab) - 1
+	for k := range old {
+		c := &old[k]
+		if c.flags&fUsed == 0 || !keep(c) {
+			continue
+		}
+		i := int(detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port))) & mask
+		for s.tab[i].flags&fUsed != 0 {
+			i = (i + 1) & mask
+		}
+		s.tab[i] = *c
+		s.n++
+	}
+}
+
+func (d *Detector) scratch(n int) []contact {
+	if cap(d.scratchBuf) < n {
+		d.scratchBuf = make([]contact, n)
+	}
+	return d.scratchBuf[:n]
+}
+
+// evaluate counts the contacts of p's port (horizontal) and destination
+// (vertical) and reports whether either proves a scan; p.vertical tells which.
+func (d *Detector) evaluate(s *hostState, p *pending, sec uint32) (bool, uint64) {
+	var hn, ha, vn, va int
+	var hhits, vhits uint64
+	for k := range s.tab {
+		c := &s.tab[k]
+		if !d.fresh(c, sec) {
+			continue
+		}
+		ans := c.flags&fAnswered != 0
+		if c.port == p.port && c.proto == p.proto {
+			hn++
+			if ans {
+				ha++
+			} else {
+				hhits += uint64(c.hits)
+			}
+		}
+		if c.dst == p.dst && c.proto != flow.ProtoICMP && c.proto != flow.ProtoICMPv6 {
+			vn++
+			if ans {
+				va++
+			} else {
+				vhits += uint64(c.hits)
+			}
+		}
+	}
+	r := d.conf.MaxAnsweredRatio
+	if hn-ha >= d.conf.MinDestinations && float64(ha) <= r*float64(hn) && hhits >= d.conf.MinSamples {
+		p.vertical = false
+		return true, hhits
+	}
+	if p.proto != flow.ProtoICMP && p.proto != flow.ProtoICMPv6 &&
+		vn-va >= d.conf.MinPorts && float64(va) <= r*float64(vn) && vhits >= d.conf.MinSamples {
+		p.vertical = true
+		return true, vhits
+	}
+	return false, 0
+}
+
+func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
+	if s.pend.at != 0 && now >= s.pend.at {
+		d.confirm(s, host, now, now)
+	}
+}
+
+// confirm re-evaluates a pending verdict at event time now and fires it.
+func (d *Detector) confirm(s *hostState, host uint32, now, at int64) {
+	p := s.pend
+	s.pend.at = 0
+	sec := uint32(at / 1e9)
+	ok, _ := d.evaluate(s, &p, sec)
+	if !ok {
+		return
+	}
+	rule := RuleHorizontal
+	if p.vertical {
+		rule = RuleVertical
+	}
+	addr := d.env.Reporter.Addr(host)
+	s.muted = now + 1e9
+	if !d.env.Reporter.Armed(addr, rule, now) {
+		return
+	}
+	d.env.Reporter.Report(d.finding(s, addr, &p, rule, sec))
+}
+
+func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule string, sec uint32) detector.Finding {
+	var probes []detector.Probe
+	var n, a int
+	var hits uint64
+	first, last := ^uint32(0), uint32(0)
+	for k := range s.tab {
+		c := &s.tab[k]
+		if !d.fresh(c, sec) {
+			continue
+		}
+		if p.vertical {
+			if c.dst != p.dst || c.proto == flow.ProtoICMP || c.proto == flow.ProtoICMPv6 {
+				continue
+			}
+		} else if c.port != p.port || c.proto != p.proto {
+			continue
+		}
+		n++
+		if c.flags&fAnswered != 0 {
+			a++
+			continue
+		}
+		hits += uint64(c.hits)
+		first, last = min(first, c.first), max(last, c.last)
+		probes = append(probes, detector.Probe{
+			Time: time.Unix(int64(c.first), 0).UTC(), Src: addr,
+			Dst: detector.AddrFrom16(c.dst), DstPort: c.port, Proto: c.proto,
+		})
+	}
+	slices.SortFunc(probes, func(x, y detector.Probe) int {
+		return cmp.Or(x.Time.Compare(y.Time), x.Dst.Compare(y.Dst), cmp.Compare(x.DstPort, y.DstPort))
+	})
+	f := detector.Finding{
+		Kind:         detector.KindNetscan,
+		Direction:    detector.DirOut,
+		InternalIP:   addr,
+		Rule:         rule,
+		Measured:     float64(n - a),
+		FirstSeen:    time.Unix(int64(first), 0).UTC(),
+		LastSeen:     time.Unix(int64(last), 0).UTC(),
+		SamplingRate: max(s.maxRate, 1),
+		Samples:      hits,
+	}
+	what := map[uint8]string{flow.ProtoTCP: "TCP SYN", flow.ProtoUDP: "UDP", flow.ProtoICMP: "ICMP echo", flow.ProtoICMPv6: "ICMPv6 echo"}[p.proto]
+	if p.vertical {
+		f.Threshold, f.Unit = float64(d.conf.MinPorts), "ports"
+		f.Remote = detector.AddrFrom16(p.dst)
+		f.Detail = fmt.Sprintf("probes to %d ports of %s within %s (%d answered)", n-a, f.Remote, d.conf.Window.D(), a)
+	} else {
+		f.Threshold, f.Unit = float64(d.conf.MinDestinations), "destinations"
+		f.Port = p.port
+		if p.proto == flow.ProtoICMP || p.proto == flow.ProtoICMPv6 {
+			f.Detail = fmt.Sprintf("%s to %d hosts within %s (%d answered)", what, n-a, d.conf.Window.D(), a)
+		} else {
+			f.Detail = fmt.Sprintf("%s to %d hosts on port %d within %s (%d answered)", what, n-a, p.port, d.conf.Window.D(), a)
+		}
+	}
+	if m := d.env.EvidenceProbes; len(probes) > m {
+		f.ProbesOmitted = len(probes) - m
+		probes = probes[:m]
+	}
+	f.Probes = probes
+	if s.samples != nil {
+		f.Packets, f.PacketsOmitted = s.samples.Copy()
+	}
+	return f
+}
+
+// Tick implements detector.Detector: confirms verdicts whose grace is over.
+func (d *Detector) Tick(now int64) {
+	d.now = now
+	keep := d.queue[:0]
+	for _, h := range d.queue {
+		s := d.state(h, false)
+		if s == nil || s.pend.at == 0 {
+			if s != nil {
+				s.queued = false
+			}
+			continue
+		}
+		if now >= s.pend.at {
+			d.confirm(s, h, now, now)
+			s.queued = false
+			continue
+		}
+		keep = append(keep, h)
+	}
+	d.queue = keep
+}
+
+// Flush implements detector.Detector: pending verdicts fire without waiting.
+func (d *Detector) Flush() {
+	for _, h := range d.queue {
+		s := d.state(h, false)
+		if s == nil || s.pend.at == 0 {
+			continue
+		}
+		at := s.pend.at - d.conf.AnswerGrace.D().Nanoseconds()
+		d.confirm(s, h, max(at, d.now), at)
+		s.queued = false
+	}
+	d.queue = d.queue[:0]
+}
+
+// Forget implements detector.Detector.
+func (d *Detector) Forget(host uint32) {
+	if int(host) >= len(d.hosts) || d.hosts[host] == nil {
+		return
+	}
+	s := d.hosts[host]
+	d.hosts[host] = nil
+	if len(s.tab) > 64 {
+		s.tab = make([]contact, 4)
+	} else {
+		clear(s.tab)
+	}
+	*s = hostState{tab: s.tab}
+	d.pool = append(d.pool, s)
+}

@@ -1,0 +1,484 @@
+// Package packetlimit is the packet_limit detector: packets of one internal
+// address in one direction, summed over a true sliding window of one-second
+// buckets, compared with a packets-per-second limit. It owns only its own
+// per-host state; it imports internal/flow and internal/detect/detector and
+// must not import the engine or other detectors.
+//
+// Memory: every host carries a coarse meter (16 buckets of window/15 per
+// direction, 72 bytes). A host whose coarse sum reaches half the limit is
+// promoted to a per-second ring (window seconds of packets and records) with
+// a per-destination summary; the coarse buckets seed the ring, each bucket's
+// packets attributed to the bucket's first second, so the ring never
+// overstates the window (a verdict is a proof). A host whose coarse sum falls
+// under a quarter of the limit is demoted and its ring reused.
+package packetlimit
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	"padlock/internal/detect/detector"
+	"padlock/internal/flow"
+)
+
+// Configuration of the packet_limit detector (YAML under detect.packet_limit).
+type Configuration struct {
+	// Enabled turns the detector on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// ThresholdPPS is the limit in packets per second, averaged over Window;
+	// the detector fires when the window's packets exceed ThresholdPPS×Window.
+	// Default 100000.
+	ThresholdPPS uint64 `yaml:"threshold_pps"`
+	// Window is the sliding window, whole seconds, 15s..3600s. Default 300s.
+	Window detector.Duration `yaml:"window"`
+	// Directions lists the directions watched: out (sent by the internal
+	// address) and/or in (received: victims of floods). Default [out, in].
+	Directions []detector.Direction `yaml:"directions"`
+	// MinSamples is the number of records (flows or samples as received)
+	// within the window the detector needs before it fires. Default 10.
+	MinSamples uint64 `yaml:"min_samples"`
+	// SummaryExternals is the number of remote addresses listed in a
+	// finding's summary (the rest are counted in Sum and ExternalsOmitted).
+	// Default 20.
+	SummaryExternals int `yaml:"summary_externals"`
+	// TrackedExternals is the number of distinct remote addresses counted
+	// per host near the limit; traffic of further addresses counts in Sum
+	// only. Default 4096.
+	TrackedExternals int `yaml:"tracked_externals"`
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Configuration {
+	return Configuration{
+		Enabled:          true,
+		ThresholdPPS:     100000,
+		Window:           detector.Duration(300 * time.Second),
+		Directions:       []detector.Direction{detector.DirOut, detector.DirIn},
+		MinSamples:       10,
+		SummaryExternals: 20,
+		TrackedExternals: 4096,
+	}
+}
+
+// Validate checks the configuration; errors name the key.
+func (c Configuration) Validate() error {
+	var errs []error
+	w := c.Window.D()
+	if w < 15*time.Second || w > time.Hour || w%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("window: must be whole seconds between 15s and 1h, got %s", w))
+	}
+	if c.ThresholdPPS == 0 {
+		errs = append(errs, errors.New("threshold_pps: must be > 0"))
+	}
+	for i, d := range c.Directions {
+		if d != detector.DirOut && d != detector.DirIn {
+			errs = append(errs, fmt.Errorf("directions[%d]: must be out or in, got %q", i, d))
+		}
+	}
+	if c.SummaryExternals < 1 {
+		errs = append(errs, errors.New("summary_externals: must be >= 1"))
+	}
+	if c.TrackedExternals < c.SummaryExternals {
+		errs = append(errs, errors.New("tracked_externals: must be >= summary_externals"))
+	}
+	return errors.Join(errs...)
+}
+
+// Rule is the rule name of this detector's findings.
+const Rule = "packet_limit.pps"
+
+const nCoarse = 16 // coarse buckets: 15 cover the window, one is partial
+
+type coarse struct {
+	pk   [nCoarse]uint32 // scaled packets per bucket (saturating)
+	head uint32          // bucket number of the newest bucket; 0 = empty
+	hot  int32           // index+1 into Detector.hot, 0 when not hot
+}
+
+type ext struct {
+	key detector.Key16
+	detector.Counters
+}
+
+type extGen struct {
+	start int64 // ns of the first record in this generation
+	idx   map[detector.Key16]int32
+	ext   []ext
+	sum   detector.Counters
+}
+
+func (g *extGen) reset(start int64) {
+	g.start = start
+	clear(g.idx)
+	g.ext = g.ext[:0]
+	g.sum = detector.Counters{}
+}
+
+type hotState struct {
+	host    uint32
+	dir     int
+	pk      []uint64 // per-second packets, index sec%W
+	rec     []uint32 // per-second records
+	head    int64    // newest second
+	sum     uint64
+	recSum  uint64
+	first   int64 // ns of the first record since promotion
+	maxRate uint32
+	muted   int64 // ns; no evaluation before
+	gen     [2]extGen
+	cur     int
+	samples *detector.Samples
+}
+
+// Detector is the packet_limit detector.
+type Detector struct {
+	conf    Configuration
+	env     detector.Env
+	w       int64 // window seconds
+	cw      int64 // coarse bucket width, seconds
+	limit   uint64
+	promote uint64
+	demote  uint64
+	dirOn   [2]bool
+	hosts   [][2]coarse
+	hot     []*hotState
+	free    []int32 // free hot indexes
+}
+
+// New returns the detector; conf must be valid.
+func New(conf Configuration, env detector.Env) *Detector {
+	d := &Detector{conf: conf, env: env}
+	d.w = conf.Window.Seconds()
+	d.cw = (d.w + nCoarse - 2) / (nCoarse - 1)
+	d.limit = conf.ThresholdPPS * uint64(d.w)
+	d.promote = d.limit / 2
+	d.demote = d.limit / 4
+	for _, dir := range conf.Directions {
+		d.dirOn[dirIndex(dir)] = true
+	}
+	return d
+}
+
+func dirIndex(d detector.Direction) int {
+	if d == detector.DirIn {
+		return 1
+	}
+	return 0
+}
+
+// spread calls fn for each second from s0 to s1 with its share of total.
+func spread(s0, s1 int64, total uint64, fn func(sec int64, n uint64)) {
+	n := uint64(s1 - s0 + 1)
+	per, rem := total/n, total%n
+	for s := s0; s <= s1; s++ {
+		v := per
+		if rem > 0 {
+			v++
+			rem--
+		}
+		if v > 0 {
+			fn(s, v)
+		}
+	}
+}
+
+// Observe implements detector.Detector.
+func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
+	di := dirIndex(o.Dir)
+	if !d.dirOn[di] {
+		return
+	}
+	for int(o.Host) >= len(d.hosts) {
+		d.hosts = append(d.hosts, [2]coarse{})
+	}
+	c := &d.hosts[o.Host][di]
+	s0, s1 := o.Start/1e9, o.End/1e9
+	packets := r.Packets
+	if s1-s0 >= d.w { // only the last window of a long record can matter
+		packets = packets / uint64(s1-s0+1) * uint64(d.w)
+		s0 = s1 - d.w + 1
+	}
+	d.addCoarse(c, s0, s1, packets)
+	if c.hot == 0 {
+		if d.coarseSum(c) < d.promote {
+			return
+		}
+		d.promoteHost(c, o, di, s1)
+	} else if d.coarseSum(c) < d.demote {
+		d.release(c)
+		return
+	} else {
+		d.addFine(d.hot[c.hot-1], s0, s1, packets)
+	}
+	h := d.hot[c.hot-1]
+	d.account(h, r, o)
+	d.evaluate(h, o.End)
+}
+
+func (d *Detector) coarseSum(c *coarse) uint64 {
+	var s uint64
+	for _, v := range c.pk {
+		s += uint64(v)
+	}
+	return s
+}
+
+func (d *Detector) addCoarse(c *coarse, s0, s1 int64, packets uint64) {
+	b1 := uint32(s1 / d.cw)
+	if b1 > c.head {
+		if c.head == 0 || b1-c.head >= nCoarse {
+			c.pk = [nCoarse]uint32{}
+		} else {
+			for b := c.head + 1; b <= b1; b++ {
+				c.pk[b%nCoarse] = 0
+			}
+		}
+		c.head = b1
+	}
+	b0 := uint32(s0 / d.cw)
+	n := uint64(s1 - s0 + 1)
+	var done uint64
+	for b := b0; b <= b1; b++ {
+		if c.head-b >= nCoarse {
+			continue
+		}
+		lo, hi := max(int64(b)*d.cw, s0), min(int64(b)*d.cw+d.cw-1, s1)
+		v := packets * uint64(hi-lo+1) / n
+		if b == b1 {
+			v = packets - done
+		}
+		done += v
+		x := uint64(c.pk[b%nCoarse]) + v
+		if x > 0xffffffff {
+			x = 0xffffffff
+		}
+		c.pk[b%nCoarse] = uint32(x)
+	}
+}
+
+func (d *Detector) promoteHost(c *coarse, o *detector.Orientation, di int, now int64) {
+	var h *hotState
+	if n := len(d.free); n > 0 {
+		c.hot = d.free[n-1] + 1
+		d.free = d.free[:n-1]
+		h = d.hot[c.hot-1]
+	} else {
+		h = &hotState{
+			pk:      make([]uint64, d.w),
+			rec:     make([]uint32, d.w),
+			samples: detector.NewSamples(d.env.EvidencePackets),
+		}
+		for i := range h.gen {
+			h.gen[i].idx = make(map[detector.Key16]int32)
+		}
+		d.hot = append(d.hot, h)
+		c.hot = int32(len(d.hot))
+	}
+	h.host, h.dir = o.Host, di
+	clear(h.pk)
+	clear(h.rec)
+	h.head, h.sum, h.recSum, h.maxRate, h.muted = now, 0, 0, 0, 0
+	h.first = o.Start
+	h.gen[0].reset(o.Start)
+	h.gen[1].reset(0)
+	h.cur = 0
+	h.samples.Reset()
+	// Seed from the coarse buckets, each attributed to its first second:
+	// never later than the packets really were, so the sum stays a lower bound.
+	for i := uint32(0); i < nCoarse; i++ {
+		if c.head < i {
+			break
+		}
+		b := c.head - i
+		v := c.pk[b%nCoarse]
+		if v == 0 {
+			continue
+		}
+		sec := int64(b) * d.cw
+		if sec <= now-d.w || sec > now {
+			continue
+		}
+		h.pk[sec%d.w] += uint64(v)
+		h.sum += uint64(v)
+		if ns := sec * 1e9; ns < h.first {
+			h.first = ns
+		}
+	}
+	// The current record is in the seed; count it as one record.
+	h.rec[now%d.w]++
+	h.recSum++
+}
+
+func (d *Detector) release(c *coarse) {
+	d.free = append(d.free, c.hot-1)
+	c.hot = 0
+}
+
+func (d *Detector) advance(h *hotState, s int64) {
+	if s <= h.head {
+		return
+	}
+	if s-h.head >= d.w {
+		clear(h.pk)
+		clear(h.rec)
+		h.sum, h.recSum = 0, 0
+	} else {
+		for x := h.head + 1; x <= s; x++ {
+			i := x % d.w
+			h.sum -= h.pk[i]
+			h.recSum -= uint64(h.rec[i])
+			h.pk[i], h.rec[i] = 0, 0
+		}
+	}
+	h.head = s
+}
+
+func (d *Detector) addFine(h *hotState, s0, s1 int64, packets uint64) {
+	d.advance(h, s1)
+	lo := h.head - d.w + 1
+	if s1 < lo {
+		return
+	}
+	spread(s0, s1, packets, func(sec int64, n uint64) {
+		if sec >= lo {
+			h.pk[sec%d.w] += n
+			h.sum += n
+		}
+	})
+	h.rec[s1%d.w]++
+	h.recSum++
+}
+
+// account adds the record to the summary and the samples.
+func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation) {
+	if rate := detector.Rate(r); rate > h.maxRate {
+		h.maxRate = rate
+	}
+	g := &h.gen[h.cur]
+	if o.End-g.start >= int64(d.w)*1e9/2 { // rotate half-window generations
+		h.cur ^= 1
+		g = &h.gen[h.cur]
+		g.reset(o.Start)
+	}
+	g.sum.Add(r)
+	k := o.Remote.As16()
+	if i, ok := g.idx[k]; ok {
+		g.ext[i].Add(r)
+	} else if len(g.ext) < d.conf.TrackedExternals {
+		g.idx[k] = int32(len(g.ext))
+		g.ext = append(g.ext, ext{key: k})
+		g.ext[len(g.ext)-1].Add(r)
+	}
+	h.samples.Add(r)
+}
+
+func (d *Detector) evaluate(h *hotState, now int64) {
+	if h.sum <= d.limit || h.recSum < d.conf.MinSamples || now < h.muted {
+		return
+	}
+	addr := d.env.Reporter.Addr(h.host)
+	if !d.env.Reporter.Armed(addr, Rule, now) {
+		h.muted = now + 1e9 // ask again in a second of event time
+		return
+	}
+	d.env.Reporter.Report(d.finding(h, addr, now))
+	h.muted = now + 1e9
+}
+
+func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Finding {
+	dir := detector.DirOut
+	if h.dir == 1 {
+		dir = detector.DirIn
+	}
+	first := max(h.first, (h.head-d.w+1)*1e9)
+	pps := float64(h.sum) / float64(d.w)
+	f := detector.Finding{
+		Kind:         detector.KindPacketLimit,
+		Direction:    dir,
+		InternalIP:   addr,
+		Rule:         Rule,
+		Measured:     pps,
+		Threshold:    float64(d.conf.ThresholdPPS),
+		Unit:         "packets/s",
+		FirstSeen:    detector.Time(first),
+		LastSeen:     detector.Time(now),
+		SamplingRate: h.maxRate,
+		Samples:      h.recSum,
+		Summary:      d.summary(h, addr, dir, now),
+	}
+	f.Detail = fmt.Sprintf("%s %d packets in %ds (%d packets/s) over the limit of %d packets/s",
+		map[detector.Direction]string{detector.DirOut: "sent", detector.DirIn: "received"}[dir],
+		h.sum, d.w, uint64(pps), d.conf.ThresholdPPS)
+	f.Packets, f.PacketsOmitted = h.samples.Copy()
+	return f
+}
+
+func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction, now int64) *detector.Summary {
+	s := &detector.Summary{Direction: dir, Internal: addr, ThresholdPPS: d.conf.ThresholdPPS}
+	merged := map[detector.Key16]*detector.Counters{}
+	start := now
+	for i := range h.gen {
+		g := &h.gen[i]
+		if g.sum.Flows == 0 {
+			continue
+		}
+		start = min(start, g.start)
+		s.Sum.Packets += g.sum.Packets
+		s.Sum.Bytes += g.sum.Bytes
+		s.Sum.Flows += g.sum.Flows
+		for _, e := range g.ext {
+			c := merged[e.key]
+			if c == nil {
+				c = &detector.Counters{}
+				merged[e.key] = c
+			}
+			c.Packets += e.Packets
+			c.Bytes += e.Bytes
+			c.Flows += e.Flows
+		}
+	}
+	secs := (now - start + 1e9 - 1) / 1e9
+	s.Window = time.Duration(max(secs, 1)) * time.Second
+	for k, c := range merged {
+		s.Externals = append(s.Externals, detector.External{Addr: detector.AddrFrom16(k), Counters: *c})
+	}
+	slices.SortFunc(s.Externals, func(a, b detector.External) int {
+		if a.Packets != b.Packets {
+			if a.Packets > b.Packets {
+				return -1
+			}
+			return 1
+		}
+		return a.Addr.Compare(b.Addr)
+	})
+	if n := d.conf.SummaryExternals; len(s.Externals) > n {
+		s.ExternalsOmitted = len(s.Externals) - n
+		s.Externals = s.Externals[:n]
+	}
+	return s
+}
+
+// Tick implements detector.Detector; packet_limit verdicts need no confirmation.
+func (d *Detector) Tick(int64) {}
+
+// Flush implements detector.Detector; packet_limit fires as soon as proven.
+func (d *Detector) Flush() {}
+
+// Forget implements detector.Detector.
+func (d *Detector) Forget(host uint32) {
+	if int(host) >= len(d.hosts) {
+		return
+	}
+	for i := range d.hosts[host] {
+		if c := &d.hosts[host][i]; c.hot != 0 {
+			d.release(c)
+		}
+	}
+	d.hosts[host] = [2]coarse{}
+}
+
+// Hot returns the number of hosts with a per-second ring (for metrics).
+func (d *Detector) Hot() int { return len(d.hot) - len(d.free) }
