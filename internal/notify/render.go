@@ -328,7 +328,7 @@ func (ls *langSet) textFuncs() ttemplate.FuncMap {
 		if err != nil {
 			return "", err
 		}
-		return wrapText(s, 76), nil
+		return wrapText(s, 72), nil
 	}
 	m["inline"] = ls.snippet
 	return m

@@ -159,3 +159,169 @@ func TestRenderGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderAllKindsReasons renders every kind, reason and variant in every
+// shipped language: the Locking ID is in the subject, both parts exist, no
+// template value is missing, and evidence goes only with warnings and locks.
+func TestRenderAllKindsReasons(t *testing.T) {
+	r := newTestRenderer(t, "")
+	if diff := cmp.Diff([]string{"de", "en"}, r.Languages()); diff != "" {
+		t.Fatalf("languages (-want +got):\n%s", diff)
+	}
+	for _, lang := range r.Languages() {
+		for _, k := range Kinds {
+			for _, reason := range Reasons {
+				for _, inbound := range []bool{false, true} {
+					ev := testEvent(k, reason)
+					ev.Customer.Language = lang
+					ev.InboundProtection = inbound
+					ev.Evidence = []mail.Attachment{{Name: "netscan.log", ContentType: "text/plain", Data: []byte(netscanLog)}}
+					m, err := r.Render(ev)
+					if err != nil {
+						t.Fatalf("%s %s %s: %v", lang, k, reason, err)
+					}
+					if !strings.HasPrefix(m.Subject, "[L0029DB12] ") {
+						t.Errorf("%s %s %s: subject %q lacks the Locking ID", lang, k, reason, m.Subject)
+					}
+					for part, s := range map[string]string{"text": m.Text, "html": m.HTML} {
+						if s == "" || strings.Contains(s, "<no value>") || !strings.Contains(s, "L0029DB12") {
+							t.Errorf("%s %s %s: bad %s part:\n%s", lang, k, reason, part, s)
+						}
+					}
+					wantAtt := k == KindWarning || k == KindLock
+					if got := len(m.Attachments) == 1; got != wantAtt {
+						t.Errorf("%s %s %s: %d attachments, want evidence=%v", lang, k, reason, len(m.Attachments), wantAtt)
+					}
+					if m.To != "erika@example.org" || m.Kind != string(k) || m.LockID != 42 || m.CustomerID != 7 {
+						t.Errorf("%s %s %s: message metadata %+v", lang, k, reason, m)
+					}
+					for _, l := range strings.Split(m.Text, "\n") {
+						if len([]rune(l)) > 78 && !strings.Contains(l, "://") && !strings.HasPrefix(l, "Subject") {
+							t.Errorf("%s %s %s: text line longer than 78: %q", lang, k, reason, l)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRenderLanguageChoice(t *testing.T) {
+	r := newTestRenderer(t, "")
+	for lang, want := range map[string]string{
+		"de": "gesperrt", "DE-at": "gesperrt", "de_CH": "gesperrt",
+		"en": "has been locked", "en-GB": "has been locked", "fr": "has been locked", "": "has been locked",
+	} {
+		ev := testEvent(KindLock, "netscan")
+		ev.Customer.Language = lang
+		m, err := r.Render(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(m.Subject, want) {
+			t.Errorf("language %q: subject %q, want it to contain %q", lang, m.Subject, want)
+		}
+	}
+}
+
+func TestRenderEscapesCustomerAndStaffText(t *testing.T) {
+	r := newTestRenderer(t, "")
+	ev := testEvent(KindUnlockRequestRejected, "netscan")
+	ev.Customer.Name = `Eve <script>alert(1)</script>`
+	ev.Note = `see <a href="http://evil.example">here</a> & fix`
+	m, err := r.Render(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(m.HTML, "<script>") || strings.Contains(m.HTML, `<a href="http://evil`) {
+		t.Errorf("HTML part contains unescaped customer or staff text:\n%s", m.HTML)
+	}
+	if !strings.Contains(m.HTML, "&lt;script&gt;") || !strings.Contains(m.HTML, "&amp; fix") {
+		t.Errorf("HTML part lost the escaped text:\n%s", m.HTML)
+	}
+	if !strings.Contains(m.Text, `> see <a href="http://evil.example">here</a> & fix`) {
+		t.Errorf("text part should quote the note verbatim:\n%s", m.Text)
+	}
+}
+
+func TestRenderRejectsBadEvents(t *testing.T) {
+	r := newTestRenderer(t, "")
+	for name, mod := range map[string]func(*Event){
+		"kind":       func(e *Event) { e.Kind = "bogus" },
+		"reason":     func(e *Event) { e.Reason = "bogus" },
+		"locking id": func(e *Event) { e.LockingID = "" },
+		"email":      func(e *Event) { e.Customer.Email = "" },
+	} {
+		ev := testEvent(KindLock, "netscan")
+		mod(&ev)
+		if _, err := r.Render(ev); err == nil {
+			t.Errorf("%s: Render accepted a bad event", name)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRenderOverrides replaces one built-in file and adds a language; a
+// broken or incomplete override fails NewRenderer with the file's name.
+func TestRenderOverrides(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "en", "subjects.tmpl"),
+		strings.Replace(mustRead(t, "templates/en/subjects.tmpl"), "has been locked:", "is LOCKED:", 1))
+	for _, f := range templateFiles() {
+		writeFile(t, filepath.Join(dir, "nl", f), mustRead(t, "templates/en/"+f))
+	}
+	writeFile(t, filepath.Join(dir, "nl", "subjects.tmpl"), strings.Replace(mustRead(t, "templates/en/subjects.tmpl"),
+		"Your {{.ProductText}} has been locked: {{.ReasonTitle}}", "Uw {{.ProductText}} is geblokkeerd", 1))
+	r := newTestRenderer(t, dir)
+	ev := testEvent(KindLock, "netscan")
+	m, err := r.Render(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[L0029DB12] Your server web1 (203.0.113.10) is LOCKED: network scan"; m.Subject != want {
+		t.Errorf("override subject %q, want %q", m.Subject, want)
+	}
+	ev.Customer.Language = "nl"
+	if m, err = r.Render(ev); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[L0029DB12] Uw server web1 (203.0.113.10) is geblokkeerd"; m.Subject != want {
+		t.Errorf("nl subject %q, want %q", m.Subject, want)
+	}
+
+	for name, tc := range map[string]struct{ file, content, want string }{
+		"syntax":   {"en/lock.txt.tmpl", "{{if}}", "en/lock.txt.tmpl"},
+		"snippet":  {"en/lock.txt.tmpl", `{{msg "no.such.snippet" .}}`, "no.such.snippet"},
+		"field":    {"de/unlock.html.tmpl", `{{.NoSuchField}}`, "NoSuchField"},
+		"unknown":  {"en/lokc.txt.tmpl", "x", "en/lokc.txt.tmpl"},
+		"language": {"fr/subjects.tmpl", mustRead(t, "templates/en/subjects.tmpl"), "fr/messages.tmpl: missing"},
+	} {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, tc.file), tc.content)
+		_, err := NewRenderer(RendererConfig{Dir: dir})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: NewRenderer error %v, want one naming %q", name, err, tc.want)
+		}
+	}
+	if _, err := NewRenderer(RendererConfig{Dir: filepath.Join(dir, "missing")}); err == nil {
+		t.Error("a missing template directory was accepted")
+	}
+}
+
+func mustRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := embedded.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
