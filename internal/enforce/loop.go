@@ -78,7 +78,8 @@ type Loop struct {
 
 	runMu sync.Mutex // one reconcile at a time
 	// owned by the reconcile holding runMu
-	last       map[string]map[string]bool
+	last       map[string]map[string]bool // keys applied after the last reconcile
+	lastWant   map[string]map[string]bool // keys wanted in the last reconcile
 	failures   int
 	nextExpiry time.Time
 
@@ -107,10 +108,11 @@ func New(cfg Configuration, deps Dependencies) (*Loop, error) {
 	}
 	l := &Loop{
 		cfg: cfg, deps: deps, log: deps.Logger,
-		drivers: map[string]Driver{},
-		trigger: make(chan struct{}, 1),
-		last:    map[string]map[string]bool{},
-		status:  map[int64]Status{},
+		drivers:  map[string]Driver{},
+		trigger:  make(chan struct{}, 1),
+		last:     map[string]map[string]bool{},
+		lastWant: map[string]map[string]bool{},
+		status:   map[int64]Status{},
 	}
 	if l.log == nil {
 		l.log = slog.Default()
@@ -417,19 +419,26 @@ func (l *Loop) Reconcile(ctx context.Context) error {
 func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (map[string]bool, error) {
 	d := l.drivers[name]
 	have, err := d.Applied(ctx)
+	var notEffective error
+	if errors.Is(err, ErrNotEffective) {
+		notEffective, err = fmt.Errorf("%s: %w", name, err), nil
+	}
 	if err != nil {
 		return l.last[name], fmt.Errorf("%s: read applied state: %w", name, err)
 	}
 	keys := keySet(have)
 	if prev, ok := l.last[name]; ok {
+		// Drift: a wanted rule that was applied is gone, or an unwanted
+		// rule appeared, without padlock doing it.
+		wanted, prevWanted := keySet(want), l.lastWant[name]
 		drift := 0
 		for k := range keys {
-			if !prev[k] {
+			if !prev[k] && !wanted[k] && !prevWanted[k] {
 				drift++
 			}
 		}
 		for k := range prev {
-			if !keys[k] {
+			if !keys[k] && wanted[k] {
 				drift++
 			}
 		}
@@ -445,12 +454,23 @@ func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (
 			applyErr = fmt.Errorf("%s: %w", name, err)
 		}
 		have, err = d.Applied(ctx)
+		notEffective = nil
+		if errors.Is(err, ErrNotEffective) {
+			notEffective, err = fmt.Errorf("%s: %w", name, err), nil
+		}
 		if err != nil {
 			return nil, errors.Join(applyErr, fmt.Errorf("%s: read applied state: %w", name, err))
 		}
 		keys = keySet(have)
 	}
 	l.last[name] = keys
+	l.lastWant[name] = keySet(want)
+	if notEffective != nil {
+		l.last[name] = map[string]bool{}
+		l.metrics.applied.WithLabelValues(name, "block").Set(0)
+		l.metrics.applied.WithLabelValues(name, "allow").Set(0)
+		return map[string]bool{}, errors.Join(applyErr, notEffective)
+	}
 	l.metrics.applied.WithLabelValues(name, "block").Set(float64(len(have.Blocks)))
 	l.metrics.applied.WithLabelValues(name, "allow").Set(float64(len(have.Allows)))
 	return keys, applyErr

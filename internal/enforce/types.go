@@ -259,6 +259,13 @@ var ErrProtected = errors.New("target overlaps a protected prefix")
 // ErrUnsupported is returned for a rule its driver cannot enforce.
 var ErrUnsupported = errors.New("not supported by the enforcement method")
 
+// ErrNotEffective is returned by a driver's Applied, wrapped and together
+// with the state it has configured, when none of that state is in effect on
+// the network (a BGP speaker with no established session). The loop still
+// applies the difference against the returned state, but reports every rule
+// of that driver as not applied, with this error.
+var ErrNotEffective = errors.New("configured but not in effect")
+
 // ErrNoDriver is returned for a rule whose Method names no configured driver.
 var ErrNoDriver = errors.New("no such enforcement method")
 
