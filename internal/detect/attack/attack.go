@@ -1,0 +1,490 @@
+// Package attack is the network_attack detector: attacks sent from an
+// internal address towards one external target — UDP, SYN and ICMP floods,
+// brute force (many new connections to one target's login port) and
+// reflection/amplification (a service on the internal address answering,
+// with many more bytes than it receives, towards one target). It imports
+// internal/flow and internal/detect/detector only.
+//
+// State: every host carries a 28-byte gate counting candidate traffic in
+// tumbling windows. A host whose candidates reach a sixteenth of a
+// threshold gets a table of `targets` slots (space-saving: a new target
+// replaces the quietest slot), each with six buckets of window/6 seconds.
+// The sum of the six buckets is traffic inside the last window, so a
+// verdict is a proof. A flood must last about a window plus the gate's
+// share of it before it is proven.
+package attack
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"padlock/internal/detect/detector"
+	"padlock/internal/flow"
+)
+
+// BruteForce configures the brute-force rule.
+type BruteForce struct {
+	// Enabled turns the rule on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Ports are the login ports watched. Default
+	// [21, 22, 23, 110, 143, 445, 1433, 3306, 3389, 5432, 5900].
+	Ports []uint16 `yaml:"ports"`
+	// MinConnections is the number of new connections to one target's login
+	// port within the window that makes brute force (SYN packets scaled by
+	// sampling; one per flow record of a connection). Default 100.
+	MinConnections uint64 `yaml:"min_connections"`
+}
+
+// Reflection configures the reflection/amplification rule.
+type Reflection struct {
+	// Enabled turns the rule on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Ports are the UDP service ports abused for amplification. Default
+	// [19, 53, 111, 123, 137, 161, 389, 1900, 3702, 5353, 11211].
+	Ports []uint16 `yaml:"ports"`
+	// MinPPS is the packet rate from one service port to one target that,
+	// with MinRatio, makes reflection. Default 1000.
+	MinPPS uint64 `yaml:"min_pps"`
+	// MinRatio is the bytes sent to the target per byte received from it
+	// (requests, usually spoofed). Default 5.
+	MinRatio float64 `yaml:"min_ratio"`
+}
+
+// Configuration of the attack detector (YAML under detect.attack).
+type Configuration struct {
+	// Enabled turns the detector on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Window is the sliding window, whole seconds >= 6s. Default 60s.
+	Window detector.Duration `yaml:"window"`
+	// MinPPS is the packet rate towards one target (UDP, SYN or ICMP echo)
+	// that makes a flood. Default 50000.
+	MinPPS uint64 `yaml:"min_pps"`
+	// MinSamples is the number of records (as received) a verdict needs.
+	// Default 10.
+	MinSamples uint64 `yaml:"min_samples"`
+	// Targets is the number of targets tracked per suspicious host. Default 8.
+	Targets    int        `yaml:"targets"`
+	BruteForce BruteForce `yaml:"brute_force"`
+	Reflection Reflection `yaml:"reflection"`
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Configuration {
+	return Configuration{
+		Enabled:    true,
+		Window:     detector.Duration(60 * time.Second),
+		MinPPS:     50000,
+		MinSamples: 10,
+		Targets:    8,
+		BruteForce: BruteForce{Enabled: true, MinConnections: 100,
+			Ports: []uint16{21, 22, 23, 110, 143, 445, 1433, 3306, 3389, 5432, 5900}},
+		Reflection: Reflection{Enabled: true, MinPPS: 1000, MinRatio: 5,
+			Ports: []uint16{19, 53, 111, 123, 137, 161, 389, 1900, 3702, 5353, 11211}},
+	}
+}
+
+// Validate checks the configuration; errors name the key.
+func (c Configuration) Validate() error {
+	var errs []error
+	if w := c.Window.D(); w < 6*time.Second || w%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("window: must be whole seconds >= 6s, got %s", w))
+	}
+	if c.MinPPS == 0 {
+		errs = append(errs, errors.New("min_pps: must be > 0"))
+	}
+	if c.Targets < 1 || c.Targets > 64 {
+		errs = append(errs, errors.New("targets: must be between 1 and 64"))
+	}
+	if c.BruteForce.MinConnections == 0 {
+		errs = append(errs, errors.New("brute_force.min_connections: must be > 0"))
+	}
+	if c.Reflection.MinPPS == 0 {
+		errs = append(errs, errors.New("reflection.min_pps: must be > 0"))
+	}
+	if c.Reflection.MinRatio < 1 {
+		errs = append(errs, errors.New("reflection.min_ratio: must be >= 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Classes of attack traffic and their rules.
+const (
+	classUDP = iota
+	classSYN
+	classICMP
+	classBrute
+	classReflect
+	nClasses
+)
+
+var rules = [nClasses]string{"attack.udp_flood", "attack.syn_flood", "attack.icmp_flood", "attack.brute_force", "attack.reflection"}
+
+// Rule names, exported for tests and documentation.
+const (
+	RuleUDPFlood   = "attack.udp_flood"
+	RuleSYNFlood   = "attack.syn_flood"
+	RuleICMPFlood  = "attack.icmp_flood"
+	RuleBruteForce = "attack.brute_force"
+	RuleReflection = "attack.reflection"
+)
+
+const nb = 6
+
+type gate struct {
+	gen  uint32
+	cur  [3]uint32 // floods (packets), brute (connections), reflection (packets)
+	prev [3]uint32
+}
+
+type slot struct {
+	target  detector.Key16
+	port    uint16
+	class   uint8
+	used    bool
+	head    uint32 // bucket number
+	pk      [nb]uint64
+	by      [nb]uint64
+	fl      [nb]uint32
+	in      [nb]uint64 // bytes received from the target (reflection)
+	first   int64
+	last    int64
+	maxRate uint32
+	muted   int64
+	samples *detector.Samples
+}
+
+type hostState struct{ slots []slot }
+
+// Detector is the attack detector.
+type Detector struct {
+	conf   Configuration
+	env    detector.Env
+	w      int64 // window seconds
+	bw     int64 // bucket width seconds
+	login  [65536 / 64]uint64
+	amp    [65536 / 64]uint64
+	gates  []gate
+	hosts  []*hostState
+	pool   []*hostState
+	gateAt [3]uint64
+	limit  [nClasses]uint64 // per-class verdict threshold on the window sum
+}
+
+// New returns the detector; conf must be valid.
+func New(conf Configuration, env detector.Env) *Detector {
+	d := &Detector{conf: conf, env: env, w: conf.Window.Seconds()}
+	d.bw = max(1, d.w/nb)
+	if conf.BruteForce.Enabled {
+		for _, p := range conf.BruteForce.Ports {
+			d.login[p/64] |= 1 << (p % 64)
+		}
+	}
+	if conf.Reflection.Enabled {
+		for _, p := range conf.Reflection.Ports {
+			d.amp[p/64] |= 1 << (p % 64)
+		}
+	}
+	flood := conf.MinPPS * uint64(d.w)
+	refl := conf.Reflection.MinPPS * uint64(d.w)
+	d.limit = [nClasses]uint64{flood, flood, flood, conf.BruteForce.MinConnections, refl}
+	d.gateAt = [3]uint64{max(1, flood/16), max(1, conf.BruteForce.MinConnections/16), max(1, refl/16)}
+	return d
+}
+
+func has(set *[1024]uint64, p uint16) bool { return set[p/64]&(1<<(p%64)) != 0 }
+
+// Observe implements detector.Detector.
+func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
+	if o.Dir == detector.DirIn {
+		d.inbound(r, o)
+		return
+	}
+	class, brute := -1, false
+	var conns uint64
+	switch r.Proto {
+	case flow.ProtoUDP:
+		if has(&d.amp, o.LocalPort) && o.RemotePort != o.LocalPort {
+			class = classReflect
+		} else {
+			class = classUDP
+		}
+	case flow.ProtoTCP:
+		if detector.IsSYNOnly(r) {
+			class = classSYN
+			if has(&d.login, o.RemotePort) {
+				brute = true
+				conns = r.Packets
+				if detector.IsFlow(r) {
+					conns = 1
+				}
+			}
+		} else if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && has(&d.login, o.RemotePort) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
+			brute, conns = true, 1
+		}
+	case flow.ProtoICMP, flow.ProtoICMPv6:
+		if detector.IsEchoRequest(r) {
+			class = classICMP
+		}
+	}
+	if class < 0 && !brute {
+		return
+	}
+	s := d.hostState(r, o, class, conns)
+	if s == nil {
+		return
+	}
+	if class >= 0 {
+		port := uint16(0)
+		if class == classReflect {
+			port = o.LocalPort
+		}
+		d.add(s, r, o, uint8(class), port, r.Packets)
+	}
+	if brute {
+		d.add(s, r, o, classBrute, o.RemotePort, conns)
+	}
+}
+
+// hostState passes the record through the host's gate and returns its
+// target table once the host is suspicious.
+func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, class int, conns uint64) *hostState {
+	if int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil {
+		return d.hosts[o.Host]
+	}
+	for int(o.Host) >= len(d.gates) {
+		d.gates = append(d.gates, gate{})
+	}
+	g := &d.gates[o.Host]
+	gen := uint32(o.End/1e9/d.w) + 1
+	if gen != g.gen {
+		if gen == g.gen+1 {
+			g.prev = g.cur
+		} else {
+			g.prev = [3]uint32{}
+		}
+		g.cur = [3]uint32{}
+		g.gen = gen
+	}
+	gi, v := 0, r.Packets
+	switch {
+	case class == classReflect:
+		gi = 2
+	case class < 0 || (conns > 0 && class == classSYN):
+		gi, v = 1, conns
+	}
+	g.cur[gi] = uint32(min(uint64(g.cur[gi])+v, 0xffffffff))
+	if uint64(g.cur[gi])+uint64(g.prev[gi]) < d.gateAt[gi] {
+		return nil
+	}
+	for int(o.Host) >= len(d.hosts) {
+		d.hosts = append(d.hosts, nil)
+	}
+	var s *hostState
+	if n := len(d.pool); n > 0 {
+		s = d.pool[n-1]
+		d.pool = d.pool[:n-1]
+	} else {
+		s = &hostState{slots: make([]slot, d.conf.Targets)}
+	}
+	d.hosts[o.Host] = s
+	return s
+}
+
+func (d *Detector) find(s *hostState, target *detector.Key16, class uint8, port uint16) *slot {
+	for i := range s.slots {
+		sl := &s.slots[i]
+		if sl.used && sl.class == class && sl.port == port && sl.target == *target {
+			return sl
+		}
+	}
+	return nil
+}
+
+func (sl *slot) advance(b uint32) {
+	if b <= sl.head {
+		return
+	}
+	if b-sl.head >= nb {
+		sl.pk, sl.by, sl.fl, sl.in = [nb]uint64{}, [nb]uint64{}, [nb]uint32{}, [nb]uint64{}
+	} else {
+		for x := sl.head + 1; x <= b; x++ {
+			i := x % nb
+			sl.pk[i], sl.by[i], sl.fl[i], sl.in[i] = 0, 0, 0, 0
+		}
+	}
+	sl.head = b
+}
+
+func sum[T uint32 | uint64](a *[nb]T) uint64 {
+	var s uint64
+	for _, v := range a {
+		s += uint64(v)
+	}
+	return s
+}
+
+func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, class uint8, port uint16, n uint64) {
+	target := o.Remote.As16()
+	sl := d.find(s, &target, class, port)
+	b := uint32(o.End / 1e9 / d.bw)
+	if sl == nil {
+		// space-saving: take a free slot or the quietest one
+		var q *slot
+		qs := ^uint64(0)
+		for i := range s.slots {
+			x := &s.slots[i]
+			if !x.used {
+				q = x
+				break
+			}
+			x.advance(b)
+			if v := sum(&x.pk); v < qs {
+				q, qs = x, v
+			}
+		}
+		smp := q.samples
+		if smp != nil {
+			smp.Reset()
+		}
+		*q = slot{target: target, port: port, class: class, used: true, head: b, first: o.Start, samples: smp}
+		sl = q
+	}
+	if b+nb <= sl.head {
+		return // older than the window
+	}
+	sl.advance(b)
+	i := b % nb
+	sl.pk[i] += n
+	sl.by[i] += r.Bytes
+	sl.fl[i]++
+	sl.last = max(sl.last, o.End)
+	if rate := detector.Rate(r); rate > sl.maxRate {
+		sl.maxRate = rate
+	}
+	total := sum(&sl.pk)
+	lim := d.limit[class]
+	if total*2 >= lim {
+		if sl.samples == nil {
+			sl.samples = detector.NewSamples(d.env.EvidencePackets)
+		}
+		sl.samples.Add(r)
+	}
+	if o.End < sl.muted || total < lim || (class != classBrute && total == lim) {
+		return
+	}
+	d.evaluate(sl, o.Host, o.End)
+}
+
+func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
+	if r.Proto != flow.ProtoUDP || int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil || !has(&d.amp, o.LocalPort) {
+		return
+	}
+	target := o.Remote.As16()
+	sl := d.find(d.hosts[o.Host], &target, classReflect, o.LocalPort)
+	if sl == nil {
+		return
+	}
+	b := uint32(o.End / 1e9 / d.bw)
+	if b+nb <= sl.head {
+		return
+	}
+	sl.advance(b)
+	sl.in[b%nb] += r.Bytes
+}
+
+func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
+	flows := sum(&sl.fl)
+	if flows < d.conf.MinSamples {
+		return
+	}
+	by := sum(&sl.by)
+	in := sum(&sl.in)
+	if sl.class == classReflect && float64(by) < d.conf.Reflection.MinRatio*float64(in) {
+		return
+	}
+	sl.muted = now + 1e9
+	addr := d.env.Reporter.Addr(host)
+	rule := rules[sl.class]
+	if !d.env.Reporter.Armed(addr, rule, now) {
+		return
+	}
+	pk := sum(&sl.pk)
+	target := detector.AddrFrom16(sl.target)
+	span := d.bw * nb
+	f := detector.Finding{
+		Kind:         detector.KindAttack,
+		Direction:    detector.DirOut,
+		InternalIP:   addr,
+		Rule:         rule,
+		FirstSeen:    detector.Time(max(sl.first, (int64(sl.head)+1-nb)*d.bw*1e9)),
+		LastSeen:     detector.Time(sl.last),
+		SamplingRate: max(sl.maxRate, 1),
+		Samples:      flows,
+		Remote:       target,
+		Port:         sl.port,
+	}
+	c := detector.Counters{Packets: pk, Bytes: by, Flows: flows}
+	summary := &detector.Summary{
+		Direction: detector.DirOut, Internal: addr, Window: time.Duration(span) * time.Second,
+		Sum: c, Externals: []detector.External{{Addr: target, Counters: c}},
+	}
+	pps := float64(pk) / float64(d.w)
+	switch sl.class {
+	case classBrute:
+		f.Measured, f.Threshold, f.Unit = float64(pk), float64(d.conf.BruteForce.MinConnections), "connections"
+		f.Detail = fmt.Sprintf("%d new connections to %s port %d within %ds", pk, target, sl.port, span)
+	case classReflect:
+		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.Reflection.MinPPS), "packets/s"
+		ratio := "no requests seen"
+		if in > 0 {
+			ratio = fmt.Sprintf("%.1f bytes sent per byte received", float64(by)/float64(in))
+		}
+		f.Detail = fmt.Sprintf("UDP port %d answers %d packets/s to %s (%s)", sl.port, uint64(pps), target, ratio)
+		summary.ThresholdPPS = d.conf.Reflection.MinPPS
+		f.Summary = summary
+	default:
+		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.MinPPS), "packets/s"
+		what := [...]string{"UDP", "TCP SYN", "ICMP echo"}[sl.class]
+		f.Detail = fmt.Sprintf("%s flood of %d packets/s to %s", what, uint64(pps), target)
+		summary.ThresholdPPS = d.conf.MinPPS
+		f.Summary = summary
+	}
+	if sl.samples != nil {
+		f.Packets, f.PacketsOmitted = sl.samples.Copy()
+	}
+	d.env.Reporter.Report(f)
+}
+
+// Tick implements detector.Detector; attack verdicts need no confirmation.
+func (d *Detector) Tick(int64) {}
+
+// Flush implements detector.Detector; attacks fire as soon as proven.
+func (d *Detector) Flush() {}
+
+// Forget implements detector.Detector.
+func (d *Detector) Forget(host uint32) {
+	if int(host) < len(d.gates) {
+		d.gates[host] = gate{}
+	}
+	if int(host) < len(d.hosts) && d.hosts[host] != nil {
+		s := d.hosts[host]
+		d.hosts[host] = nil
+		for i := range s.slots {
+			smp := s.slots[i].samples
+			s.slots[i] = slot{samples: smp}
+		}
+		d.pool = append(d.pool, s)
+	}
+}
+
+// Suspicious returns the number of hosts with a target table (for metrics).
+func (d *Detector) Suspicious() int {
+	n := 0
+	for _, s := range d.hosts {
+		if s != nil {
+			n++
+		}
+	}
+	return n
+}

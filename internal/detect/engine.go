@@ -1,0 +1,351 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"padlock/internal/detect/attack"
+	"padlock/internal/detect/detector"
+	"padlock/internal/detect/netconf"
+	"padlock/internal/detect/netscan"
+	"padlock/internal/detect/packetlimit"
+	"padlock/internal/detect/spam"
+	"padlock/internal/flow"
+)
+
+// Networks tells the engine which addresses are internal and who owns them.
+// The inventory (or the `customers:` list, see Prefixes) implements it.
+// Internal is called twice per record and must be fast and allocation-free.
+type Networks interface {
+	// Internal reports whether addr is a customer's address.
+	Internal(addr netip.Addr) bool
+	// Owner returns the id of the customer or server addr is assigned to.
+	Owner(addr netip.Addr) (owner string, ok bool)
+	// MACOwner returns the id of the customer or server a MAC address is
+	// registered to; ok is false for unknown MACs (or no MAC inventory).
+	MACOwner(mac flow.MAC) (owner string, ok bool)
+}
+
+// Dependencies of the engine.
+type Dependencies struct {
+	// Networks is required.
+	Networks Networks
+	// Protected prefixes: findings about addresses in them are still
+	// reported, with Finding.Protected set; they must never lead to an action
+	// (the lock policy drops them, `padlock analyze` shows them marked).
+	Protected []netip.Prefix
+	// OnFinding receives every finding, synchronously from Record, Flush or
+	// Expire; required. It must not call back into the engine.
+	OnFinding func(Finding)
+	// Registerer, when set, receives the engine's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	Records    uint64 // records seen
+	Skipped    uint64 // records without time or addresses
+	Hosts      int    // internal addresses with state
+	Findings   uint64 // findings reported
+	Suppressed uint64 // findings suppressed by rearm
+}
+
+type hostInfo struct {
+	addr      netip.Addr
+	last      int64
+	protected bool
+	used      bool
+}
+
+type rearmKey struct {
+	addr detector.Key16
+	rule string
+}
+
+// Engine runs every detector over one record stream. It is not safe for
+// concurrent use: one goroutine calls Record, Flush and Expire. To use more
+// cores, shard records by internal address over several engines (a record
+// with two internal ends goes to both ends' shards; each engine sees only
+// its own internal addresses).
+type Engine struct {
+	conf      Configuration
+	deps      Dependencies
+	nets      Networks
+	dets      []detector.Detector
+	foreign   []detector.ForeignObserver
+	hosts     map[detector.Key16]uint32
+	info      []hostInfo
+	free      []uint32
+	rearm     map[rearmKey]int64
+	now       int64 // event time: highest record end seen (ns)
+	nextTick  int64
+	nextSweep int64
+	sweep     int64
+	expiry    int64
+	stats     Stats
+	published atomic.Uint64
+	hostsPub  atomic.Int64
+	findings  *prometheus.CounterVec
+	suppress  prometheus.Counter
+
+	packetLimit *packetlimit.Detector
+}
+
+// New builds an engine. It does no I/O.
+func New(conf Configuration, deps Dependencies) (*Engine, error) {
+	if err := conf.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Networks == nil {
+		return nil, errors.New("detect: Dependencies.Networks is required")
+	}
+	if deps.OnFinding == nil {
+		return nil, errors.New("detect: Dependencies.OnFinding is required")
+	}
+	e := &Engine{
+		conf: conf, deps: deps, nets: deps.Networks,
+		hosts:  make(map[detector.Key16]uint32),
+		rearm:  make(map[rearmKey]int64),
+		expiry: conf.HostExpiry.D().Nanoseconds(),
+	}
+	e.sweep = max(e.expiry/4, int64(time.Second))
+	private := netconf.NewPrivateSet(conf.IncorrectNetworkConfig.PrivateDestinations)
+	env := detector.Env{Reporter: e, EvidencePackets: conf.Evidence.Packets, EvidenceProbes: conf.Evidence.Probes,
+		Private: private.Contains}
+	if c := conf.PacketLimit; c.Enabled && len(c.Directions) > 0 {
+		e.packetLimit = packetlimit.New(c, env)
+		e.dets = append(e.dets, e.packetLimit)
+	}
+	if conf.Netscan.Enabled {
+		e.dets = append(e.dets, netscan.New(conf.Netscan, env))
+	}
+	if conf.Attack.Enabled {
+		e.dets = append(e.dets, attack.New(conf.Attack, env))
+	}
+	if conf.Spam.Enabled {
+		e.dets = append(e.dets, spam.New(conf.Spam, env))
+	}
+	if conf.IncorrectNetworkConfig.Enabled {
+		nc := netconf.New(conf.IncorrectNetworkConfig, env, deps.Networks)
+		e.dets = append(e.dets, nc)
+		e.foreign = append(e.foreign, nc)
+	}
+	if r := deps.Registerer; r != nil {
+		e.findings = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "padlock_detect_findings_total", Help: "Findings reported, by kind and rule.",
+		}, []string{"kind", "rule"})
+		e.suppress = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "padlock_detect_suppressed_total", Help: "Findings suppressed because the rule's rearm period for the address was still running.",
+		})
+		records := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "padlock_detect_records_total", Help: "Records run through the detectors.",
+		}, func() float64 { return float64(e.published.Load()) })
+		hosts := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "padlock_detect_hosts", Help: "Internal addresses with detector state.",
+		}, func() float64 { return float64(e.hostsPub.Load()) })
+		for _, c := range []prometheus.Collector{e.findings, e.suppress, records, hosts} {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("detect: register metrics: %w", err)
+			}
+		}
+	}
+	return e, nil
+}
+
+// Record runs one record through every detector (flow.Sink). Event time is
+// the record's End (Start when End is zero); nothing reads the wall clock,
+// so a capture analysed offline gives the verdicts it would have live.
+func (e *Engine) Record(r *flow.Record) {
+	start, end := r.Start.UnixNano(), r.End.UnixNano()
+	if r.End.IsZero() {
+		end = start
+	}
+	if r.Start.IsZero() {
+		start = end
+	}
+	if r.Start.IsZero() && r.End.IsZero() || !r.SrcAddr.IsValid() || !r.DstAddr.IsValid() {
+		e.stats.Skipped++
+		return
+	}
+	if end < start {
+		start, end = end, start
+	}
+	e.stats.Records++
+	if e.stats.Records&1023 == 0 {
+		e.published.Store(e.stats.Records)
+	}
+	if end > e.now {
+		e.advance(end)
+	}
+	src, dst := r.SrcAddr, r.DstAddr
+	if src.Is4In6() {
+		src = src.Unmap()
+	}
+	if dst.Is4In6() {
+		dst = dst.Unmap()
+	}
+	srcIn, dstIn := e.nets.Internal(src), e.nets.Internal(dst)
+	if srcIn {
+		o := detector.Orientation{Dir: detector.DirOut, Host: e.host(src, end), Addr: src, Remote: dst,
+			LocalPort: r.SrcPort, RemotePort: r.DstPort, Start: start, End: end}
+		for _, d := range e.dets {
+			d.Observe(r, &o)
+		}
+	}
+	if dstIn {
+		o := detector.Orientation{Dir: detector.DirIn, Host: e.host(dst, end), Addr: dst, Remote: src,
+			LocalPort: r.DstPort, RemotePort: r.SrcPort, Start: start, End: end}
+		for _, d := range e.dets {
+			d.Observe(r, &o)
+		}
+	}
+	if !srcIn && !dstIn {
+		for _, d := range e.foreign {
+			d.ObserveForeign(r, start, end)
+		}
+	}
+}
+
+func (e *Engine) host(a netip.Addr, now int64) uint32 {
+	k := a.As16()
+	if h, ok := e.hosts[k]; ok {
+		e.info[h].last = max(e.info[h].last, now)
+		return h
+	}
+	var h uint32
+	if n := len(e.free); n > 0 {
+		h = e.free[n-1]
+		e.free = e.free[:n-1]
+	} else {
+		h = uint32(len(e.info))
+		e.info = append(e.info, hostInfo{})
+	}
+	e.info[h] = hostInfo{addr: a, last: now, used: true, protected: e.protected(a)}
+	e.hosts[k] = h
+	return h
+}
+
+func (e *Engine) protected(a netip.Addr) bool {
+	for _, p := range e.deps.Protected {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// advance moves event time forward, ticking the detectors every second and
+// sweeping idle hosts every quarter of host_expiry.
+func (e *Engine) advance(now int64) {
+	e.now = now
+	if now < e.nextTick {
+		return
+	}
+	e.nextTick = (now/1e9 + 1) * 1e9
+	for _, d := range e.dets {
+		d.Tick(now)
+	}
+	if now >= e.nextSweep {
+		if e.nextSweep != 0 {
+			e.expire(now)
+		}
+		e.nextSweep = now + e.sweep
+	}
+}
+
+// Expire drops the state of hosts idle for host_expiry before now and
+// confirms pending verdicts. Live pipelines call it from a ticker so state
+// also ages while no records arrive; now never moves event time backwards.
+func (e *Engine) Expire(now time.Time) {
+	t := now.UnixNano()
+	if t > e.now {
+		e.now = t
+		for _, d := range e.dets {
+			d.Tick(t)
+		}
+	}
+	e.expire(e.now)
+}
+
+func (e *Engine) expire(now int64) {
+	cut := now - e.expiry
+	for h := range e.info {
+		in := &e.info[h]
+		if !in.used || in.last >= cut {
+			continue
+		}
+		delete(e.hosts, in.addr.As16())
+		for _, d := range e.dets {
+			d.Forget(uint32(h))
+		}
+		*in = hostInfo{}
+		e.free = append(e.free, uint32(h))
+	}
+	rearm := e.conf.Rearm.D().Nanoseconds()
+	for k, t := range e.rearm {
+		if t+rearm <= now {
+			delete(e.rearm, k)
+		}
+	}
+	e.hostsPub.Store(int64(len(e.hosts)))
+}
+
+// Flush emits every verdict the records seen so far prove (end of input:
+// pending netscan verdicts fire without waiting for more answers).
+func (e *Engine) Flush() {
+	for _, d := range e.dets {
+		d.Flush()
+	}
+	e.published.Store(e.stats.Records)
+	e.hostsPub.Store(int64(len(e.hosts)))
+}
+
+// Stats returns the engine's counters (same goroutine as Record).
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Hosts = len(e.hosts)
+	return s
+}
+
+// Armed implements detector.Reporter.
+func (e *Engine) Armed(addr netip.Addr, rule string, t int64) bool {
+	last, ok := e.rearm[rearmKey{addr.As16(), rule}]
+	return !ok || max(t, e.now) >= last+e.conf.Rearm.D().Nanoseconds()
+}
+
+// Report implements detector.Reporter.
+func (e *Engine) Report(f Finding) {
+	addr := f.InternalIP
+	if !addr.IsValid() {
+		addr = f.Source
+	}
+	if !e.Armed(addr, f.Rule, e.now) {
+		e.stats.Suppressed++
+		if e.suppress != nil {
+			e.suppress.Inc()
+		}
+		return
+	}
+	e.rearm[rearmKey{addr.As16(), f.Rule}] = e.now
+	f.Protected = e.protected(addr)
+	e.stats.Findings++
+	if e.findings != nil {
+		e.findings.WithLabelValues(string(f.Kind), f.Rule).Inc()
+	}
+	e.deps.OnFinding(f)
+}
+
+// Addr implements detector.Reporter.
+func (e *Engine) Addr(host uint32) netip.Addr {
+	if int(host) < len(e.info) {
+		return e.info[host].addr
+	}
+	return netip.Addr{}
+}
+
+var _ flow.Sink = (*Engine)(nil)

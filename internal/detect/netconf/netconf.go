@@ -1,0 +1,349 @@
+// Package netconf is the incorrect_network_config detector. It imports
+// internal/flow and internal/detect/detector only. Rules:
+//
+//   - incorrect_network_config.spoofed_source: a record where neither end is
+//     internal — at a customer-facing edge the source belongs to no customer
+//     (spoofed or misconfigured). Reported per source address (Finding.Source)
+//     for the first 256 distinct sources of a window; further sources (random
+//     spoofing) are reported together under the first of them.
+//   - incorrect_network_config.foreign_address: an internal source address
+//     sent from a MAC that the inventory assigns to another owner than the
+//     address (where the data carries MACs; Finding.MAC and Finding.Owner
+//     name the sender).
+//   - incorrect_network_config.private_destination: an internal address
+//     sending to private, CGNAT or bogon destinations (private_destinations)
+//     on a public interface — a misconfiguration hint, e.g. P2P software.
+//     These records are never netscan probes.
+//
+// Each rule needs min_samples records within the window before it fires.
+package netconf
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"padlock/internal/detect/detector"
+	"padlock/internal/flow"
+)
+
+// Configuration of the incorrect_network_config detector (YAML under
+// detect.incorrect_network_config).
+type Configuration struct {
+	// Enabled turns the detector on. Default true.
+	Enabled bool `yaml:"enabled"`
+	// Window is the period records are counted over. Default 300s.
+	Window detector.Duration `yaml:"window"`
+	// MinSamples is the number of records a rule needs within the window.
+	// Default 10.
+	MinSamples uint64 `yaml:"min_samples"`
+	// PrivateDestinations are the ranges that never are legitimate
+	// destinations on a public interface. Default: 0.0.0.0/8, 10.0.0.0/8,
+	// 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,
+	// 192.168.0.0/16, 240.0.0.0/4, fc00::/7, fe80::/10. The documentation and
+	// benchmarking ranges are left out on purpose: labs and tests use them
+	// as public addresses.
+	PrivateDestinations []netip.Prefix `yaml:"private_destinations"`
+}
+
+// DefaultPrivate is the default of PrivateDestinations.
+var DefaultPrivate = []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"172.16.0.0/12", "192.168.0.0/16", "240.0.0.0/4", "fc00::/7", "fe80::/10"}
+
+// Defaults returns the documented defaults.
+func Defaults() Configuration {
+	c := Configuration{Enabled: true, Window: detector.Duration(300 * time.Second), MinSamples: 10}
+	for _, p := range DefaultPrivate {
+		c.PrivateDestinations = append(c.PrivateDestinations, netip.MustParsePrefix(p))
+	}
+	return c
+}
+
+// Validate checks the configuration; errors name the key.
+func (c Configuration) Validate() error {
+	var errs []error
+	if c.Window.D() < time.Second {
+		errs = append(errs, errors.New("window: must be >= 1s"))
+	}
+	if c.MinSamples < 1 {
+		errs = append(errs, errors.New("min_samples: must be >= 1"))
+	}
+	for i, p := range c.PrivateDestinations {
+		if !p.IsValid() {
+			errs = append(errs, fmt.Errorf("private_destinations[%d]: invalid prefix", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Rules of this detector's findings.
+const (
+	RuleSpoofedSource      = "incorrect_network_config.spoofed_source"
+	RuleForeignAddress     = "incorrect_network_config.foreign_address"
+	RulePrivateDestination = "incorrect_network_config.private_destination"
+)
+
+// PrivateSet is a fast membership test for PrivateDestinations: a table of
+// first bytes filters before the prefixes are tried.
+type PrivateSet struct {
+	first4, first6 [256]bool
+	pfx            []netip.Prefix
+}
+
+// NewPrivateSet builds the set.
+func NewPrivateSet(pfx []netip.Prefix) *PrivateSet {
+	s := &PrivateSet{}
+	for _, p := range pfx {
+		p = p.Masked()
+		s.pfx = append(s.pfx, p)
+		tab, b0 := &s.first6, p.Addr().As16()[0]
+		if p.Addr().Is4() {
+			tab, b0 = &s.first4, p.Addr().As4()[0]
+		}
+		bits := min(p.Bits(), 8)
+		for i := 0; i < 256; i++ {
+			if bits == 0 || i>>(8-bits) == int(b0)>>(8-bits) {
+				tab[i] = true
+			}
+		}
+	}
+	return s
+}
+
+// Contains reports whether a is in the set.
+func (s *PrivateSet) Contains(a netip.Addr) bool {
+	if a.Is4() {
+		if !s.first4[a.As4()[0]] {
+			return false
+		}
+	} else if a.Is4In6() {
+		return s.Contains(a.Unmap())
+	} else if !s.first6[a.As16()[0]] {
+		return false
+	}
+	for _, p := range s.pfx {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Networks is what the detector needs to know about owners.
+type Networks interface {
+	Owner(addr netip.Addr) (owner string, ok bool)
+	MACOwner(mac flow.MAC) (owner string, ok bool)
+}
+
+type counter struct {
+	first, last int64
+	recs        uint64
+	maxRate     uint32
+	muted       int64
+	distinct    int
+	seen        [8]detector.Key16 // first distinct remotes/sources (exact up to 8)
+	remote      netip.Addr
+	mac         flow.MAC
+	owner       string
+	samples     *detector.Samples
+}
+
+type macCache struct {
+	mac      flow.MAC
+	mismatch bool
+	valid    bool
+}
+
+// Detector is the incorrect_network_config detector.
+type Detector struct {
+	conf     Configuration
+	env      detector.Env
+	nets     Networks
+	w        int64
+	private  map[uint32]*counter
+	foreign  map[detector.Key16]*counter
+	overflow *counter
+	mismatch map[uint32]*counter
+	macs     []macCache
+}
+
+// New returns the detector; conf must be valid. nets may be nil (no owner
+// inventory: foreign_address never fires).
+func New(conf Configuration, env detector.Env, nets Networks) *Detector {
+	return &Detector{conf: conf, env: env, nets: nets, w: conf.Window.D().Nanoseconds(),
+		private: map[uint32]*counter{}, foreign: map[detector.Key16]*counter{}, mismatch: map[uint32]*counter{}}
+}
+
+// count adds r to c (resetting it when its window is over) and reports
+// whether c now proves its rule.
+func (d *Detector) count(c *counter, r *flow.Record, start, end int64, other netip.Addr) bool {
+	if c.recs > 0 && end-c.first > d.w {
+		smp := c.samples
+		*c = counter{samples: smp, muted: c.muted}
+		smp.Reset()
+	}
+	if c.samples == nil {
+		c.samples = detector.NewSamples(d.env.EvidencePackets)
+	}
+	if c.recs == 0 {
+		c.first = start
+		c.remote = other
+	}
+	c.recs++
+	c.last = max(c.last, end)
+	c.maxRate = max(c.maxRate, detector.Rate(r))
+	k := other.As16()
+	known := false
+	for i := 0; i < min(c.distinct, len(c.seen)); i++ {
+		if c.seen[i] == k {
+			known = true
+			break
+		}
+	}
+	if !known {
+		if c.distinct < len(c.seen) {
+			c.seen[c.distinct] = k
+		}
+		c.distinct++ // beyond 8 this counts records of unseen remotes: an upper estimate
+	}
+	c.samples.Add(r)
+	return c.recs >= d.conf.MinSamples && end >= c.muted
+}
+
+func (d *Detector) finding(c *counter, rule string, end int64) detector.Finding {
+	f := detector.Finding{
+		Kind: detector.KindIncorrectConf, Direction: detector.DirOut, Rule: rule,
+		Measured: float64(c.recs), Threshold: float64(d.conf.MinSamples), Unit: "records",
+		FirstSeen: detector.Time(c.first), LastSeen: detector.Time(end),
+		SamplingRate: max(c.maxRate, 1), Samples: c.recs,
+	}
+	f.Packets, f.PacketsOmitted = c.samples.Copy()
+	c.muted = end + 1e9
+	return f
+}
+
+func distinct(c *counter) string {
+	if c.distinct > len(c.seen) {
+		return fmt.Sprintf("more than %d", len(c.seen))
+	}
+	return fmt.Sprint(c.distinct)
+}
+
+// Observe implements detector.Detector.
+func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
+	if o.Dir != detector.DirOut {
+		return
+	}
+	if d.env.Private != nil && d.env.Private(o.Remote) {
+		c := d.private[o.Host]
+		if c == nil {
+			c = &counter{}
+			d.private[o.Host] = c
+		}
+		if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RulePrivateDestination, o.End) {
+			f := d.finding(c, RulePrivateDestination, o.End)
+			f.InternalIP, f.Remote = o.Addr, c.remote
+			f.Detail = fmt.Sprintf("%d records to private/bogon destinations (%s distinct, e.g. %s) leave a public interface", c.recs, distinct(c), c.remote)
+			d.env.Reporter.Report(f)
+		}
+	}
+	if d.nets == nil || r.SrcMAC.IsZero() {
+		return
+	}
+	for int(o.Host) >= len(d.macs) {
+		d.macs = append(d.macs, macCache{})
+	}
+	mc := &d.macs[o.Host]
+	var macOwner string
+	if !mc.valid || mc.mac != r.SrcMAC {
+		mc.valid, mc.mac, mc.mismatch = true, r.SrcMAC, false
+		a, ok1 := d.nets.MACOwner(r.SrcMAC)
+		b, ok2 := d.nets.Owner(o.Addr)
+		mc.mismatch = ok1 && ok2 && a != b
+		macOwner = a
+	}
+	if !mc.mismatch {
+		return
+	}
+	c := d.mismatch[o.Host]
+	if c == nil {
+		if macOwner == "" {
+			macOwner, _ = d.nets.MACOwner(r.SrcMAC)
+		}
+		c = &counter{mac: r.SrcMAC, owner: macOwner}
+		d.mismatch[o.Host] = c
+	}
+	if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RuleForeignAddress, o.End) {
+		f := d.finding(c, RuleForeignAddress, o.End)
+		f.InternalIP, f.MAC, f.Owner = o.Addr, c.mac, c.owner
+		ipOwner, _ := d.nets.Owner(o.Addr)
+		f.Detail = fmt.Sprintf("address %s (assigned to %s) sent from MAC %s (assigned to %s)", o.Addr, ipOwner, c.mac, c.owner)
+		d.env.Reporter.Report(f)
+	}
+}
+
+// ObserveForeign implements detector.ForeignObserver.
+func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
+	k := r.SrcAddr.As16()
+	c := d.foreign[k]
+	if c == nil {
+		if len(d.foreign) >= 256 {
+			if d.overflow == nil {
+				d.overflow = &counter{}
+			}
+			c = d.overflow
+		} else {
+			c = &counter{mac: r.SrcMAC}
+			d.foreign[k] = c
+		}
+	}
+	if c.recs == 0 || (c == d.overflow && end-c.first > d.w) {
+		c.mac = r.SrcMAC
+	}
+	src := r.SrcAddr
+	if c == d.overflow && c.recs > 0 {
+		src = detector.AddrFrom16(c.seen[0])
+	}
+	// for the overflow counter, distinct counts sources; otherwise destinations
+	other := r.DstAddr
+	if c == d.overflow {
+		other = r.SrcAddr
+	}
+	if !d.count(c, r, start, end, other) || !d.env.Reporter.Armed(src, RuleSpoofedSource, end) {
+		return
+	}
+	f := d.finding(c, RuleSpoofedSource, end)
+	f.Source, f.MAC = src, c.mac
+	if c == d.overflow {
+		f.Detail = fmt.Sprintf("%d records from %s distinct source addresses that belong to no customer (spoofed), e.g. %s", c.recs, distinct(c), src)
+	} else {
+		f.Remote = c.remote
+		f.Detail = fmt.Sprintf("%d records from %s, which belongs to no customer, to %s destinations (e.g. %s)", c.recs, src, distinct(c), c.remote)
+	}
+	d.env.Reporter.Report(f)
+}
+
+// Tick implements detector.Detector: drops counters idle for a window.
+func (d *Detector) Tick(now int64) {
+	for k, c := range d.foreign {
+		if now-c.last > d.w {
+			delete(d.foreign, k)
+		}
+	}
+	if d.overflow != nil && now-d.overflow.last > d.w {
+		d.overflow = nil
+	}
+}
+
+// Flush implements detector.Detector; the rules fire as soon as proven.
+func (d *Detector) Flush() {}
+
+// Forget implements detector.Detector.
+func (d *Detector) Forget(host uint32) {
+	delete(d.private, host)
+	delete(d.mismatch, host)
+	if int(host) < len(d.macs) {
+		d.macs[host] = macCache{}
+	}
+}
