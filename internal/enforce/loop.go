@@ -500,6 +500,9 @@ func (l *Loop) check(t Target, method string, allow bool) error {
 	if allow && !c.Allow {
 		return fmt.Errorf("%w: whitelist", ErrUnsupported)
 	}
+	if allow && c.AllowScopes != nil && !slices.Contains(c.AllowScopes, t.Scope()) {
+		return fmt.Errorf("%w: whitelist for scope %s", ErrUnsupported, t.Scope())
+	}
 	return nil
 }
 

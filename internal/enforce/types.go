@@ -157,6 +157,7 @@ type Capabilities struct {
 	BlockOutbound bool    // traffic from the target is dropped
 	Allow         bool    // a whitelisted source keeps working
 	Scopes        []Scope // kinds of target it accepts
+	AllowScopes   []Scope // kinds of target it can whitelist for; nil: Scopes
 }
 
 // Supports reports whether the driver accepts targets of scope s.
