@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,8 +72,25 @@ func testEvent(kind Kind, reason string) Event {
 	return ev
 }
 
+var (
+	sharedRenderer     *Renderer
+	sharedRendererErr  error
+	sharedRendererOnce sync.Once
+)
+
+// newTestRenderer returns a renderer of the built-in templates (shared:
+// parsing and the self-test take a while under -race) or of dir.
 func newTestRenderer(t *testing.T, dir string) *Renderer {
 	t.Helper()
+	if dir == "" {
+		sharedRendererOnce.Do(func() {
+			sharedRenderer, sharedRendererErr = NewRenderer(RendererConfig{ClientAreaURL: "https://robot.example.net/"})
+		})
+		if sharedRendererErr != nil {
+			t.Fatal(sharedRendererErr)
+		}
+		return sharedRenderer
+	}
 	r, err := NewRenderer(RendererConfig{Dir: dir, ClientAreaURL: "https://robot.example.net/"})
 	if err != nil {
 		t.Fatal(err)
