@@ -19,7 +19,8 @@ Starts padlock listening on 127.0.0.1, sends flowgen traffic to it, reads its
 Prometheus counters, CPU time and flagged hosts, stops it by PID and prints one JSON line.
 $(common_usage)
 padlock-specific environment:
-  PADLOCK            prebuilt binary (default: built from this repository into a temp dir)
+  PADLOCK            prebuilt binary (padlock, or collectonly in that mode; default: built
+                     from this repository into a temp dir)
   PADLOCK_MODE       sensor (default: 'padlock sensor', collector + detection, flagged hosts
                      from GET /api/v1/flagged) or collectonly (bench/collectonly: the collector
                      alone with its metrics; nothing is flagged, the flagged keys are null)
@@ -52,8 +53,11 @@ sensor)
 	PL_VERSION=$("$PADLOCK" version 2>/dev/null | awk '{print $2}')
 	;;
 collectonly)
-	(cd "$REPO" && CGO_ENABLED=0 go build -o "$OUT/collectonly" ./bench/collectonly) || die "building bench/collectonly failed"
-	PL_CMD=("$OUT/collectonly")
+	if [ -z "${PADLOCK:-}" ]; then
+		(cd "$REPO" && CGO_ENABLED=0 go build -o "$OUT/collectonly" ./bench/collectonly) || die "building bench/collectonly failed"
+		PADLOCK="$OUT/collectonly"
+	fi
+	PL_CMD=("$PADLOCK")
 	PL_VERSION="collectonly-$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo dev)"
 	;;
 *) die "bad PADLOCK_MODE $MODE (sensor|collectonly)" ;;
@@ -98,16 +102,16 @@ wait_for 20 tcp_listening "$METRICS_PORT" || die "padlock metrics endpoint did n
 RCVBUF=$(sock_rcvbuf "$PORT")
 
 PROM="http://127.0.0.1:$METRICS_PORT/metrics"
-processed() { prom_sum "$PROM" '^padlock_flow_records_decoded_total\{.*proto="'"$PROTO"'"'; }
-dropped() { prom_sum "$PROM" '^padlock_datagrams_dropped_total\{.*reason="'"$1"'"'; }
+processed() { prom_sum "$PROM" '^padlock_flow_records_decoded_total[{].*proto="'"$PROTO"'"'; }
+dropped() { prom_sum "$PROM" '^padlock_datagrams_dropped_total[{].*reason="'"$1"'"'; }
 decode_errors() { prom_sum "$PROM" '^padlock_decode_errors_total'; }
 template_misses() { prom_sum "$PROM" '^padlock_flow_template_misses_total'; }
 
-P0=$(processed) E0=$(decode_errors) M0=$(template_misses) C0=$(cpu_ticks "$PL_PID") D0=$(udp_drops "$PORT")
+P0=$(processed) E0=$(decode_errors) M0=$(template_misses) C0=$(cpu_ticks "$PL_PID") D0=$(udp_drops "$PORT") S0=$(dropped socket_buffer)
 FG=$(run_flowgen "$PORT") || die "flowgen failed: $FG"
 P_END=$(processed)
 P1=$(wait_stable processed)
-E1=$(decode_errors) M1=$(template_misses) C1=$(cpu_ticks "$PL_PID") D1=$(udp_drops "$PORT")
+E1=$(decode_errors) M1=$(template_misses) C1=$(cpu_ticks "$PL_PID") D1=$(udp_drops "$PORT") S1=$(dropped socket_buffer)
 kill -0 "$PL_PID" 2>/dev/null || log "warning: padlock died during the run: $(tail -3 "$T/padlock.log")"
 RSS_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$PL_PID/status" 2>/dev/null || echo 0)
 
@@ -127,10 +131,10 @@ PL_PID=
 SENT=$(jget "$FG" records_sent)
 SECS=$(jget "$FG" seconds)
 PROCESSED=$((P1 - P0))
-printf '{"peer":"padlock","version":"%s","mode":"%s","proto":"%s","offered_rate":%s,"duration_s":%s,"sampling":%s,"records_sent":%s,"datagrams_sent":%s,"sent_rate":%s,"send_seconds":%s,"processed_records":%s,"processed_rate":%s,"processed_at_send_end":%s,"loss_pct":%s,"kernel_drops_datagrams":%s,"socket_rcvbuf_bytes":%s,"decode_errors":%s,"template_misses":%s,"cpu_s":%s,"records_per_cpu_s":%s,"flowgen_cpu_s":%s,"peak_rss_mb":%s,"threshold_pps":%s,"flooder":"%s","flooder_banned":%s,"scanner":"%s","scanner_banned":%s,"other_hosts_banned":%s,"banned_hosts":%s}\n' \
+printf '{"peer":"padlock","version":"%s","mode":"%s","proto":"%s","offered_rate":%s,"duration_s":%s,"sampling":%s,"records_sent":%s,"datagrams_sent":%s,"sent_rate":%s,"send_seconds":%s,"processed_records":%s,"processed_rate":%s,"processed_at_send_end":%s,"loss_pct":%s,"kernel_drops_datagrams":%s,"padlock_socket_drops_datagrams":%s,"socket_rcvbuf_bytes":%s,"decode_errors":%s,"template_misses":%s,"cpu_s":%s,"records_per_cpu_s":%s,"flowgen_cpu_s":%s,"peak_rss_mb":%s,"threshold_pps":%s,"flooder":"%s","flooder_banned":%s,"scanner":"%s","scanner_banned":%s,"other_hosts_banned":%s,"banned_hosts":%s}\n' \
 	"$PL_VERSION" "$MODE" "$PROTO" "$RATE" "$DURATION" "$SAMPLING" "$SENT" "$(jget "$FG" datagrams_sent)" \
 	"$(jget "$FG" records_per_s)" "$SECS" \
 	"$PROCESSED" "$(calc "int($PROCESSED / $SECS)")" "$((P_END - P0))" \
-	"$(calc "$SENT > 0 ? 100 * ($SENT - $PROCESSED) / $SENT : 0")" "$((D1 - D0))" "$RCVBUF" "$((E1 - E0))" "$((M1 - M0))" \
+	"$(calc "$SENT > 0 ? 100 * ($SENT - $PROCESSED) / $SENT : 0")" "$((D1 - D0))" "$((S1 - S0))" "$RCVBUF" "$((E1 - E0))" "$((M1 - M0))" \
 	"$(calc "($C1 - $C0) / $CLK_TCK")" "$(calc "($C1 - $C0) > 0 ? int($PROCESSED / (($C1 - $C0) / $CLK_TCK)) : 0")" \
 	"$(jget "$FG" cpu_s)" "$((RSS_KB / 1024))" "$THRESHOLD_PPS" "$FLOODER" "$FLOOD_B" "$SCANNER" "$SCAN_B" "$OTHERS" "$BANNED_JSON"

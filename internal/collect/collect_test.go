@@ -3,10 +3,12 @@ package collect
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -157,6 +159,23 @@ func TestRecordsArriveAndCountersMove(t *testing.T) {
 	if len(exps) != 1 || exps[0].Exporter != netip.MustParseAddr("127.0.0.1") || exps[0].Datagrams != 100 || exps[0].Records != 3000 ||
 		exps[0].Bytes != uint64(100*len(ds[0])) {
 		t.Errorf("exporters = %+v", exps)
+	}
+	rec := httptest.NewRecorder()
+	c.StatusHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/collector", nil))
+	var st struct {
+		Listeners []ListenerStatus
+		Exporters []struct {
+			Exporter string
+			Format   string
+			Records  uint64
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatalf("status %s: %v", rec.Body, err)
+	}
+	if len(st.Listeners) != 2 || len(st.Exporters) != 1 || st.Exporters[0].Exporter != "127.0.0.1" ||
+		st.Exporters[0].Format != "netflow5" || st.Exporters[0].Records != 3000 {
+		t.Errorf("status = %s", rec.Body)
 	}
 }
 

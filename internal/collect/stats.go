@@ -2,7 +2,9 @@ package collect
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sync"
@@ -344,4 +346,17 @@ func (c *Collector) newWorker(name, addr string, rcvbuf int) *worker {
 	}
 	c.work = append(c.work, w)
 	return w
+}
+
+// StatusHandler serves the per-exporter counters and the open sockets as
+// JSON ({"listeners":[...],"exporters":[...]}), for the metrics listener
+// (e.g. GET /api/v1/collector).
+func (c *Collector) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			Listeners []ListenerStatus `json:"listeners"`
+			Exporters []ExporterStatus `json:"exporters"`
+		}{c.Listeners(), c.Exporters()})
+	})
 }
