@@ -62,6 +62,10 @@ type Configuration struct {
 	// MinSamples is the number of probe records (as received, unscaled) the
 	// verdict's contacts must add up to. Default 100.
 	MinSamples uint64 `yaml:"min_samples"`
+	// MaxProbesPerContact: contacts that got more probe records than this on
+	// average (unscaled) are traffic, not probes — a flood to random ports
+	// is left to the attack detector. Default 4.
+	MaxProbesPerContact float64 `yaml:"max_probes_per_contact"`
 	// MaxContacts caps the live contacts tracked per host; it must be at
 	// least twice the larger threshold. Default 4096.
 	MaxContacts int `yaml:"max_contacts"`
@@ -70,14 +74,15 @@ type Configuration struct {
 // Defaults returns the documented defaults.
 func Defaults() Configuration {
 	return Configuration{
-		Enabled:          true,
-		Window:           detector.Duration(300 * time.Second),
-		MinDestinations:  250,
-		MinPorts:         100,
-		MaxAnsweredRatio: 0.2,
-		AnswerGrace:      detector.Duration(5 * time.Second),
-		MinSamples:       100,
-		MaxContacts:      4096,
+		Enabled:             true,
+		Window:              detector.Duration(300 * time.Second),
+		MinDestinations:     250,
+		MinPorts:            100,
+		MaxAnsweredRatio:    0.2,
+		AnswerGrace:         detector.Duration(5 * time.Second),
+		MinSamples:          100,
+		MaxContacts:         4096,
+		MaxProbesPerContact: 4,
 	}
 }
 
@@ -95,6 +100,9 @@ func (c Configuration) Validate() error {
 	}
 	if c.MaxAnsweredRatio < 0 || c.MaxAnsweredRatio > 1 {
 		errs = append(errs, errors.New("max_answered_ratio: must be between 0 and 1"))
+	}
+	if c.MaxProbesPerContact < 1 {
+		errs = append(errs, errors.New("max_probes_per_contact: must be >= 1"))
 	}
 	if c.AnswerGrace < 0 {
 		errs = append(errs, errors.New("answer_grace: must be >= 0"))
@@ -135,16 +143,16 @@ type pending struct {
 }
 
 type hostState struct {
-	tab       []contact
-	n         int
-	evalSkip  int
-	muted     int64
-	pend      pending
-	queued    bool
-	maxRate   uint32
-	samples   *detector.Samples
-	dropped   uint64
-	lastEvent int64
+	tab      []contact
+	n        int
+	evalSkip int
+	muted    int64
+	pend     pending
+	queued   bool
+	maxRate  uint32
+	samples  *detector.Samples
+	dropped  uint64
+	fullAt   uint32 // second the table was last found full
 }
 
 // Detector is the netscan detector.
@@ -332,7 +340,8 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		return c, false
 	}
 	if (s.n+1)*4 > len(s.tab)*3 {
-		if !d.makeRoom(s, sec) {
+		if sec == s.fullAt || !d.makeRoom(s, sec) {
+			s.fullAt = sec // full of live contacts: try again next second
 			return nil, false
 		}
 	}
@@ -428,13 +437,15 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32) (bool, uint64)
 			}
 		}
 	}
-	r := d.conf.MaxAnsweredRatio
-	if hn-ha >= d.conf.MinDestinations && float64(ha) <= r*float64(hn) && hhits >= d.conf.MinSamples {
+	r, mp := d.conf.MaxAnsweredRatio, d.conf.MaxProbesPerContact
+	if hn-ha >= d.conf.MinDestinations && float64(ha) <= r*float64(hn) && hhits >= d.conf.MinSamples &&
+		float64(hhits) <= mp*float64(hn-ha) {
 		p.vertical = false
 		return true, hhits
 	}
 	if p.proto != flow.ProtoICMP && p.proto != flow.ProtoICMPv6 &&
-		vn-va >= d.conf.MinPorts && float64(va) <= r*float64(vn) && vhits >= d.conf.MinSamples {
+		vn-va >= d.conf.MinPorts && float64(va) <= r*float64(vn) && vhits >= d.conf.MinSamples &&
+		float64(vhits) <= mp*float64(vn-va) {
 		p.vertical = true
 		return true, vhits
 	}

@@ -1,0 +1,226 @@
+package detect_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"padlock/internal/detect"
+	"padlock/internal/flow"
+)
+
+const ms = time.Millisecond
+
+// nmapSYN is `nmap -sS -p22` over n hosts: SYN each, the few open ones
+// answer SYN-ACK (nmap resets), closed ones RST, most are silent.
+func nmapSYN(c *capture, scanner netip.Addr, n int, dst func(int) netip.Addr, port uint16) {
+	for i := 0; i < n; i++ {
+		at := time.Duration(i) * 20 * ms
+		d := dst(i)
+		c.pkt(at, scanner, 40000+uint16(i%2), d, port, flow.ProtoTCP, syn, 58)
+		switch {
+		case i%33 == 0: // open
+			c.pkt(at+3*ms, d, port, scanner, 40000+uint16(i%2), flow.ProtoTCP, synAck, 58)
+			c.pkt(at+4*ms, scanner, 40000+uint16(i%2), d, port, flow.ProtoTCP, rst, 54)
+		case i%5 == 0: // closed
+			c.pkt(at+3*ms, d, port, scanner, 40000+uint16(i%2), flow.ProtoTCP, rstAck, 54)
+		}
+	}
+}
+
+// nmapPorts is `nmap -sS -p1-n` against one host: most ports closed (RST).
+func nmapPorts(c *capture, scanner, target netip.Addr, n int) {
+	for p := 1; p <= n; p++ {
+		at := time.Duration(p) * 2 * ms
+		c.pkt(at, scanner, 51000, target, uint16(p), flow.ProtoTCP, syn, 58)
+		if p == 22 || p == 80 {
+			c.pkt(at+ms, target, uint16(p), scanner, 51000, flow.ProtoTCP, synAck, 58)
+			c.pkt(at+2*ms, scanner, 51000, target, uint16(p), flow.ProtoTCP, rst, 54)
+		} else {
+			c.pkt(at+ms, target, uint16(p), scanner, 51000, flow.ProtoTCP, rstAck, 54)
+		}
+	}
+}
+
+// masscan sends SYNs at a high rate to random hosts, its own source port.
+func masscan(c *capture, scanner netip.Addr, n int, port uint16) {
+	for i := 0; i < n; i++ {
+		c.pkt(time.Duration(i)*100*time.Microsecond, scanner, 61000, ext((i*7919)%60000+256), port, flow.ProtoTCP, syn, 60)
+	}
+}
+
+// webServer answers many clients on 443.
+func webServer(c *capture, server netip.Addr, clients int) {
+	for i := 0; i < clients; i++ {
+		c.tcpSession(time.Duration(i)*30*ms, ext(i%60000+256), 30000+uint16(i), server, 443)
+	}
+}
+
+// crawler fetches from many sites, each connection answered.
+func crawler(c *capture, bot netip.Addr, sites int, dst func(int) netip.Addr) {
+	for i := 0; i < sites; i++ {
+		c.tcpSession(time.Duration(i)*200*ms, bot, 35000+uint16(i), dst(i), 443)
+	}
+}
+
+// resolver queries many authoritative servers, each answering.
+func resolver(c *capture, r netip.Addr, servers int) {
+	for i := 0; i < servers; i++ {
+		at := time.Duration(i) * 100 * ms
+		sp := 20000 + uint16(i*13)
+		c.pkt(at, r, sp, ext(i+300), 53, flow.ProtoUDP, 0, 80)
+		c.pkt(at+20*ms, ext(i+300), 53, r, sp, flow.ProtoUDP, 0, 300)
+	}
+}
+
+// dnsServer answers many clients' queries.
+func dnsServer(c *capture, s netip.Addr, clients int) {
+	for i := 0; i < clients; i++ {
+		at := time.Duration(i) * 10 * ms
+		c.pkt(at, ext(i+400), 40000+uint16(i), s, 53, flow.ProtoUDP, 0, 80)
+		c.pkt(at+ms, s, 53, ext(i+400), 40000+uint16(i), flow.ProtoUDP, 0, 200)
+	}
+}
+
+// smtpServer receives mail and relays it to a few mail exchangers.
+func smtpServer(c *capture, s netip.Addr) {
+	for i := 0; i < 200; i++ {
+		c.tcpSession(time.Duration(i)*500*ms, ext(i+1000), 40000+uint16(i), s, 25)
+	}
+	for i := 0; i < 20; i++ {
+		c.tcpSession(time.Duration(i)*3*time.Second, s, 45000+uint16(i), ext(i+5000), 25)
+	}
+}
+
+// spamBot delivers to many distinct mail exchangers, answered.
+func spamBot(c *capture, s netip.Addr, mx int) {
+	for i := 0; i < mx; i++ {
+		c.tcpSession(time.Duration(i)*400*ms, s, 46000+uint16(i), ext(i+7000), 25)
+	}
+}
+
+// udpFloodSampled is a UDP flood at pps seen through sFlow at 1:rate.
+func udpFloodSampled(c *capture, src, target netip.Addr, pps, rate int, secs int) {
+	per := pps / rate
+	for s := 0; s < secs; s++ {
+		for k := 0; k < per; k++ {
+			at := time.Duration(s)*time.Second + time.Duration(k)*time.Second/time.Duration(per)
+			c.sflow(at, uint32(rate), src, 55000+uint16(k), target, 1+uint16(k*97), flow.ProtoUDP, 0, 1024)
+		}
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	web, bot, res, dns, mail, spammer := in(80), in(81), in(82), in(83), in(84), in(85)
+	tests := []struct {
+		name  string
+		build func(c *capture)
+		conf  func(*detect.Configuration)
+		want  []verdict
+	}{
+		{name: "nmap SYN scan of port 22", build: func(c *capture) { nmapSYN(c, in(10), 400, ext, 22) },
+			want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.10", Port: 22}}},
+		{name: "nmap scan of 1000 ports of one host", build: func(c *capture) { nmapPorts(c, in(11), ext(9), 1000) },
+			want: []verdict{{Rule: "netscan.vertical", Dir: "out", Internal: "203.0.113.11", Remote: "198.51.100.9"}}},
+		{name: "masscan of port 80", build: func(c *capture) { masscan(c, in(12), 20000, 80) },
+			want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.12", Port: 80}}},
+		{name: "IPv6 SYN scan", build: func(c *capture) { nmapSYN(c, in6(10), 400, ext6, 22) },
+			want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: in6(10).String(), Port: 22}}},
+		{name: "ping sweep", build: func(c *capture) {
+			for i := 0; i < 300; i++ {
+				c.icmp(time.Duration(i)*10*ms, in(13), ext(i+256), 8, 84)
+			}
+		}, want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.13"}}},
+		{name: "busy web server is no scanner", build: func(c *capture) { webServer(c, web, 3000) }},
+		{name: "crawler with answered connections", build: func(c *capture) { crawler(c, bot, 1200, func(i int) netip.Addr { return ext(i + 256) }) }},
+		{name: "IPv6 crawler", build: func(c *capture) { crawler(c, in6(81), 600, ext6) }},
+		{name: "DNS resolver", build: func(c *capture) { resolver(c, res, 2000) }},
+		{name: "DNS server", build: func(c *capture) { dnsServer(c, dns, 5000) }},
+		{name: "SMTP server", build: func(c *capture) { smtpServer(c, mail) }},
+		{name: "spam fan-out", build: func(c *capture) { spamBot(c, spammer, 150) },
+			want: []verdict{{Rule: "spam.smtp_fanout", Dir: "out", Internal: "203.0.113.85", Port: 25}}},
+		{name: "UDP flood through sFlow 1:1000", build: func(c *capture) { udpFloodSampled(c, in(20), ext(77), 150000, 1000, 90) },
+			want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: "203.0.113.20", Remote: "198.51.100.77"}}},
+		{name: "IPv6 UDP flood through sFlow 1:1000", build: func(c *capture) { udpFloodSampled(c, in6(20), ext6(77), 150000, 1000, 90) },
+			want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: in6(20).String(), Remote: ext6(77).String()}}},
+		{name: "SYN flood", build: func(c *capture) {
+			for i := 0; i < 70*60000; i += 1000 { // 60k SYN/s, sampled 1:1000
+				c.sflow(time.Duration(i)*time.Second/60000, 1000, in(21), uint16(i), ext(78), 80, flow.ProtoTCP, syn, 60)
+			}
+		}, want: []verdict{{Rule: "attack.syn_flood", Dir: "out", Internal: "203.0.113.21", Remote: "198.51.100.78", Port: 0}}},
+		{name: "ICMP flood", build: func(c *capture) {
+			for i := 0; i < 70*60000; i += 500 {
+				c.sflow(time.Duration(i)*time.Second/60000, 500, in(22), 0, ext(79), 8<<8, flow.ProtoICMP, 0, 84)
+			}
+		}, want: []verdict{{Rule: "attack.icmp_flood", Dir: "out", Internal: "203.0.113.22", Remote: "198.51.100.79"}}},
+		{name: "SSH brute force", build: func(c *capture) {
+			for i := 0; i < 150; i++ {
+				c.tcpSession(time.Duration(i)*300*ms, in(23), 50000+uint16(i), ext(80), 22)
+			}
+		}, want: []verdict{{Rule: "attack.brute_force", Dir: "out", Internal: "203.0.113.23", Remote: "198.51.100.80", Port: 22}}},
+		{name: "a few SSH logins are no brute force", build: func(c *capture) {
+			for i := 0; i < 20; i++ {
+				c.tcpSession(time.Duration(i)*3*time.Second, in(23), 50000+uint16(i), ext(80), 22)
+			}
+		}},
+		{name: "DNS reflection", build: func(c *capture) {
+			for i := 0; i < 70*2000; i += 10 { // 2000 spoofed ANY queries/s, 3000-byte answers, sFlow 1:10
+				at := time.Duration(i) * time.Second / 2000
+				c.sflow(at, 10, ext(99), 4444, in(53), 53, flow.ProtoUDP, 0, 80)
+				c.sflow(at+ms/10, 10, in(53), 53, ext(99), 4444, flow.ProtoUDP, 0, 3000)
+			}
+		}, want: []verdict{{Rule: "attack.reflection", Dir: "out", Internal: "203.0.113.53", Remote: "198.51.100.99", Port: 53}}},
+		{name: "NetFlow records spread over 60s exceed the packet limit", build: func(c *capture) {
+			for m := 0; m < 5; m++ {
+				for f := 0; f < 10; f++ { // 10 flows of 15k pps each minute: 150k pps
+					from := time.Duration(m) * time.Minute
+					c.netflow(from, from+59*time.Second, in(30), 40000+uint16(f), ext(6), 5000, flow.ProtoUDP, 0, 900000, 900000*512)
+				}
+			}
+		}, conf: func(c *detect.Configuration) { c.Attack.Enabled = false },
+			want: []verdict{{Rule: "packet_limit.pps", Dir: "out", Internal: "203.0.113.30"}}},
+		{name: "inbound flood on a victim through sFlow", build: func(c *capture) {
+			for s := 0; s < 320; s++ {
+				for k := 0; k < 150; k++ { // 150k pps at 1:1000 from many sources
+					c.sflow(time.Duration(s)*time.Second+time.Duration(k)*time.Second/150, 1000, ext((s*150+k)%5000+256), 123, in(31), 80, flow.ProtoUDP, 0, 468)
+				}
+			}
+		}, want: []verdict{{Rule: "packet_limit.pps", Dir: "in", Internal: "203.0.113.31"}}},
+		{name: "protected address is reported marked", build: func(c *capture) { nmapSYN(c, in(1), 400, ext, 23) },
+			want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.1", Port: 23, Protected: true}}},
+		{name: "spoofed single source", build: func(c *capture) {
+			for i := 0; i < 50; i++ {
+				c.pkt(time.Duration(i)*ms, netip.MustParseAddr("198.18.5.5"), 1234, ext(7), 80, flow.ProtoTCP, syn, 60)
+			}
+		}, want: []verdict{{Rule: "incorrect_network_config.spoofed_source", Dir: "out", Remote: "198.51.100.7", Source: "198.18.5.5"}}},
+		{name: "random spoofed sources (hping3 --rand-source)", build: func(c *capture) {
+			for i := 0; i < 2000; i++ {
+				c.pkt(time.Duration(i)*ms, ext(i*31%60000+256), uint16(i), ext(7), 80, flow.ProtoTCP, syn, 60)
+			}
+		}, want: []verdict{{Rule: "incorrect_network_config.spoofed_source", Dir: "out", Source: ext(256*31%60000 + 256).String()}}},
+		{name: "P2P to private destinations is no netscan", build: func(c *capture) {
+			for i := 0; i < 400; i++ {
+				c.pkt(time.Duration(i)*10*ms, in(40), 6881, netip.AddrFrom4([4]byte{192, 168, byte(i / 200), byte(i)}), 6881, flow.ProtoUDP, 0, 120)
+			}
+		}, want: []verdict{{Rule: "incorrect_network_config.private_destination", Dir: "out", Internal: "203.0.113.40", Remote: "192.168.0.0"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c capture
+			tt.build(&c)
+			conf := detect.Defaults()
+			if tt.conf != nil {
+				tt.conf(&conf)
+			}
+			got := run(t, conf, nil, c.sorted())
+			if diff := cmp.Diff(tt.want, verdicts(got)); diff != "" {
+				t.Errorf("verdicts (-want +got):\n%s", diff)
+				for _, f := range got {
+					t.Logf("%s %s measured=%v threshold=%v samples=%d: %s", f.Rule, f.InternalIP, f.Measured, f.Threshold, f.Samples, f.Detail)
+				}
+			}
+		})
+	}
+}
