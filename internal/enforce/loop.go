@@ -221,6 +221,7 @@ func (l *Loop) run(ctx context.Context) {
 	defer close(l.done)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	lastErr := "" // logged once until it changes
 	for {
 		select {
 		case <-ctx.Done():
@@ -246,8 +247,12 @@ func (l *Loop) run(ctx context.Context) {
 			}
 		}
 		l.runMu.Unlock()
-		if err != nil {
+		if err != nil && err.Error() != lastErr {
 			l.log.Warn("enforce: reconcile incomplete", "error", err, "retry_in", wait.String())
+		}
+		lastErr = ""
+		if err != nil {
+			lastErr = err.Error()
 		}
 		if !timer.Stop() {
 			select {
@@ -397,13 +402,20 @@ func (l *Loop) Reconcile(ctx context.Context) error {
 	for _, st := range []State{StateApplied, StatePending, StateRefused} {
 		l.metrics.locks.WithLabelValues(string(st)).Set(float64(counts[st]))
 	}
+	// One log line per reconcile, not per lock: 10,000 locks may change at once.
+	var bad []Status
 	for _, s := range changed {
 		if s.State == StatePending || s.State == StateRefused {
-			l.log.Warn("enforce: lock not effective", "lock_id", s.LockID, "state", string(s.State), "error", s.Err)
+			bad = append(bad, s)
 		}
 		if l.deps.OnStatus != nil {
 			l.deps.OnStatus(s)
 		}
+	}
+	if len(bad) > 0 {
+		slices.SortFunc(bad, func(a, b Status) int { return int(a.LockID - b.LockID) })
+		l.log.Warn("enforce: locks not effective", "locks", len(bad), "lock_id", bad[0].LockID,
+			"state", string(bad[0].State), "error", bad[0].Err)
 	}
 
 	if len(errs) > 0 || counts[StatePending] > 0 {

@@ -362,3 +362,75 @@ func TestSubnetLockRoundTrip(t *testing.T) {
 		t.Fatal("server unreachable after its /28 was unlocked")
 	}
 }
+
+// BenchmarkLockToFirstDrop measures, in the namespace topology, the time
+// from a lock (Trigger of the reconcile loop) to the first SYN from a client
+// that goes unanswered, and from the unlock to the first answered one.
+func BenchmarkLockToFirstDrop(b *testing.B) {
+	need(b)
+	tp := newTopology(b)
+	src := &source{}
+	_, loop := startLoop(b, tp, src)
+	lock := enforce.Desired{Blocks: []enforce.Block{{LockID: 1, Target: enforce.Address(server), Method: enforce.MethodNftables}}}
+	var total time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		type drop struct {
+			at  time.Time
+			err error
+		}
+		dropped := make(chan drop, 1)
+		go func() { at, err := firstDrop(b, tp, 3*time.Second); dropped <- drop{at, err} }()
+		time.Sleep(20 * time.Millisecond)
+		start := time.Now()
+		src.set(lock)
+		loop.Trigger()
+		r := <-dropped
+		if r.err != nil {
+			b.Fatal(r.err)
+		}
+		total += max(r.at.Sub(start), 0)
+		src.set(enforce.Desired{})
+		loop.Trigger()
+		waitFor(b, 3*time.Second, "unlocked", func() bool { return reach(tp.inet, clientB, server, "22") })
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-lock-to-first-drop")
+}
+
+// BenchmarkTenThousandLocks adds 10,000 locked addresses and 10,000
+// whitelist pairs to the table in the edge namespace and removes them.
+func BenchmarkTenThousandLocks(b *testing.B) {
+	need(b)
+	tp := newTopology(b)
+	cfg := DefaultConfiguration()
+	cfg.NetNS = "/run/netns/" + tp.edge
+	d, err := New(cfg, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer d.Stop(ctx)
+	var want enforce.Desired
+	a := netip.MustParseAddr("198.18.0.0")
+	for i := range 10000 {
+		a = a.Next()
+		want.Blocks = append(want.Blocks, enforce.Block{LockID: int64(i), Target: enforce.Address(a)})
+		want.Allows = append(want.Allows, enforce.Allow{LockID: int64(i), Source: clientA, Target: enforce.Address(a), Expires: time.Now().Add(time.Hour)})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if err := d.Apply(ctx, enforce.Change{Add: want}); err != nil {
+			b.Fatal(err)
+		}
+		got, err := d.Applied(ctx)
+		if err != nil || len(got.Blocks) != 10000 || len(got.Allows) != 10000 {
+			b.Fatalf("applied %d blocks, %d allows: %v", len(got.Blocks), len(got.Allows), err)
+		}
+		if err := d.Apply(ctx, enforce.Change{Remove: got}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -319,73 +319,111 @@ func (d *Driver) Apply(_ context.Context, ch enforce.Change) error {
 	}
 	now := d.now()
 	var errs []error
-	add := map[*nft.Set][]nft.SetElement{}
-	del := map[*nft.Set][]nft.SetElement{}
+	// Element operations, in groups that must commit together. A netlink
+	// batch is limited in size, so groups are committed in transactions of
+	// about maxBatch elements; the table (if rebuilt) goes with the first.
+	type op struct {
+		set *nft.Set
+		els []nft.SetElement
+		del bool
+	}
+	var groups [][]op
+	byset := func(els map[*nft.Set][]nft.SetElement, order []*nft.Set, f func(*nft.Set, []nft.SetElement)) {
+		for _, set := range order {
+			for chunk := range slices.Chunk(els[set], maxBatch/3) {
+				f(set, chunk)
+			}
+		}
+	}
+	allows := map[*nft.Set][]nft.SetElement{}
 	for _, a := range ch.Add.Allows {
 		set, el, err := allowElement(o, a, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if el.Timeout < 0 {
-			continue // expired while being applied
+		if el.Timeout >= 0 { // else expired while being applied
+			allows[set] = append(allows[set], el)
 		}
-		// add, delete, add: replaces an existing element (renewing its
-		// timeout) and never fails on a missing one.
-		plain := el
-		plain.Timeout = 0
-		if err := c.SetAddElements(set, []nft.SetElement{plain}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := c.SetDeleteElements(set, []nft.SetElement{plain}); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		add[set] = append(add[set], el)
 	}
+	// add, delete, add: replaces an existing element (renewing its
+	// timeout) and never fails on a missing one.
+	byset(allows, []*nft.Set{o.allow4, o.allo6}, func(set *nft.Set, els []nft.SetElement) {
+		plain := untimed(els)
+		groups = append(groups, []op{{set, plain, false}, {set, plain, true}, {set, els, false}})
+	})
+	blocks := map[*nft.Set][]nft.SetElement{}
 	for _, b := range ch.Add.Blocks {
 		set, els, err := lockedElements(o, b.Target)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		add[set] = append(add[set], els...)
+		blocks[set] = append(blocks[set], els...)
 	}
+	byset(blocks, []*nft.Set{o.locked4, o.locked6}, func(set *nft.Set, els []nft.SetElement) {
+		groups = append(groups, []op{{set, els, false}})
+	})
+	// Removals: add first, so a delete never fails on an element that has
+	// just expired or was removed by hand. Blocks go before allows.
+	unblocks := map[*nft.Set][]nft.SetElement{}
 	for _, b := range ch.Remove.Blocks {
 		if set, els, err := lockedElements(o, b.Target); err == nil {
-			del[set] = append(del[set], els...)
+			unblocks[set] = append(unblocks[set], els...)
 		}
 	}
 	for _, a := range ch.Remove.Allows {
 		if set, el, err := allowElement(o, a, now); err == nil {
-			el.Timeout = 0
-			del[set] = append(del[set], el)
+			unblocks[set] = append(unblocks[set], untimed([]nft.SetElement{el})...)
 		}
 	}
-	for _, set := range []*nft.Set{o.allow4, o.allo6, o.locked4, o.locked6} {
-		if len(add[set]) > 0 {
-			if err := c.SetAddElements(set, add[set]); err != nil {
-				errs = append(errs, fmt.Errorf("nftables: add to %s: %w", set.Name, err))
+	byset(unblocks, []*nft.Set{o.locked4, o.locked6, o.allow4, o.allo6}, func(set *nft.Set, els []nft.SetElement) {
+		groups = append(groups, []op{{set, els, false}, {set, els, true}})
+	})
+
+	pending := 0
+	flush := func() {
+		if err := c.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("nftables: commit: %w", err))
+		}
+		pending = 0
+	}
+	for _, g := range groups {
+		n := 0
+		for _, op := range g {
+			n += len(op.els)
+		}
+		if pending > 0 && pending+n > maxBatch {
+			flush()
+		}
+		for _, op := range g {
+			var err error
+			if op.del {
+				err = c.SetDeleteElements(op.set, op.els)
+			} else {
+				err = c.SetAddElements(op.set, op.els)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("nftables: %s: %w", op.set.Name, err))
 			}
 		}
+		pending += n
 	}
-	for _, set := range []*nft.Set{o.locked4, o.locked6, o.allow4, o.allo6} {
-		if len(del[set]) > 0 {
-			// add first so a delete never fails on an element that has
-			// just expired or was removed by hand
-			if err := c.SetAddElements(set, del[set]); err != nil {
-				errs = append(errs, fmt.Errorf("nftables: %s: %w", set.Name, err))
-			}
-			if err := c.SetDeleteElements(set, del[set]); err != nil {
-				errs = append(errs, fmt.Errorf("nftables: remove from %s: %w", set.Name, err))
-			}
-		}
-	}
-	if err := c.Flush(); err != nil {
-		errs = append(errs, fmt.Errorf("nftables: commit: %w", err))
+	if pending > 0 || !ok {
+		flush()
 	}
 	return errors.Join(errs...)
+}
+
+// maxBatch is the number of set elements committed in one netlink batch.
+const maxBatch = 1500
+
+func untimed(els []nft.SetElement) []nft.SetElement {
+	out := slices.Clone(els)
+	for i := range out {
+		out[i].Timeout = 0
+	}
+	return out
 }
 
 func lockedElements(o objects, t enforce.Target) (*nft.Set, []nft.SetElement, error) {
