@@ -1,0 +1,256 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"padlock/internal/collect"
+	"padlock/internal/detect"
+	"padlock/internal/enforce"
+	"padlock/internal/enforce/bgp"
+	"padlock/internal/enforce/nftables"
+	"padlock/internal/enforce/webhook"
+	"padlock/internal/lock"
+	"padlock/internal/notify"
+)
+
+// Config is padlock's whole configuration file. Every section has
+// defaults; an empty file is a valid configuration (the demo's).
+type Config struct {
+	// Listen is the HTTP address of the web areas, the REST API, /healthz
+	// and /metrics. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Data is the data directory (SQLite database, evidence, state files).
+	// Default ./padlock-data.
+	Data string `yaml:"data"`
+	// Store selects the database.
+	Store Store `yaml:"store"`
+	// Customers are the internal networks: addresses in them are the
+	// customers'. The inventory's addresses are added to these.
+	Customers []netip.Prefix `yaml:"customers"`
+	// Protected prefixes are never reported for action and never enforced
+	// against, whatever asks (routers, resolvers, the provider's own).
+	Protected []netip.Prefix `yaml:"protected"`
+
+	Collect collect.Configuration `yaml:"collect"`
+	Detect  detect.Configuration  `yaml:"detect"`
+	Policy  Policy                `yaml:"policy"`
+	Locks   lock.Configuration    `yaml:"locks"`
+	Enforce Enforce               `yaml:"enforce"`
+	Notify  notify.Configuration  `yaml:"notify"`
+	Web     Web                   `yaml:"web"`
+}
+
+// Store is the `store:` section.
+type Store struct {
+	// DSN is "sqlite:///path/to/padlock.db" (or a plain file path) or
+	// "postgres://user@host:5432/db". Default: SQLite in the data directory.
+	DSN string `yaml:"dsn"`
+}
+
+// Enforce is the `enforce:` section: the reconcile loop's settings and one
+// optional block per driver. A driver is active when its block is present.
+type Enforce struct {
+	enforce.Configuration `yaml:",inline"`
+	BGP                   *bgp.Configuration      `yaml:"bgp"`
+	NFTables              *nftables.Configuration `yaml:"nftables"`
+	Webhooks              []webhook.Configuration `yaml:"webhooks"`
+}
+
+// Web is the `web:` section.
+type Web struct {
+	// BaseURL is the public URL of the client area, used in mails.
+	BaseURL string `yaml:"base_url"`
+	// TrustedProxies are the addresses of reverse proxies whose
+	// X-Forwarded-For is believed; the client area shows the customer the
+	// forwarded address only behind one of them.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// SessionLifetime of a signed-in session. Default 12h.
+	SessionLifetime time.Duration `yaml:"session_lifetime"`
+	// SecureCookies marks cookies Secure (serve over HTTPS). Default false
+	// for the loopback demo; set it true in production.
+	SecureCookies bool `yaml:"secure_cookies"`
+}
+
+// Policy is the `policy:` section: what happens to findings.
+type Policy struct {
+	Kinds map[string]KindPolicy `yaml:",inline"`
+}
+
+// KindPolicy is the policy of one detector kind.
+type KindPolicy struct {
+	Action string `yaml:"action"`
+}
+
+// Default returns the configuration an empty file gives.
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		Data:    "padlock-data",
+		Collect: collect.DefaultConfiguration(),
+		Detect:  detect.Defaults(),
+		Enforce: Enforce{Configuration: enforce.DefaultConfiguration()},
+		Notify:  notify.DefaultConfiguration(),
+		Web:     Web{SessionLifetime: 12 * time.Hour},
+	}
+}
+
+// Load reads and validates a configuration file. An empty path gives the
+// defaults.
+func Load(path string) (Config, error) {
+	if path == "" {
+		c := Default()
+		return c, c.Validate()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(filepath.Base(path), data)
+}
+
+// Parse decodes and validates configuration bytes; name labels errors.
+func Parse(name string, data []byte) (Config, error) {
+	c := Default()
+	// Present driver blocks start from their package defaults.
+	var probe struct {
+		Enforce struct {
+			BGP      any   `yaml:"bgp"`
+			NFTables any   `yaml:"nftables"`
+			Webhooks []any `yaml:"webhooks"`
+		} `yaml:"enforce"`
+	}
+	_ = yaml.Unmarshal(data, &probe)
+	if probe.Enforce.BGP != nil {
+		d := bgp.DefaultConfiguration()
+		c.Enforce.BGP = &d
+	}
+	if probe.Enforce.NFTables != nil {
+		d := nftables.DefaultConfiguration()
+		c.Enforce.NFTables = &d
+	}
+	for range probe.Enforce.Webhooks {
+		c.Enforce.Webhooks = append(c.Enforce.Webhooks, webhook.DefaultConfiguration())
+	}
+	// An empty document (or only comments) decodes to nothing: keep the defaults.
+	if len(strings.TrimSpace(stripComments(data))) > 0 {
+		if err := decodeStrict(name, data, &c); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		var ke *KeyError
+		if errors.As(err, &ke) {
+			ke.File = name
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks every section; the error names the key.
+func (c Config) Validate() error {
+	check := func(section string, err error) error {
+		if err == nil {
+			return nil
+		}
+		msg := err.Error()
+		key := section
+		// Sections report "key: problem" or "section.key: problem"; keep one prefix.
+		if k, m, ok := strings.Cut(msg, ": "); ok && !strings.Contains(k, " ") {
+			if strings.HasPrefix(k, section+".") || k == section {
+				key = k
+			} else {
+				key = section + "." + k
+			}
+			msg = m
+		}
+		return &KeyError{Key: key, Msg: msg}
+	}
+	if c.Listen == "" {
+		return &KeyError{Key: "listen", Msg: "must not be empty"}
+	}
+	if c.Data == "" && c.Store.DSN == "" {
+		return &KeyError{Key: "data", Msg: "must not be empty"}
+	}
+	for i, p := range c.Customers {
+		if p.Masked() != p {
+			return &KeyError{Key: fmt.Sprintf("customers[%d]", i), Msg: fmt.Sprintf("%s has host bits set (did you mean %s?)", p, p.Masked())}
+		}
+	}
+	for i, p := range c.Protected {
+		if p.Masked() != p {
+			return &KeyError{Key: fmt.Sprintf("protected[%d]", i), Msg: fmt.Sprintf("%s has host bits set (did you mean %s?)", p, p.Masked())}
+		}
+	}
+	if err := check("collect", c.Collect.Validate()); err != nil {
+		return err
+	}
+	if err := check("detect", c.Detect.Validate()); err != nil {
+		return err
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return err
+	}
+	if err := check("enforce", c.Enforce.Configuration.Validate()); err != nil {
+		return err
+	}
+	if c.Enforce.BGP != nil {
+		if err := check("enforce.bgp", c.Enforce.BGP.Validate()); err != nil {
+			return err
+		}
+	}
+	if c.Enforce.NFTables != nil {
+		if err := check("enforce.nftables", c.Enforce.NFTables.Validate()); err != nil {
+			return err
+		}
+	}
+	for i, w := range c.Enforce.Webhooks {
+		if err := check(fmt.Sprintf("enforce.webhooks[%d]", i), w.Validate()); err != nil {
+			return err
+		}
+	}
+	if err := check("notify", c.Notify.Validate()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Actions a policy may name.
+var Actions = []string{"record", "notify", "warn", "lock"}
+
+// Validate checks the policy section.
+func (p Policy) Validate() error {
+	for kind, kp := range p.Kinds {
+		ok := false
+		for _, a := range Actions {
+			ok = ok || kp.Action == a
+		}
+		if !ok {
+			return &KeyError{Key: "policy." + kind + ".action", Msg: fmt.Sprintf("must be one of record, notify, warn, lock, not %q", kp.Action)}
+		}
+	}
+	return nil
+}
+
+// DataPath returns a path inside the data directory.
+func (c Config) DataPath(name string) string { return filepath.Join(c.Data, name) }
+
+// stripComments drops comment lines, to tell an empty file from a real one.
+func stripComments(data []byte) string {
+	var b strings.Builder
+	for _, l := range strings.Split(string(data), "\n") {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") && t != "---" {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFullFile(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Enforce.BGP == nil || c.Enforce.BGP.ASN != 65001 || len(c.Enforce.BGP.Peers) != 1 {
+		t.Fatalf("bgp section: %+v", c.Enforce.BGP)
+	}
+	if c.Enforce.NFTables == nil || c.Enforce.NFTables.Table != "padlock" {
+		t.Fatalf("nftables section: %+v", c.Enforce.NFTables)
+	}
+	if c.Enforce.BGP.ConnectRetry == 0 {
+		t.Errorf("bgp defaults lost for keys the file does not set")
+	}
+	if c.Enforce.Interval != 30*time.Second {
+		t.Errorf("enforce.interval = %v", c.Enforce.Interval)
+	}
+	if len(c.Customers) != 2 || c.Protected[0] != netip.MustParsePrefix("203.0.113.1/32") {
+		t.Errorf("customers/protected: %v %v", c.Customers, c.Protected)
+	}
+	if c.Notify.SMTP.Host != "127.0.0.1" || c.Collect.NetFlow != ":2055" {
+		t.Errorf("notify/collect: %+v %+v", c.Notify.SMTP, c.Collect)
+	}
+}
+
+func TestEmptyIsDefault(t *testing.T) {
+	c, err := Parse("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:8080" || c.Enforce.BGP != nil || c.Enforce.NFTables != nil {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// TestBadConfigsNameTheKey: each bad file gives an error naming the key and
+// the problem, as `padlock check-config` prints it.
+func TestBadConfigsNameTheKey(t *testing.T) {
+	full, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, from, to, want string
+	}{
+		{"unknown top-level key", "listen:", "listn:", "c.yaml:2: listn: unknown key"},
+		{"unknown detector key", "min_ports: 100", "min_portz: 100", "detect.netscan.min_portz: unknown key"},
+		{"negative window", "window: 60s", "window: -60s", "detect.attack.window"},
+		{"bad customer prefix", "203.0.113.0/24, 2001", "203.0.113.7/24, 2001", "customers[0]: 203.0.113.7/24 has host bits set"},
+		{"bad smtp port", "port: 25", "port: 70000", "notify.smtp.port"},
+		{"bgp without asn", "asn: 65001\n", "asn: 0\n", "enforce.bgp.asn"},
+		{"wrong type", "threshold_pps: 100000", "threshold_pps: lots", "detect.packet_limit.threshold_pps: wrong type"},
+		{"bad direction", "directions: [out, in]", "directions: [out, sideways]", "detect.packet_limit.directions"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := strings.Replace(string(full), tt.from, tt.to, 1)
+			if data == string(full) {
+				t.Fatalf("fixture does not contain %q", tt.from)
+			}
+			_, err := Parse("c.yaml", []byte(data))
+			if err == nil {
+				t.Fatalf("no error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
