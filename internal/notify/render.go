@@ -55,9 +55,10 @@ type Renderer struct {
 
 // langSet is the parsed templates of one language.
 type langSet struct {
-	lang string
-	text *ttemplate.Template // messages, subjects and the kinds' text parts
-	html *htemplate.Template // layout and the kinds' HTML parts
+	lang       string
+	dateLayout string              // Go time layout from the snippet format.date
+	text       *ttemplate.Template // messages, subjects and the kinds' text parts
+	html       *htemplate.Template // layout and the kinds' HTML parts
 }
 
 // NewRenderer reads and parses the built-in templates and the overrides in
@@ -158,6 +159,10 @@ func parseLanguage(lang string, files map[string][]byte) (*langSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s/%s: %w", lang, name, err)
 		}
+	}
+	ls.dateLayout = "2006-01-02 15:04 MST"
+	if l, err := ls.snippet("format.date", nil); err == nil && l != "" {
+		ls.dateLayout = l
 	}
 	return ls, nil
 }
@@ -296,16 +301,9 @@ func (ls *langSet) snippet(name string, data any) (string, error) {
 	return strings.TrimSpace(b.String()), nil
 }
 
-func (ls *langSet) dateLayout() string {
-	if l, err := ls.snippet("format.date", nil); err == nil && l != "" {
-		return l
-	}
-	return "2006-01-02 15:04 MST"
-}
-
 func (ls *langSet) commonFuncs() map[string]any {
 	return map[string]any{
-		"date": func(t time.Time) string { return t.UTC().Format(ls.dateLayout()) },
+		"date": func(t time.Time) string { return t.UTC().Format(ls.dateLayout) },
 		"join": strings.Join,
 		"size": func(n int) string {
 			switch {
@@ -378,7 +376,10 @@ func (r *Renderer) selfTest() error {
 	return errors.Join(errs...)
 }
 
-var blankLines = regexp.MustCompile(`\n{3,}`)
+var (
+	blankLines     = regexp.MustCompile(`\n{3,}`)
+	paragraphBreak = regexp.MustCompile(`\n[ \t]*\n`)
+)
 
 // tidyText trims trailing spaces and collapses runs of blank lines, so that
 // templates can be written for readability.
@@ -403,7 +404,7 @@ type block struct {
 // they are; lines starting with "> " are a quote.
 func blocks(s string) []block {
 	var out []block
-	for _, para := range regexp.MustCompile(`\n[ \t]*\n`).Split(strings.TrimSpace(s), -1) {
+	for _, para := range paragraphBreak.Split(strings.TrimSpace(s), -1) {
 		if strings.TrimSpace(para) == "" {
 			continue
 		}
