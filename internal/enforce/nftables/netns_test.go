@@ -105,6 +105,9 @@ func (tp *topology) listen(t testing.TB, ns, port string) {
 		t.Fatal(err)
 	}
 	tp.procs = append(tp.procs, c)
+	waitFor(t, 3*time.Second, "listener on "+ns+":"+port, func() bool {
+		return exec.Command("ip", "netns", "exec", ns, "nc", "-z", "-w1", "127.0.0.1", port).Run() == nil
+	})
 }
 
 // reach reports whether a TCP connection from src (in ns) to dst:port
