@@ -38,5 +38,6 @@
 // Imports: the standard library, padlock/internal/mail, go-mail (only here
 // in padlock) and the Prometheus client. It must not import the store, the
 // lock manager or the web packages: it declares the Outbox interface it
-// needs and the store implements it.
+// needs and the store implements it (the tests run the worker on the real
+// SQLite store to keep the two in step).
 package notify

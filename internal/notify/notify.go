@@ -13,13 +13,14 @@ import (
 	"padlock/internal/mail"
 )
 
-// Outbox is the part of the store the worker needs. ClaimMails returns up
-// to limit unsent mails whose next attempt is due at now and leases them
-// until leaseUntil (hiding them from other claims; a crashed worker's mails
-// come back when the lease ends). Queued.Attempts counts the earlier failed
-// attempts; MarkMailFailed records one more, the error text and when to try
-// again; MarkMailSent records the delivery, after which the mail is never
-// claimed again.
+// Outbox is the part of the store the worker needs (internal/store's DB
+// implements it). ClaimMails returns up to limit unsent mails whose next
+// attempt is due at now and leases them until leaseUntil (hiding them from
+// other claims; a crashed worker's mails come back when the lease ends).
+// Claiming counts as an attempt: a claimed mail's Attempts includes the
+// attempt about to be made. MarkMailFailed records the error text and when
+// to try again; MarkMailSent records the delivery, after which the mail is
+// never claimed again.
 type Outbox interface {
 	ClaimMails(ctx context.Context, now, leaseUntil time.Time, limit int) ([]mail.Queued, error)
 	MarkMailSent(ctx context.Context, id int64, at time.Time) error
@@ -244,8 +245,8 @@ type Result struct {
 	Claimed, Sent, Failed int
 }
 
-// Backoff is the wait after the failure of a mail that failed attempts
-// times before: RetryMin doubled per earlier failure, at most RetryMax; a
+// Backoff is the wait after a failure that followed attempts earlier
+// failed attempts: RetryMin doubled per earlier failure, at most RetryMax; a
 // permanent failure waits RetryMax at once. Mails are never given up: staff
 // see them, with their last error, in the admin area.
 func (c *Component) Backoff(attempts int, permanent bool) time.Duration {
@@ -323,7 +324,8 @@ func (c *Component) deliver(ctx context.Context, q mail.Queued) error {
 		typ = "permanent"
 	}
 	c.metrics.failures.WithLabelValues(typ).Inc()
-	next := at.Add(c.Backoff(q.Attempts, permanent))
+	// q.Attempts includes this attempt; the backoff counts earlier ones.
+	next := at.Add(c.Backoff(max(q.Attempts-1, 0), permanent))
 	log.Warn("mail not sent", "error", err, "failure", typ, "next_attempt", next)
 	if merr := c.deps.Outbox.MarkMailFailed(markCtx, q.ID, err.Error(), next); merr != nil {
 		c.metrics.outboxErrors.Inc()

@@ -15,8 +15,8 @@ import (
 	"padlock/internal/mail"
 )
 
-// fakeOutbox is an in-memory Outbox with the store's contract: claims
-// lease mails, a failure counts an attempt and sets the next one.
+// fakeOutbox is an in-memory Outbox with internal/store's contract: a claim
+// leases the mail and counts an attempt, a failure sets the next attempt.
 type fakeOutbox struct {
 	mu       sync.Mutex
 	mails    map[int64]*outboxRow
@@ -55,6 +55,7 @@ func (o *fakeOutbox) ClaimMails(_ context.Context, now, leaseUntil time.Time, li
 			continue
 		}
 		r.lease = leaseUntil
+		r.q.Attempts++ // like internal/store: claiming counts as an attempt
 		out = append(out, r.q)
 	}
 	return out, nil
@@ -75,7 +76,6 @@ func (o *fakeOutbox) MarkMailFailed(_ context.Context, id int64, errText string,
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	r := o.mails[id]
-	r.q.Attempts++
 	r.q.LastError = errText
 	r.q.NextAttempt = next
 	r.lease = time.Time{}
@@ -216,8 +216,8 @@ func TestWorkerRetriesWithBackoff(t *testing.T) {
 	if diff := cmp.Diff(wantNexts, row.nexts); diff != "" {
 		t.Errorf("next attempts (-want +got):\n%s", diff)
 	}
-	if row.q.SentAt == nil || !row.q.SentAt.Equal(t0.Add(6*time.Minute)) || row.q.Attempts != 3 {
-		t.Errorf("row sent_at=%v attempts=%d, want sent at +6m after 3 failures", row.q.SentAt, row.q.Attempts)
+	if row.q.SentAt == nil || !row.q.SentAt.Equal(t0.Add(6*time.Minute)) || row.q.Attempts != 4 {
+		t.Errorf("row sent_at=%v attempts=%d, want sent at +6m on the 4th attempt", row.q.SentAt, row.q.Attempts)
 	}
 	if n := srv.dataAttempts(); n != 4 {
 		t.Errorf("server saw %d DATA commands, want 4", n)
@@ -383,7 +383,7 @@ func TestWorkerKeepsMailsWithoutSMTP(t *testing.T) {
 	if n := ob.claimCount(); n != 0 {
 		t.Errorf("%d claims without SMTP, want 0", n)
 	}
-	if r := ob.row(9); r.q.SentAt != nil || r.q.Attempts != 0 {
+	if r := ob.row(9); r.q.SentAt != nil || r.q.Attempts != 0 || r.q.LastError != "" {
 		t.Errorf("kept mail changed: %+v", r.q)
 	}
 }
