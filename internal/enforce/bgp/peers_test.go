@@ -197,14 +197,17 @@ func startPadlock(t testing.TB, cfg Configuration, src enforce.Source) *padlock 
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := sp.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	lc := enforce.DefaultConfiguration()
-	lc.MinBackoff, lc.MaxBackoff = 50*time.Millisecond, 200*time.Millisecond
+	// A long backoff: locks must become applied because the session
+	// coming up triggers a reconcile, not because of a retry.
+	lc.MinBackoff, lc.MaxBackoff = time.Minute, time.Minute
 	lc.Protected = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/29")}
 	loop, err := enforce.New(lc, enforce.Dependencies{Source: src, Drivers: []enforce.Driver{sp.Blackhole(), sp.FlowSpec()}})
 	if err != nil {
+		t.Fatal(err)
+	}
+	sp.OnPeerChange(loop.Trigger)
+	if err := sp.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := loop.Start(ctx); err != nil {
@@ -260,14 +263,19 @@ func TestBlackholeAndFlowSpecAtRealPeers(t *testing.T) {
 	// Lock: a blackhole for the server (v4 and v6), FlowSpec with a
 	// whitelisted client for another address, and one protected address.
 	fsTarget := netip.MustParseAddr("203.0.113.20")
+	fsTarget6, clientA6 := netip.MustParseAddr("2001:db8:20::20"), netip.MustParseAddr("2001:db8:7::7")
 	src.set(enforce.Desired{
 		Blocks: []enforce.Block{
 			{LockID: 1, Target: enforce.Address(server4), Method: enforce.MethodBlackhole},
 			{LockID: 1, Target: enforce.Address(server6), Method: enforce.MethodBlackhole},
 			{LockID: 2, Target: enforce.Address(fsTarget), Method: enforce.MethodFlowSpec},
 			{LockID: 3, Target: enforce.Address(protected), Method: enforce.MethodBlackhole},
+			{LockID: 4, Target: enforce.Address(fsTarget6), Method: enforce.MethodFlowSpec},
 		},
-		Allows: []enforce.Allow{{LockID: 2, Source: clientA, Target: enforce.Address(fsTarget), Method: enforce.MethodFlowSpec}},
+		Allows: []enforce.Allow{
+			{LockID: 2, Source: clientA, Target: enforce.Address(fsTarget), Method: enforce.MethodFlowSpec},
+			{LockID: 4, Source: clientA6, Target: enforce.Address(fsTarget6), Method: enforce.MethodFlowSpec},
+		},
 	})
 	p.loop.Trigger()
 	t.Cleanup(func() {
@@ -314,13 +322,19 @@ func TestBlackholeAndFlowSpecAtRealPeers(t *testing.T) {
 	if !strings.Contains(flow, "flow4 { dst 203.0.113.20/32; }") || !strings.Contains(flow, "flow4 { dst 203.0.113.20/32; src 198.51.100.7/32; }") {
 		t.Errorf("BIRD flowtab4:\n%s", flow)
 	}
+	waitFor(t, time.Second, "IPv6 FlowSpec rules at gobgpd and BIRD", func() bool {
+		return strings.Count(g.rib(t, "ipv6-flowspec"), "2001:db8:20::20/128") == 4 &&
+			strings.Contains(b.show(t, "show", "route", "all", "table", "flowtab6"), "flow6 { dst 2001:db8:20::20/128; src 2001:db8:7::7/128; }")
+	})
+	t.Logf("gobgpd ipv6-flowspec:\n%s", g.rib(t, "ipv6-flowspec"))
 	if strings.Contains(b.show(t, "show", "route", "all"), "203.0.113.5") {
 		t.Error("protected address announced")
 	}
 	waitFor(t, 2*time.Second, "lock statuses", func() bool {
 		s1, _ := p.loop.Status(1)
 		s2, _ := p.loop.Status(2)
-		return s1.State == enforce.StateApplied && s2.State == enforce.StateApplied
+		s4, _ := p.loop.Status(4)
+		return s1.State == enforce.StateApplied && s2.State == enforce.StateApplied && s4.State == enforce.StateApplied
 	})
 	if s, _ := p.loop.Status(3); s.State != enforce.StateRefused {
 		t.Errorf("protected lock status = %+v, want refused", s)

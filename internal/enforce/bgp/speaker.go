@@ -27,8 +27,19 @@ type Speaker struct {
 	log         *slog.Logger
 	communities []uint32
 
-	mu  sync.Mutex
-	srv *server.BgpServer
+	mu       sync.Mutex
+	srv      *server.BgpServer
+	onChange func()
+}
+
+// OnPeerChange sets a function called (from gobgp's goroutine; it must not
+// block) whenever a session changes state, before Start. padlock wires the
+// reconcile loop's Trigger here, so a lock pending for want of a session is
+// reported applied as soon as the session is up, not after the backoff.
+func (s *Speaker) OnPeerChange(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onChange = f
 }
 
 var (
@@ -123,6 +134,19 @@ func (s *Speaker) Start(ctx context.Context) error {
 		}
 		if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
 			return fail(fmt.Errorf("peer %s: %w", p.Address, err))
+		}
+	}
+	if s.onChange != nil {
+		f := s.onChange
+		err := srv.WatchEvent(context.WithoutCancel(ctx), server.WatchEventMessageCallbacks{
+			OnPeerUpdate: func(e *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+				if e.Type == apiutil.PEER_EVENT_STATE {
+					f()
+				}
+			},
+		}, server.WatchPeer())
+		if err != nil {
+			return fail(fmt.Errorf("watch peers: %w", err))
 		}
 	}
 	s.srv = srv
