@@ -144,7 +144,7 @@ func TestRenderGolden(t *testing.T) {
 		{"en", "netscan", Kinds, false},
 		{"en", "packet_limit", []Kind{KindWarning, KindLock}, false},
 		{"en", "packet_limit", []Kind{KindLock, KindUnlock}, true},
-		{"en", "non_payment", []Kind{KindLock, KindUnlock}, false},
+		{"en", "non_payment", []Kind{KindWarning, KindLock, KindUnlock}, false},
 		{"en", "illegal_content", []Kind{KindLock, KindUnlockRequestRejected}, false},
 		{"en", "spam", []Kind{KindLock}, false},
 		{"en", "network_attack", []Kind{KindLock}, false},
