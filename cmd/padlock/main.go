@@ -24,7 +24,14 @@ type command struct {
 
 // commands is the table of sub-commands. Each lives in its own file.
 var commands = map[string]command{
-	"version": {"print the version", cmdVersion},
+	"version":      {"print the version", cmdVersion},
+	"check-config": {"validate a configuration file (--dump prints the effective one)", cmdCheckConfig},
+	"import":       {"import an inventory file (JSON or CSV) into a running padlock", cmdImport},
+	"lock":         {"lock a product through a running padlock's API", cmdLock},
+	"locks":        {"list locks of a running padlock", cmdLocks},
+	"unlock":       {"unlock a lock through a running padlock's API", cmdUnlock},
+	"serve":        {"run padlock: collectors, detection, locks, enforcement, mail, web, API", cmdServe},
+	"token":        {"create, list or revoke API tokens", cmdToken},
 	// commands: keep one line per command, sorted by file
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
@@ -216,5 +217,39 @@ func (a *API) lookup(w http.ResponseWriter, r *http.Request, actor lock.Actor) e
 		return err
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// importInventory upserts a JSON or CSV inventory document (admin, staff).
+func (a *API) importInventory(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
+	body := http.MaxBytesReader(w, r.Body, 64<<20)
+	var doc inventory.Document
+	var err error
+	switch ct := r.Header.Get("Content-Type"); {
+	case strings.HasPrefix(ct, "text/csv"):
+		doc, err = inventory.DecodeCSV(body)
+	case ct == "" || strings.HasPrefix(ct, "application/json"):
+		doc, err = inventory.DecodeJSON(body)
+	default:
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "import takes application/json or text/csv"}
+	}
+	if err != nil {
+		return badRequest("", "%v", err)
+	}
+	res, err := a.svc.Import(r.Context(), actor, doc)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// exportInventory returns the inventory document (JSON).
+func (a *API) exportInventory(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
+	doc, err := a.svc.Export(r.Context(), actor)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, doc)
 	return nil
 }

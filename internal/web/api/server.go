@@ -84,6 +84,8 @@ func (a *API) routes() {
 	h("GET /api/v1/addresses", a.listAddresses)
 	h("POST /api/v1/addresses", a.createAddress)
 	h("GET /api/v1/lookup", a.lookup)
+	h("POST /api/v1/inventory/import", a.importInventory)
+	h("GET /api/v1/inventory/export", a.exportInventory)
 	h("POST /api/v1/locks", a.createLock)
 	h("GET /api/v1/locks", a.listLocks)
 	h("GET /api/v1/locks/{id}", a.getLock)

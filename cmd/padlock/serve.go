@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"padlock/internal/config"
+	"padlock/internal/enforce"
+	"padlock/internal/enforce/bgp"
+	"padlock/internal/enforce/nftables"
+	"padlock/internal/enforce/webhook"
+	"padlock/internal/lock"
+	"padlock/internal/notify"
+	"padlock/internal/store"
+	"padlock/internal/web/api"
+)
+
+// component is what serve starts in order and stops in reverse.
+type component interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+type named struct {
+	name string
+	c    component
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	configPath := fs.String("config", "", "configuration `file` (YAML); defaults for everything when empty")
+	dataDir := fs.String("data", "", "data `directory` (overrides the file's data:)")
+	listen := fs.String("listen", "", "HTTP listen `address` (overrides the file's listen:)")
+	demo := fs.Bool("demo", false, "load a demo inventory, create demo credentials and replay a bundled netscan")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected arguments: %v", fs.Args())
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.Data = *dataDir
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *demo {
+		applyDemoConfig(&cfg)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	if *demo {
+		if err := srv.loadDemo(ctx, stdout); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	return srv.run(ctx, stdout)
+}
+
+// server is padlock serve: every component, wired.
+type server struct {
+	cfg        config.Config
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	db         *store.DB
+	svc        *lock.Service
+	notifier   *notify.Component
+	loop       *enforce.Loop
+	components []named
+	mux        *http.ServeMux
+	ln         net.Listener
+}
+
+func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: logger, reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	dsn := cfg.Store.DSN
+	if dsn == "" {
+		dsn = store.DefaultDSN(cfg.Data)
+	}
+	db, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+
+	// Mail: rendered inside lock transactions, sent by the outbox worker.
+	s.notifier, err = notify.New(cfg.Notify, notify.Dependencies{Outbox: db, Logger: logger.With("component", "notify"), Registerer: s.reg})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("notify: %w", err)
+	}
+	renderer := &mailRenderer{db: db, r: s.notifier.Renderer(), clientURL: cfg.Web.BaseURL}
+
+	// Lock service; every committed change wakes enforcement and the mailer.
+	s.svc, err = lock.New(cfg.Locks, lock.Dependencies{
+		Store:  db,
+		Render: renderer.Render,
+		OnChange: func(lock.Change) {
+			if s.loop != nil {
+				s.loop.Trigger()
+			}
+			s.notifier.Kick()
+		},
+		Logger:     logger.With("component", "lock"),
+		Registerer: s.reg,
+	})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+
+	// Enforcement drivers, then the reconcile loop over them.
+	var drivers []enforce.Driver
+	var driverComponents []named
+	if c := cfg.Enforce.BGP; c != nil {
+		sp, err := bgp.New(*c, logger.With("component", "bgp"))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("enforce.bgp: %w", err)
+		}
+		drivers = append(drivers, sp.Blackhole(), sp.FlowSpec())
+		driverComponents = append(driverComponents, named{"bgp", sp})
+	}
+	if c := cfg.Enforce.NFTables; c != nil {
+		d, err := nftables.New(*c, logger.With("component", "nftables"))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("enforce.nftables: %w", err)
+		}
+		drivers = append(drivers, d)
+		driverComponents = append(driverComponents, named{"nftables", d})
+	}
+	for i, c := range cfg.Enforce.Webhooks {
+		d, err := webhook.New(c, logger.With("component", "webhook"))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("enforce.webhooks[%d]: %w", i, err)
+		}
+		drivers = append(drivers, d)
+	}
+	ecfg := cfg.Enforce.Configuration
+	ecfg.Protected = protectedOf(ecfg.Protected, cfg.Protected)
+	s.loop, err = enforce.New(ecfg, enforce.Dependencies{
+		Source:     desiredSource{svc: s.svc, db: db},
+		Drivers:    drivers,
+		Registerer: s.reg,
+		Logger:     logger.With("component", "enforce"),
+	})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
+
+	s.components = append(s.components, named{"lock", s.svc})
+	s.components = append(s.components, driverComponents...)
+	s.components = append(s.components, named{"enforce", s.loop}, named{"notify", s.notifier})
+
+	// HTTP: API, health, metrics.
+	s.mux.Handle("/api/v1/", api.New(api.Dependencies{Service: s.svc, Auth: storeAuth{db}, Logger: logger.With("component", "api")}))
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	return s, nil
+}
+
+// healthz answers 200 when the database answers; the body says what runs.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.db.SQL().PingContext(ctx); err != nil {
+		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// run starts every component in order, serves HTTP until ctx ends, then
+// stops them in reverse order.
+func (s *server) run(ctx context.Context, stdout io.Writer) error {
+	started := 0
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := started - 1; i >= 0; i-- {
+			if err := s.components[i].c.Stop(sctx); err != nil {
+				s.log.Error("stop", "component", s.components[i].name, "err", err)
+			}
+		}
+	}()
+	for _, c := range s.components {
+		if err := c.c.Start(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", c.name, err)
+		}
+		started++
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           http.NewCrossOriginProtection().Handler(s.mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "padlock is serving on http://%s (API under /api/v1, metrics at /metrics)\n", ln.Addr())
+	s.log.Info("serving", "listen", ln.Addr().String(), "data", s.cfg.Data)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *server) close() {
+	if s.db != nil {
+		s.db.Close()
+	}
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"padlock/internal/enforce"
+	"padlock/internal/inventory"
+	"padlock/internal/lock"
+	"padlock/internal/mail"
+	"padlock/internal/notify"
+	"padlock/internal/store"
+)
+
+// storeAuth adapts the store's API tokens to the API's Authenticator.
+type storeAuth struct{ db *store.DB }
+
+func (s storeAuth) Authenticate(ctx context.Context, tok string) (lock.Actor, error) {
+	a, _, err := s.db.Authenticate(ctx, tok)
+	return a, err
+}
+
+// mailRenderer turns lock events into customer mails with the notify
+// templates. It runs inside the transaction of the change, so it only
+// reads (product names) through separate short read transactions.
+type mailRenderer struct {
+	db        *store.DB
+	r         *notify.Renderer
+	clientURL string
+}
+
+// notifyKinds maps lock events to mail kinds; events without a mail (ticket
+// messages, KVM orders: staff answer those in the ticket) are absent.
+var notifyKinds = map[string]notify.Kind{
+	"warning":                 notify.KindWarning,
+	"lock":                    notify.KindLock,
+	"relock":                  notify.KindLock,
+	"whitelist_added":         notify.KindWhitelistAdded,
+	"whitelist_expired":       notify.KindWhitelistExpired,
+	"unlock_request_received": notify.KindUnlockRequestReceived,
+	"unlock_request_rejected": notify.KindUnlockRequestRejected,
+	"unlock_request_approved": notify.KindUnlock,
+	"unlock":                  notify.KindUnlock,
+}
+
+func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
+	kind, ok := notifyKinds[ev.Kind]
+	if !ok || ev.Lock == nil {
+		return nil, nil
+	}
+	if ev.Customer.Email == "" {
+		return nil, fmt.Errorf("render %s mail: customer %d has no email address", ev.Kind, ev.Customer.ID)
+	}
+	l := ev.Lock
+	ne := notify.Event{
+		Kind:      kind,
+		LockID:    l.ID,
+		LockingID: l.LockingID,
+		Reason:    string(l.Reason),
+		Customer: notify.Customer{ID: ev.Customer.ID, Name: ev.Customer.Name, Email: ev.Customer.Email,
+			Language: ev.Customer.Language},
+		At:               ev.At,
+		Deadline:         deref(l.WarnUntil),
+		Since:            deref(l.LockedAt),
+		ProbationUntil:   deref(l.ProbationUntil),
+		WhitelistOffered: ev.Policy.Whitelist,
+		Note:             ev.Note,
+		Evidence:         ev.Evidence,
+	}
+	if ne.Since.IsZero() {
+		ne.Since = l.CreatedAt
+	}
+	for _, p := range l.Prefixes {
+		ne.Addresses = append(ne.Addresses, inventory.FormatPrefix(p))
+	}
+	ne.ProductKind, ne.Product = m.product(l)
+	if ev.Whitelist != nil {
+		ne.WhitelistIP = ev.Whitelist.IP.String()
+		ne.WhitelistExpires = ev.Whitelist.ExpiresAt
+	}
+	if ev.UnlockRequest != nil && ev.UnlockRequest.Note != "" {
+		ne.Note = ev.UnlockRequest.Note
+	}
+	if m.clientURL != "" {
+		ne.ClientAreaURL = strings.TrimRight(m.clientURL, "/") + "/client/locks/" + l.LockingID
+	}
+	msg, err := m.r.Render(ne)
+	if err != nil {
+		return nil, err
+	}
+	msg.LockID, msg.CustomerID, msg.Kind = l.ID, ev.Customer.ID, ev.Kind
+	return []mail.Message{msg}, nil
+}
+
+// product names the locked product as the customer knows it.
+func (m *mailRenderer) product(l *lock.Lock) (kind, name string) {
+	addrs := make([]string, 0, len(l.Prefixes))
+	for _, p := range l.Prefixes {
+		addrs = append(addrs, inventory.FormatPrefix(p))
+	}
+	list := strings.Join(addrs, ", ")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	switch l.ScopeKind {
+	case lock.ScopeServer:
+		var sv inventory.Server
+		err := m.db.View(ctx, func(tx lock.Tx) (err error) { sv, err = tx.Server(ctx, l.Scope.ServerID); return })
+		if err == nil {
+			return "server", fmt.Sprintf("%s (%s)", sv.Name, list)
+		}
+		return "server", list
+	case lock.ScopeStorageBox:
+		var b inventory.StorageBox
+		err := m.db.View(ctx, func(tx lock.Tx) (err error) { b, err = tx.StorageBox(ctx, l.Scope.StorageBoxID); return })
+		if err == nil {
+			return "storage_box", b.Name
+		}
+		return "storage_box", fmt.Sprintf("#%d", l.Scope.StorageBoxID)
+	case lock.ScopeSubnet:
+		return "subnet", list
+	}
+	return "ip", list
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// desiredSource turns the lock service's desired state into enforcement
+// blocks and allows, each sent to the method its reason is configured for.
+type desiredSource struct {
+	svc *lock.Service
+	db  *store.DB
+}
+
+func (d desiredSource) Desired(ctx context.Context) (enforce.Desired, error) {
+	st, err := d.svc.DesiredState(ctx)
+	if err != nil {
+		return enforce.Desired{}, err
+	}
+	var out enforce.Desired
+	methods := map[int64]string{}
+	targets := map[int64][]enforce.Target{}
+	for _, l := range st.Locks {
+		method := normalizeMethod(l.Method)
+		methods[l.ID] = method
+		if l.StorageBoxID != 0 {
+			name := fmt.Sprintf("box-%d", l.StorageBoxID)
+			_ = d.db.View(ctx, func(tx lock.Tx) error {
+				if b, err := tx.StorageBox(ctx, l.StorageBoxID); err == nil {
+					name = b.Name
+				}
+				return nil
+			})
+			targets[l.ID] = append(targets[l.ID], enforce.Target{StorageBox: name})
+		}
+		for _, p := range l.Prefixes {
+			targets[l.ID] = append(targets[l.ID], enforce.Target{Prefix: p})
+		}
+		for _, t := range targets[l.ID] {
+			out.Blocks = append(out.Blocks, enforce.Block{LockID: l.ID, LockingID: l.LockingID, Target: t, Method: method})
+		}
+	}
+	for _, w := range st.Whitelist {
+		for _, t := range targets[w.LockID] {
+			out.Allows = append(out.Allows, enforce.Allow{LockID: w.LockID, Source: w.IP, Target: t, Expires: w.ExpiresAt, Method: methods[w.LockID]})
+		}
+	}
+	sort.Slice(out.Blocks, func(i, j int) bool { return out.Blocks[i].Key() < out.Blocks[j].Key() })
+	return out, nil
+}
+
+// normalizeMethod accepts the short names of the lock configuration.
+func normalizeMethod(m string) string {
+	switch m {
+	case "blackhole", "rtbh":
+		return enforce.MethodBlackhole
+	}
+	return m
+}
+
+// protectedOf joins the protected prefix lists of the configuration.
+func protectedOf(lists ...[]netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, l := range lists {
+		for _, p := range l {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
