@@ -343,3 +343,20 @@ func mustRead(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// TestRenderStorageBox: a product without addresses gets no traceroute
+// advice (there is nothing to trace) and reads as a storage box.
+func TestRenderStorageBox(t *testing.T) {
+	ev := testEvent(KindLock, "illegal_content")
+	ev.ProductKind, ev.Product, ev.Addresses = "storage_box", "BX11 #4711", nil
+	m, err := newTestRenderer(t, "").Render(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "[L0029DB12] Your storage box BX11 #4711 has been locked: illegal content" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	if strings.Contains(m.Text, "traceroute") || strings.Contains(m.HTML, "tracert") {
+		t.Errorf("storage box mail advises a traceroute:\n%s", m.Text)
+	}
+}
