@@ -21,6 +21,7 @@ type Entry struct {
 // Index when the inventory changes and swap it in atomically; an Index is
 // safe for concurrent use because nobody writes to it after Build.
 type Index struct {
+	all    []Entry
 	v4     []v4level
 	v6     []v6level
 	size   int
@@ -34,44 +35,69 @@ type productKey struct {
 
 type v4level struct {
 	bits int
-	m    map[uint32]Entry
+	m    map[uint32]int32
 }
 
 type v6key struct{ hi, lo uint64 }
 
 type v6level struct {
 	bits int
-	m    map[v6key]Entry
+	m    map[v6key]int32
 }
 
 // Build returns an Index over entries. When two entries carry the same
 // prefix the later one wins (the store forbids that anyway).
 func Build(entries []Entry) *Index {
 	x := &Index{byProd: map[productKey][]netip.Prefix{}}
-	l4 := map[int]map[uint32]Entry{}
-	l6 := map[int]map[v6key]Entry{}
+	l4 := map[int]map[uint32]int32{}
+	l6 := map[int]map[v6key]int32{}
+	// Size each level's map up front: growing big maps dominates Build.
+	var n4 [33]int
+	var n6 [129]int
+	for _, e := range entries {
+		if p := e.Prefix; p.IsValid() {
+			if p.Addr().Is4() {
+				n4[p.Bits()]++
+			} else {
+				n6[p.Bits()]++
+			}
+		}
+	}
+	for bits, n := range n4 {
+		if n > 0 {
+			l4[bits] = make(map[uint32]int32, n)
+		}
+	}
+	for bits, n := range n6 {
+		if n > 0 {
+			l6[bits] = make(map[v6key]int32, n)
+		}
+	}
+	x.all = make([]Entry, 0, len(entries))
 	for _, e := range entries {
 		p := e.Prefix.Masked()
 		if !p.IsValid() {
 			continue
 		}
 		e.Prefix = p
+		i := int32(len(x.all))
+		x.all = append(x.all, e)
 		k := productKey{e.Type, e.ProductID}
 		x.byProd[k] = append(x.byProd[k], p)
 		if p.Addr().Is4() {
 			m := l4[p.Bits()]
 			if m == nil {
-				m = map[uint32]Entry{}
+				m = map[uint32]int32{}
 				l4[p.Bits()] = m
 			}
-			m[v4(p.Addr())] = e
+			m[v4(p.Addr())] = i
 		} else {
 			m := l6[p.Bits()]
 			if m == nil {
-				m = map[v6key]Entry{}
+				m = map[v6key]int32{}
 				l6[p.Bits()] = m
 			}
-			m[v6(p.Addr())] = e
+			m[v6(p.Addr())] = i
 		}
 	}
 	for bits, m := range l4 {
@@ -105,16 +131,16 @@ func (x *Index) Lookup(a netip.Addr) (Entry, bool) {
 	if a.Is4() {
 		k := v4(a)
 		for _, l := range x.v4 {
-			if e, ok := l.m[k&mask32(l.bits)]; ok {
-				return e, true
+			if i, ok := l.m[k&mask32(l.bits)]; ok {
+				return x.all[i], true
 			}
 		}
 		return Entry{}, false
 	}
 	k := v6(a.WithZone(""))
 	for _, l := range x.v6 {
-		if e, ok := l.m[mask128(k, l.bits)]; ok {
-			return e, true
+		if i, ok := l.m[mask128(k, l.bits)]; ok {
+			return x.all[i], true
 		}
 	}
 	return Entry{}, false
@@ -133,8 +159,8 @@ func (x *Index) LookupPrefix(p netip.Prefix) (Entry, bool) {
 			if l.bits > p.Bits() {
 				continue
 			}
-			if e, ok := l.m[k&mask32(l.bits)]; ok {
-				return e, true
+			if i, ok := l.m[k&mask32(l.bits)]; ok {
+				return x.all[i], true
 			}
 		}
 		return Entry{}, false
@@ -144,8 +170,8 @@ func (x *Index) LookupPrefix(p netip.Prefix) (Entry, bool) {
 		if l.bits > p.Bits() {
 			continue
 		}
-		if e, ok := l.m[mask128(k, l.bits)]; ok {
-			return e, true
+		if i, ok := l.m[mask128(k, l.bits)]; ok {
+			return x.all[i], true
 		}
 	}
 	return Entry{}, false

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,7 +50,14 @@ const (
 type DB struct {
 	db      *sql.DB
 	dialect Dialect
+	stop    chan struct{}
+	done    chan struct{}
+	closed  sync.Once
 }
+
+// CheckpointInterval is how often the SQLite WAL is checkpointed in the
+// background.
+var CheckpointInterval = time.Second
 
 var _ lock.Store = (*DB)(nil)
 
@@ -96,6 +104,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(1)")
+		// Commits never checkpoint (an fsync of the database file in the
+		// middle of a lock request); a background goroutine does it.
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate") // writers queue on BEGIN instead of failing on upgrade
 		db, err = sql.Open("sqlite", "file:"+src+"?"+q.Encode())
 		if err != nil {
@@ -122,7 +133,29 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if dialect == SQLite {
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.checkpointLoop()
+	}
 	return s, nil
+}
+
+// checkpointLoop copies the WAL into the database file outside the commit
+// path, so lock requests never wait for it.
+func (s *DB) checkpointLoop() {
+	defer close(s.done)
+	t := time.NewTicker(CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			// PASSIVE never blocks readers or writers; errors (busy) just
+			// mean "next time".
+			_, _ = s.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
 }
 
 func (s *DB) migrate(ctx context.Context) error {
@@ -150,8 +183,18 @@ func (s *DB) Dialect() Dialect { return s.dialect }
 // SQL returns the underlying database handle (for tests and diagnostics).
 func (s *DB) SQL() *sql.DB { return s.db }
 
-// Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+// Close stops the background checkpoints, checkpoints a last time and
+// closes the database.
+func (s *DB) Close() error {
+	s.closed.Do(func() {
+		if s.stop != nil {
+			close(s.stop)
+			<-s.done
+			_, _ = s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
+	})
+	return s.db.Close()
+}
 
 // querier is what *sql.DB and *sql.Tx have in common.
 type querier interface {
