@@ -331,11 +331,12 @@ func (l *Loop) Reconcile(ctx context.Context) error {
 	}
 
 	applied := map[string]map[string]bool{}
+	notEffective := map[string]map[string]string{}
 	driverErr := map[string]error{}
 	var errs []error
 	for _, n := range l.names {
-		keys, err := l.reconcileDriver(ctx, n, *want[n])
-		applied[n] = keys
+		keys, why, err := l.reconcileDriver(ctx, n, *want[n])
+		applied[n], notEffective[n] = keys, why
 		if err != nil {
 			driverErr[n] = err
 			errs = append(errs, err)
@@ -346,9 +347,13 @@ func (l *Loop) Reconcile(ctx context.Context) error {
 	// Per-lock status: applied only when every rule is read back.
 	missing := map[int64][]string{}
 	missingDrivers := map[int64]map[string]bool{}
+	missingWhy := map[int64]string{}
 	for _, r := range rules {
 		if !applied[r.driver][r.key] {
 			missing[r.lockID] = append(missing[r.lockID], r.key[2:])
+			if why := notEffective[r.driver][r.key]; why != "" && missingWhy[r.lockID] == "" {
+				missingWhy[r.lockID] = r.driver + ": " + why
+			}
 			if missingDrivers[r.lockID] == nil {
 				missingDrivers[r.lockID] = map[string]bool{}
 			}
@@ -370,6 +375,9 @@ func (l *Loop) Reconcile(ctx context.Context) error {
 				if driverErr[n] != nil {
 					reasons = append(reasons, driverErr[n])
 				}
+			}
+			if len(reasons) == 0 && missingWhy[id] != "" {
+				reasons = append(reasons, errors.New(missingWhy[id]))
 			}
 			if len(reasons) == 0 {
 				reasons = append(reasons, errors.New("not yet reported applied by the equipment"))
@@ -427,8 +435,9 @@ func (l *Loop) Reconcile(ctx context.Context) error {
 }
 
 // reconcileDriver brings one driver to want and returns the keys it reports
-// applied afterwards ("b:"+Block.Key, "a:"+Allow.Key).
-func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (map[string]bool, error) {
+// applied afterwards ("b:"+Block.Key, "a:"+Allow.Key), and why the
+// rules it reports configured but not in effect are not.
+func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (map[string]bool, map[string]string, error) {
 	d := l.drivers[name]
 	have, err := d.Applied(ctx)
 	var notEffective error
@@ -436,7 +445,7 @@ func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (
 		notEffective, err = fmt.Errorf("%s: %w", name, err), nil
 	}
 	if err != nil {
-		return l.last[name], fmt.Errorf("%s: read applied state: %w", name, err)
+		return l.last[name], nil, fmt.Errorf("%s: read applied state: %w", name, err)
 	}
 	keys := keySet(have)
 	if prev, ok := l.last[name]; ok {
@@ -471,7 +480,7 @@ func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (
 			notEffective, err = fmt.Errorf("%s: %w", name, err), nil
 		}
 		if err != nil {
-			return nil, errors.Join(applyErr, fmt.Errorf("%s: read applied state: %w", name, err))
+			return nil, nil, errors.Join(applyErr, fmt.Errorf("%s: read applied state: %w", name, err))
 		}
 		keys = keySet(have)
 	}
@@ -481,11 +490,27 @@ func (l *Loop) reconcileDriver(ctx context.Context, name string, want Desired) (
 		l.last[name] = map[string]bool{}
 		l.metrics.applied.WithLabelValues(name, "block").Set(0)
 		l.metrics.applied.WithLabelValues(name, "allow").Set(0)
-		return map[string]bool{}, errors.Join(applyErr, notEffective)
+		return map[string]bool{}, nil, errors.Join(applyErr, notEffective)
 	}
-	l.metrics.applied.WithLabelValues(name, "block").Set(float64(len(have.Blocks)))
-	l.metrics.applied.WithLabelValues(name, "allow").Set(float64(len(have.Allows)))
-	return keys, applyErr
+	why := map[string]string{}
+	nb, na := 0, 0
+	for _, b := range have.Blocks {
+		if b.NotEffective != "" {
+			why["b:"+b.Key()] = b.NotEffective
+		} else {
+			nb++
+		}
+	}
+	for _, a := range have.Allows {
+		if a.NotEffective != "" {
+			why["a:"+a.Key()] = a.NotEffective
+		} else {
+			na++
+		}
+	}
+	l.metrics.applied.WithLabelValues(name, "block").Set(float64(nb))
+	l.metrics.applied.WithLabelValues(name, "allow").Set(float64(na))
+	return keys, why, applyErr
 }
 
 // check refuses targets padlock must never enforce against and rules the
@@ -518,13 +543,18 @@ func (l *Loop) check(t Target, method string, allow bool) error {
 	return nil
 }
 
+// keySet returns the keys of the rules in effect.
 func keySet(d Desired) map[string]bool {
 	m := make(map[string]bool, len(d.Blocks)+len(d.Allows))
 	for _, b := range d.Blocks {
-		m["b:"+b.Key()] = true
+		if b.NotEffective == "" {
+			m["b:"+b.Key()] = true
+		}
 	}
 	for _, a := range d.Allows {
-		m["a:"+a.Key()] = true
+		if a.NotEffective == "" {
+			m["a:"+a.Key()] = true
+		}
 	}
 	return m
 }

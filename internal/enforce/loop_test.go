@@ -274,3 +274,34 @@ func value(t *testing.T, c prometheus.Metric) float64 {
 	}
 	return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 }
+
+func TestNotEffectiveIsPendingAndStillRemoved(t *testing.T) {
+	bh := newMem(MethodBlackhole, false)
+	src := &staticSource{d: Desired{Blocks: []Block{{LockID: 5, Target: Address(srv), Method: MethodBlackhole}}}}
+	l, _, _ := newTestLoop(t, src, notEffectiveDriver{bh})
+	ctx := context.Background()
+	if err := l.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := l.Status(5); s.State != StatePending || !strings.Contains(s.Err, "family not negotiated") {
+		t.Fatalf("status = %+v, want pending with the driver's reason", s)
+	}
+	src.set(Desired{})
+	if err := l.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(bh.blocks) != 0 {
+		t.Fatalf("unwanted rule that was not in effect left configured: %v", bh.blocks)
+	}
+}
+
+// notEffectiveDriver reports everything configured but not in effect.
+type notEffectiveDriver struct{ *memDriver }
+
+func (d notEffectiveDriver) Applied(ctx context.Context) (Desired, error) {
+	got, err := d.memDriver.Applied(ctx)
+	for i := range got.Blocks {
+		got.Blocks[i].NotEffective = "family not negotiated"
+	}
+	return got, err
+}

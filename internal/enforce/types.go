@@ -94,6 +94,11 @@ type Block struct {
 	LockingID string `json:"locking_id,omitempty"`
 	Target    Target `json:"target"`
 	Method    string `json:"method"`
+	// NotEffective is set only in what a driver reports as applied: the
+	// rule is configured on the equipment but not in effect, and why
+	// ("not advertised to any established peer"). The loop removes such a
+	// rule when it is unwanted but does not count it as applied.
+	NotEffective string `json:"not_effective,omitempty"`
 }
 
 // Key identifies what a Block does on the network; two locks on the same
@@ -109,6 +114,8 @@ type Allow struct {
 	Target  Target     `json:"target"`
 	Expires time.Time  `json:"expires,omitzero"`
 	Method  string     `json:"method"`
+	// NotEffective: as Block.NotEffective.
+	NotEffective string `json:"not_effective,omitempty"`
 }
 
 // Key identifies what an Allow does on the network.
@@ -170,7 +177,9 @@ func (c Capabilities) Supports(s Scope) bool { return slices.Contains(c.Scopes, 
 // it, renewing its expiry) and may apply part of a change before failing. Applied reports what is really in effect, read back from the
 // equipment (RIB, kernel sets) or, where nothing can be read back (webhook),
 // from the driver's record of acknowledged deliveries. Allows are reported
-// without Expires when the equipment does not keep it.
+// without Expires when the equipment does not keep it. A rule configured on
+// the equipment but not in effect is reported with NotEffective set, so the
+// loop can both remove it when unwanted and keep its lock pending.
 type Driver interface {
 	Name() string
 	Capabilities() Capabilities

@@ -82,8 +82,8 @@ func (b blackhole) path(t enforce.Target, withdraw bool) (*apiutil.Path, error) 
 	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw, Age: time.Now().Unix()}, nil
 }
 
-// Applied reports the blackhole routes padlock originates that an
-// established peer has in its adj-RIB-out.
+// Applied reports the blackhole routes padlock originates; those no
+// established peer has in its adj-RIB-out are marked NotEffective.
 func (b blackhole) Applied(ctx context.Context) (enforce.Desired, error) {
 	local, out, err := b.s.announced(ctx, gobgp.RF_IPv4_UC, gobgp.RF_IPv6_UC)
 	if local == nil {
@@ -91,9 +91,6 @@ func (b blackhole) Applied(ctx context.Context) (enforce.Desired, error) {
 	}
 	var d enforce.Desired
 	for key, p := range local {
-		if out != nil && !out[key] {
-			continue
-		}
 		if !hasCommunity(p, uint32(gobgp.COMMUNITY_BLACKHOLE)) {
 			continue
 		}
@@ -101,7 +98,11 @@ func (b blackhole) Applied(ctx context.Context) (enforce.Desired, error) {
 		if !ok {
 			continue
 		}
-		d.Blocks = append(d.Blocks, enforce.Block{Target: enforce.Target{Prefix: nlri.Prefix}, Method: enforce.MethodBlackhole})
+		b := enforce.Block{Target: enforce.Target{Prefix: nlri.Prefix}, Method: enforce.MethodBlackhole}
+		if out != nil && !out[key] {
+			b.NotEffective = notAdvertised
+		}
+		d.Blocks = append(d.Blocks, b)
 	}
 	return d, err
 }
@@ -114,3 +115,8 @@ func hasCommunity(p *apiutil.Path, c uint32) bool {
 	}
 	return false
 }
+
+// notAdvertised is the NotEffective reason of a route in padlock's RIB that
+// no established session carries (the routers did not negotiate its address
+// family, or an export filter dropped it).
+const notAdvertised = "in padlock's RIB but not advertised to any established peer"

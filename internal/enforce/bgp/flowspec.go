@@ -165,18 +165,16 @@ func (f flowSpec) path(r rule, withdraw bool) (*apiutil.Path, error) {
 	return &apiutil.Path{Family: fam, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw, Age: time.Now().Unix()}, nil
 }
 
-// Applied reports a block when both its discard rules, and an allow when
-// both its accept rules, are in the adj-RIB-out of an established peer.
+// Applied reports the blocks and allows whose rules padlock originates;
+// one is in effect when both its rules are in the adj-RIB-out of an
+// established peer, and marked NotEffective otherwise.
 func (f flowSpec) Applied(ctx context.Context) (enforce.Desired, error) {
 	local, out, err := f.s.announced(ctx, gobgp.RF_FS_IPv4_UC, gobgp.RF_FS_IPv6_UC)
 	if local == nil {
 		return enforce.Desired{}, err
 	}
-	have := map[rule]bool{}
+	have := map[rule]bool{} // rule → advertised
 	for key, p := range local {
-		if out != nil && !out[key] {
-			continue
-		}
 		r, ok := parseRule(p.Nlri.String())
 		if !ok {
 			continue
@@ -188,19 +186,40 @@ func (f flowSpec) Applied(ctx context.Context) (enforce.Desired, error) {
 				continue // not padlock's
 			}
 		}
-		have[r] = true
+		have[r] = out == nil || out[key]
 	}
+	// A block or allow is its two rules; it is in effect when both are
+	// advertised, and reported (for removal) when either is in the RIB.
 	var d enforce.Desired
+	seen := map[rule]bool{}
 	for r := range have {
 		switch {
-		case !r.accept && r.dst.IsValid() && !r.src.IsValid():
-			if have[rule{src: r.dst}] {
-				d.Blocks = append(d.Blocks, enforce.Block{Target: enforce.Target{Prefix: r.dst}, Method: enforce.MethodFlowSpec})
+		case !r.accept && !seen[r] && (r.dst.IsValid() != r.src.IsValid()):
+			pair := []rule{{dst: r.dst}, {src: r.dst}}
+			if r.src.IsValid() {
+				pair = []rule{{dst: r.src}, {src: r.src}}
 			}
-		case r.accept && r.tag == tagAllowIn && r.src.IsSingleIP():
-			if have[rule{dst: r.src, src: r.dst, accept: true, tag: tagAllowOut}] {
-				d.Allows = append(d.Allows, enforce.Allow{Source: r.src.Addr(), Target: enforce.Target{Prefix: r.dst}, Method: enforce.MethodFlowSpec})
+			b := enforce.Block{Target: enforce.Target{Prefix: pair[0].dst}, Method: enforce.MethodFlowSpec}
+			if adv0, ok0 := have[pair[0]]; !ok0 || !adv0 || !have[pair[1]] {
+				b.NotEffective = notAdvertised
 			}
+			seen[pair[0]], seen[pair[1]] = true, true
+			d.Blocks = append(d.Blocks, b)
+		case r.accept && !seen[r]:
+			in := r
+			if r.tag == tagAllowOut {
+				in = rule{dst: r.src, src: r.dst, accept: true, tag: tagAllowIn}
+			}
+			if !in.src.IsSingleIP() {
+				continue
+			}
+			outRule := rule{dst: in.src, src: in.dst, accept: true, tag: tagAllowOut}
+			a := enforce.Allow{Source: in.src.Addr(), Target: enforce.Target{Prefix: in.dst}, Method: enforce.MethodFlowSpec}
+			if advIn, okIn := have[in]; !okIn || !advIn || !have[outRule] {
+				a.NotEffective = notAdvertised
+			}
+			seen[in], seen[outRule] = true, true
+			d.Allows = append(d.Allows, a)
 		}
 	}
 	return d, err
