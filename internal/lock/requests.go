@@ -306,3 +306,41 @@ func (s *Service) ListWhitelist(ctx context.Context, a Actor, lockID int64) ([]W
 	})
 	return out, err
 }
+
+// ExpireWhitelists ends every whitelist entry whose time is up: it is
+// marked removed, audited, and the customer gets a whitelist_expired mail.
+// Enforcement never needs it (the desired state drops expired entries by
+// itself); run it periodically as housekeeping. It returns how many
+// entries expired.
+func (s *Service) ExpireWhitelists(ctx context.Context) (int, error) {
+	n := 0
+	err := s.update(ctx, System, func(t *txn) error {
+		n = 0
+		ws, err := t.tx.ExpiredWhitelist(ctx, t.now, 1000)
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			l, err := t.tx.Lock(ctx, w.LockID, true)
+			if err != nil {
+				return err
+			}
+			if err := t.tx.RemoveWhitelist(ctx, w.ID, w.ExpiresAt); err != nil {
+				return err
+			}
+			after := w
+			at := w.ExpiresAt
+			after.RemovedAt = &at
+			if err := t.audit("whitelist_expire", "whitelist", w.ID, l.ID, l.CustomerID, w, after, ""); err != nil {
+				return err
+			}
+			if err := t.notify(Event{Kind: EventWhitelistExpired, Lock: &l, Whitelist: &after}); err != nil {
+				return err
+			}
+			t.changed(l.ID, "whitelist_expire")
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

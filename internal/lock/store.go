@@ -60,6 +60,9 @@ type Tx interface {
 	ActiveWhitelistOf(ctx context.Context, lockID int64, now time.Time) ([]Whitelist, error)
 	ListWhitelist(ctx context.Context, lockID int64) ([]Whitelist, error)
 	RemoveWhitelist(ctx context.Context, id int64, at time.Time) error
+	// ExpiredWhitelist returns entries not yet removed whose expiry is at
+	// or before now.
+	ExpiredWhitelist(ctx context.Context, now time.Time, limit int) ([]Whitelist, error)
 
 	// InsertUnlockRequest fails with ErrConflict (Field "unlock_request")
 	// when the lock already has an open request.

@@ -263,6 +263,24 @@ type DesiredState struct {
 	Whitelist []ActiveWhitelist `json:"whitelist"`
 }
 
+// Event kinds handed to Render. The notifier's kinds are a subset:
+// relock mails as lock, unlock_request_approved as unlock; ticket events
+// may render nothing.
+const (
+	EventWarning               = "warning"
+	EventLock                  = "lock"
+	EventRelock                = "relock"
+	EventUnlock                = "unlock"
+	EventWhitelistAdded        = "whitelist_added"
+	EventWhitelistExpired      = "whitelist_expired"
+	EventUnlockRequestReceived = "unlock_request_received"
+	EventUnlockRequestApproved = "unlock_request_approved"
+	EventUnlockRequestRejected = "unlock_request_rejected"
+	EventTicketOpened          = "ticket_opened"
+	EventKVMOrder              = "kvm_order"
+	EventTicketMessage         = "ticket_message"
+)
+
 // Event is what happened, handed to Render to produce the customer's mails
 // inside the transaction of the change.
 type Event struct {

@@ -213,8 +213,8 @@ func (t *txImpl) InsertWhitelist(ctx context.Context, w *lock.Whitelist) error {
 	return err
 }
 
-func (t *txImpl) whitelist(ctx context.Context, cond string, args ...any) ([]lock.Whitelist, error) {
-	rows, err := t.query(ctx, "whitelist", `SELECT id, lock_id, ip, created_at, expires_at, removed_at, created_by FROM whitelist WHERE `+cond+` ORDER BY id`, args...)
+func (t *txImpl) whitelist(ctx context.Context, cond, tail string, args ...any) ([]lock.Whitelist, error) {
+	rows, err := t.query(ctx, "whitelist", `SELECT id, lock_id, ip, created_at, expires_at, removed_at, created_by FROM whitelist WHERE `+cond+` ORDER BY id`+tail, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +238,15 @@ func (t *txImpl) whitelist(ctx context.Context, cond string, args ...any) ([]loc
 }
 
 func (t *txImpl) ActiveWhitelistOf(ctx context.Context, lockID int64, now time.Time) ([]lock.Whitelist, error) {
-	return t.whitelist(ctx, "lock_id = ? AND removed_at IS NULL AND expires_at > ?", lockID, us(now))
+	return t.whitelist(ctx, "lock_id = ? AND removed_at IS NULL AND expires_at > ?", "", lockID, us(now))
 }
 
 func (t *txImpl) ListWhitelist(ctx context.Context, lockID int64) ([]lock.Whitelist, error) {
-	return t.whitelist(ctx, "lock_id = ?", lockID)
+	return t.whitelist(ctx, "lock_id = ?", "", lockID)
+}
+
+func (t *txImpl) ExpiredWhitelist(ctx context.Context, now time.Time, limit int) ([]lock.Whitelist, error) {
+	return t.whitelist(ctx, "removed_at IS NULL AND expires_at <= ?", fmt.Sprintf(" LIMIT %d", limitOf(limit)), us(now))
 }
 
 func (t *txImpl) RemoveWhitelist(ctx context.Context, id int64, at time.Time) error {

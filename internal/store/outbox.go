@@ -184,3 +184,18 @@ func (s *DB) ListMails(ctx context.Context, lockID, customerID int64, limit int)
 	}
 	return out, nil
 }
+
+// OutboxStats returns the number of unsent mails and the creation time of
+// the oldest (zero when none), for the notifier's metrics.
+func (s *DB) OutboxStats(ctx context.Context) (int, time.Time, error) {
+	var n int
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*), min(created_at) FROM mails WHERE sent_at IS NULL`).Scan(&n, &oldest)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("store: outbox stats: %w", err)
+	}
+	if !oldest.Valid {
+		return n, time.Time{}, nil
+	}
+	return n, fromUS(oldest.Int64), nil
+}

@@ -132,6 +132,7 @@ type Env struct {
 	Clock   *Clock
 	Ctx     context.Context
 	Events  *Events
+	Changes *Changes
 	Staff   lock.Actor
 	Billing lock.Actor
 	RO      lock.Actor
@@ -142,6 +143,23 @@ type Env struct {
 	BoxA    inventory.StorageBox
 	NetB    inventory.Address // 198.51.100.128/25 standalone of B (inside A's /24)
 	NetA    inventory.Address // 198.51.100.0/24 standalone of A
+}
+
+// Changes records what OnChange reported.
+type Changes struct {
+	mu   sync.Mutex
+	list []lock.Change
+}
+
+func (c *Changes) add(ch lock.Change) { c.mu.Lock(); c.list = append(c.list, ch); c.mu.Unlock() }
+
+// Take returns and forgets the recorded changes.
+func (c *Changes) Take() []lock.Change {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.list
+	c.list = nil
+	return l
 }
 
 // Events records what Render was asked to render.
@@ -185,8 +203,8 @@ func (e *Events) render(ev lock.Event) ([]mail.Message, error) {
 // fixture inventory.
 func NewEnv(t testing.TB, open Opener, cfg lock.Configuration) *Env {
 	t.Helper()
-	e := &Env{DB: open(t), Clock: NewClock(), Ctx: context.Background(), Events: &Events{}}
-	svc, err := lock.New(cfg, lock.Dependencies{Store: e.DB, Clock: e.Clock.Now, Render: e.Events.render})
+	e := &Env{DB: open(t), Clock: NewClock(), Ctx: context.Background(), Events: &Events{}, Changes: &Changes{}}
+	svc, err := lock.New(cfg, lock.Dependencies{Store: e.DB, Clock: e.Clock.Now, Render: e.Events.render, OnChange: e.Changes.add})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -413,6 +413,16 @@ func testWhitelist(t *testing.T, open Opener) {
 	if err := e.Svc.RemoveWhitelist(e.Ctx, e.CA, l.ID); !isKind(err, lock.ErrNotFound) {
 		t.Errorf("remove expired: %v, want ErrNotFound", err)
 	}
+	n, err := e.Svc.ExpireWhitelists(e.Ctx)
+	if err != nil || n != 1 {
+		t.Errorf("ExpireWhitelists = %d, %v; want 1 (the replaced entry was removed already)", n, err)
+	}
+	if k := e.Events.Kinds(); k[len(k)-1] != lock.EventWhitelistExpired {
+		t.Errorf("no whitelist_expired mail: %v", k)
+	}
+	if n, _ := e.Svc.ExpireWhitelists(e.Ctx); n != 0 {
+		t.Errorf("second ExpireWhitelists expired %d again", n)
+	}
 	if _, err := e.Svc.AddWhitelist(e.Ctx, e.CA, l.ID, "9.9.9.9"); err != nil {
 		t.Fatal(err)
 	}
@@ -764,6 +774,7 @@ func testDesiredState(t *testing.T, open Opener) {
 // mail), nothing of it is stored — no lock, no prefix, no audit, no mail.
 func testAtomicChange(t *testing.T, open Opener) {
 	e := NewEnv(t, open, lock.Configuration{})
+	e.Changes.Take()
 	e.Events.FailWith(errors.New("template broken"))
 	_, err := e.Svc.CreateLock(e.Ctx, e.Staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: e.SrvA.ID}, Reason: lock.ReasonAbuse}, "k1")
 	if err == nil {
@@ -780,9 +791,16 @@ func testAtomicChange(t *testing.T, open Opener) {
 	if len(ls) != 0 || len(au) != 0 || len(ms) != 0 || rows != 0 {
 		t.Errorf("half-written change: %d locks, %d audit, %d mails, %d prefixes", len(ls), len(au), len(ms), rows)
 	}
+	if ch := e.Changes.Take(); len(ch) != 0 {
+		t.Errorf("OnChange called for a rolled-back change: %+v", ch)
+	}
 	// The idempotency key was not consumed either.
-	if _, err := e.Svc.CreateLock(e.Ctx, e.Staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: e.SrvA.ID}, Reason: lock.ReasonAbuse}, "k1"); err != nil {
+	l, err := e.Svc.CreateLock(e.Ctx, e.Staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: e.SrvA.ID}, Reason: lock.ReasonAbuse}, "k1")
+	if err != nil {
 		t.Errorf("retry after failure: %v", err)
+	}
+	if diff := cmp.Diff([]lock.Change{{LockID: l.ID, Action: "lock"}}, e.Changes.Take()); diff != "" {
+		t.Errorf("OnChange after commit (-want +got):\n%s", diff)
 	}
 }
 
