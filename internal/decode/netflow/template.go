@@ -72,7 +72,9 @@ type template struct {
 	tailLen   int // fixed bytes after the last variable-length field
 	minRecLen int // least bytes a record takes: fixed bytes plus one per variable-length field
 	ops       []op
-	hasTimes  bool // has any flow time field
+	hasTimes  bool   // has any flow time field
+	has       uint64 // bit 1<<opKind for every op
+	sampling  bool   // has a sampling field
 }
 
 // field is one template field as parsed.
@@ -201,10 +203,13 @@ func compile(version uint16, fields []field, options bool, raw []byte) (*templat
 		}
 		if k != opNone {
 			t.ops = append(t.ops, op{kind: k, off: uint16(off), len: f.len})
+			t.has |= 1 << k
 			switch k {
 			case opFirstUp, opLastUp, opStartSec, opEndSec, opStartMs, opEndMs,
 				opStartNTP, opEndNTP, opStartDelta, opEndDelta:
 				t.hasTimes = true
+			case opSampInt, opSampPkt, opSampSpace, opSampRand:
+				t.sampling = true
 			}
 		}
 		off += int(f.len)
@@ -218,6 +223,7 @@ func compile(version uint16, fields []field, options bool, raw []byte) (*templat
 	} else {
 		t.minLen = off
 	}
+	t.resolve()
 	t.minRecLen = t.minLen
 	for _, o := range t.ops {
 		if o.kind == opVar {
@@ -251,4 +257,51 @@ func parseFields(version uint16, b []byte, count int, dst []field) ([]field, []b
 		dst = append(dst, f)
 	}
 	return dst, b, nil
+}
+
+// resolve settles, once per template, which of several fields for the same
+// record field wins, so that parse writes each record field at most once:
+// byte and packet counts come from IN (1/2), else total (85/86), else OUT
+// (23/24); MACs from the ingress fields (56/80), else the egress ones
+// (81/57).
+func (t *template) resolve() {
+	pickFirst := func(kinds ...opKind) opKind {
+		for _, k := range kinds {
+			if t.has&(1<<k) != 0 {
+				return k
+			}
+		}
+		return opNone
+	}
+	bytesOp := pickFirst(opInBytes, opTotBytes, opOutBytes)
+	pktsOp := pickFirst(opInPkts, opTotPkts, opOutPkts)
+	srcMAC := pickFirst(opInSrcMAC, opOutSrcMAC)
+	dstMAC := pickFirst(opInDstMAC, opOutDstMAC)
+	ops := t.ops[:0]
+	for _, o := range t.ops {
+		switch o.kind {
+		case opInBytes, opTotBytes, opOutBytes:
+			if o.kind != bytesOp {
+				continue
+			}
+			o.kind = opInBytes
+		case opInPkts, opTotPkts, opOutPkts:
+			if o.kind != pktsOp {
+				continue
+			}
+			o.kind = opInPkts
+		case opInSrcMAC, opOutSrcMAC:
+			if o.kind != srcMAC {
+				continue
+			}
+			o.kind = opInSrcMAC
+		case opInDstMAC, opOutDstMAC:
+			if o.kind != dstMAC {
+				continue
+			}
+			o.kind = opInDstMAC
+		}
+		ops = append(ops, o)
+	}
+	t.ops = ops
 }

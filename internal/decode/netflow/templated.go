@@ -325,21 +325,15 @@ func (r *run) dataSet(tid uint16, set []byte) error {
 	return err
 }
 
-// values holds the fields of one data record as read by template.parse.
+// values holds the fields of one data record that need more than a copy
+// into the record (times, ICMP, sampling); parse writes the rest straight
+// into the flow.Record.
 type values struct {
-	has                                uint64 // bit 1<<opKind per field seen
-	src, dst                           netip.Addr
-	srcPort, dstPort                   uint16
-	proto, tcpFlags                    uint8
-	inB, inP, outB, outP, totB, totP   uint64
+	has                                uint64 // bit 1<<opKind per field in the template
 	firstUp, lastUp                    uint32
 	startNs, endNs                     int64 // absolute (150-157)
 	startDelta, endDelta               uint64
 	sysInit                            uint64
-	inSrcMAC, inDstMAC                 flow.MAC
-	outSrcMAC, outDstMAC               flow.MAC
-	inIf, outIf                        uint32
-	vlan                               uint16
 	icmpTC                             uint16
 	icmpType, icmpCode                 uint8
 	sampInt, sampPkt, sampSpace, sampR uint64
@@ -377,8 +371,10 @@ func ntpNs(x uint64) int64 {
 var errVarLen = fmt.Errorf("variable-length field beyond the set: %w", decode.ErrTruncated)
 
 // parse reads one record from b (len(b) >= t.minRec()) into v and returns
-// its length.
-func (t *template) parse(b []byte, v *values) (int, error) {
+// its length. Every record of a template sets the same fields, so v is
+// zeroed once per set (v.has = t.has) and only the addresses, whose fields
+// may replace each other, are cleared between records.
+func (t *template) parse(b []byte, v *values, rec *flow.Record) (int, error) {
 	base := 0
 	for i := range t.ops {
 		o := &t.ops[i]
@@ -404,44 +400,35 @@ func (t *template) parse(b []byte, v *values) (int, error) {
 			continue
 		}
 		f := b[p : p+int(o.len)]
-		v.has |= 1 << k
 		switch k {
 		case opSrc4:
-			if a := [4]byte(f); !v.src.IsValid() || a != [4]byte{} {
-				v.src = netip.AddrFrom4(a)
+			if a := [4]byte(f); !rec.SrcAddr.IsValid() || a != [4]byte{} {
+				rec.SrcAddr = netip.AddrFrom4(a)
 			}
 		case opDst4:
-			if a := [4]byte(f); !v.dst.IsValid() || a != [4]byte{} {
-				v.dst = netip.AddrFrom4(a)
+			if a := [4]byte(f); !rec.DstAddr.IsValid() || a != [4]byte{} {
+				rec.DstAddr = netip.AddrFrom4(a)
 			}
 		case opSrc6:
-			if a := [16]byte(f); !v.src.IsValid() || a != [16]byte{} {
-				v.src = netip.AddrFrom16(a)
+			if a := [16]byte(f); !rec.SrcAddr.IsValid() || a != [16]byte{} {
+				rec.SrcAddr = netip.AddrFrom16(a)
 			}
 		case opDst6:
-			if a := [16]byte(f); !v.dst.IsValid() || a != [16]byte{} {
-				v.dst = netip.AddrFrom16(a)
+			if a := [16]byte(f); !rec.DstAddr.IsValid() || a != [16]byte{} {
+				rec.DstAddr = netip.AddrFrom16(a)
 			}
 		case opSrcPort:
-			v.srcPort = uint16(uintN(f))
+			rec.SrcPort = uint16(uintN(f))
 		case opDstPort:
-			v.dstPort = uint16(uintN(f))
+			rec.DstPort = uint16(uintN(f))
 		case opProto:
-			v.proto = uint8(uintN(f))
+			rec.Proto = uint8(uintN(f))
 		case opTCPFlags:
-			v.tcpFlags = uint8(uintN(f))
-		case opInBytes:
-			v.inB = uintN(f)
+			rec.TCPFlags = uint8(uintN(f))
+		case opInBytes: // the winning byte counter (see resolve)
+			rec.SampledBytes = uintN(f)
 		case opInPkts:
-			v.inP = uintN(f)
-		case opOutBytes:
-			v.outB = uintN(f)
-		case opOutPkts:
-			v.outP = uintN(f)
-		case opTotBytes:
-			v.totB = uintN(f)
-		case opTotPkts:
-			v.totP = uintN(f)
+			rec.SampledPackets = uintN(f)
 		case opFirstUp:
 			v.firstUp = uint32(uintN(f))
 		case opLastUp:
@@ -464,20 +451,16 @@ func (t *template) parse(b []byte, v *values) (int, error) {
 			v.endDelta = uintN(f)
 		case opSysInit:
 			v.sysInit = uintN(f)
-		case opInSrcMAC:
-			v.inSrcMAC = flow.MAC(f)
+		case opInSrcMAC: // the winning MACs (see resolve)
+			rec.SrcMAC = flow.MAC(f)
 		case opInDstMAC:
-			v.inDstMAC = flow.MAC(f)
-		case opOutSrcMAC:
-			v.outSrcMAC = flow.MAC(f)
-		case opOutDstMAC:
-			v.outDstMAC = flow.MAC(f)
+			rec.DstMAC = flow.MAC(f)
 		case opInIf:
-			v.inIf = uint32(uintN(f))
+			rec.InIf = uint32(uintN(f))
 		case opOutIf:
-			v.outIf = uint32(uintN(f))
+			rec.OutIf = uint32(uintN(f))
 		case opVLAN:
-			v.vlan = uint16(uintN(f))
+			rec.VLAN = uint16(uintN(f))
 		case opICMPTC:
 			v.icmpTC = uint16(uintN(f))
 		case opICMPType:
@@ -526,10 +509,11 @@ func (v *values) samplingRate() uint32 {
 // system init time of the domain.
 func (d *Decoder) decodeOptions(dm *domain, t *template, b []byte) error {
 	minRec := t.minRec()
-	var v values
+	v := values{has: t.has}
+	var scratch flow.Record
 	for len(b) >= minRec {
-		v = values{}
-		l, err := t.parse(b, &v)
+		scratch.SrcAddr, scratch.DstAddr = netip.Addr{}, netip.Addr{}
+		l, err := t.parse(b, &v, &scratch)
 		if err != nil {
 			return err
 		}
@@ -561,21 +545,20 @@ func (d *Decoder) decodeData(e *exporter, dm *domain, h *hdr, t *template, b []b
 	}
 	minRec := t.minRec()
 	n := 0
-	var v values
+	v := values{has: t.has}
 	for len(b) >= minRec {
-		v = values{}
-		l, err := t.parse(b, &v)
+		resetRecord(rec)
+		l, err := t.parse(b, &v, rec)
 		if err != nil {
 			return n, err
 		}
 		b = b[l:]
 
-		resetRecord(rec)
 		rec.Format = format
 		rec.Exporter = e.addr
 		rec.ObservationDomain = h.domain
 		rate := domRate
-		if e.override == 0 {
+		if e.override == 0 && t.sampling {
 			if rr := v.samplingRate(); rr != 0 {
 				rate = rr
 			}
@@ -584,11 +567,10 @@ func (d *Decoder) decodeData(e *exporter, dm *domain, h *hdr, t *template, b []b
 			rate = 1
 		}
 		rec.SamplingRate = rate
+		rec.Packets = scale(rec.SampledPackets, rate)
+		rec.Bytes = scale(rec.SampledBytes, rate)
 
-		rec.SrcAddr, rec.DstAddr = v.src, v.dst
-		rec.SrcPort, rec.DstPort = v.srcPort, v.dstPort
-		rec.Proto, rec.TCPFlags = v.proto, v.tcpFlags
-		if rec.DstPort == 0 && (v.proto == flow.ProtoICMP || v.proto == flow.ProtoICMPv6) {
+		if rec.DstPort == 0 && (rec.Proto == flow.ProtoICMP || rec.Proto == flow.ProtoICMPv6) {
 			switch {
 			case v.hasOp(opICMPTC):
 				rec.DstPort = v.icmpTC
@@ -596,34 +578,6 @@ func (d *Decoder) decodeData(e *exporter, dm *domain, h *hdr, t *template, b []b
 				rec.DstPort = uint16(v.icmpType)<<8 | uint16(v.icmpCode)
 			}
 		}
-
-		switch {
-		case v.hasOp(opInBytes):
-			rec.SampledBytes = v.inB
-		case v.hasOp(opTotBytes):
-			rec.SampledBytes = v.totB
-		case v.hasOp(opOutBytes):
-			rec.SampledBytes = v.outB
-		}
-		switch {
-		case v.hasOp(opInPkts):
-			rec.SampledPackets = v.inP
-		case v.hasOp(opTotPkts):
-			rec.SampledPackets = v.totP
-		case v.hasOp(opOutPkts):
-			rec.SampledPackets = v.outP
-		}
-		rec.Packets = scale(rec.SampledPackets, rate)
-		rec.Bytes = scale(rec.SampledBytes, rate)
-
-		rec.SrcMAC, rec.DstMAC = v.inSrcMAC, v.inDstMAC
-		if !v.hasOp(opInSrcMAC) {
-			rec.SrcMAC = v.outSrcMAC
-		}
-		if !v.hasOp(opInDstMAC) {
-			rec.DstMAC = v.outDstMAC
-		}
-		rec.InIf, rec.OutIf, rec.VLAN = v.inIf, v.outIf, v.vlan
 
 		if t.hasTimes {
 			rec.Start, rec.End = recordTimes(&v, h, dm)
