@@ -305,3 +305,86 @@ func (d notEffectiveDriver) Applied(ctx context.Context) (Desired, error) {
 	}
 	return got, err
 }
+
+// flakyDriver fails its first n Applies.
+type flakyDriver struct {
+	*memDriver
+	mu sync.Mutex
+	n  int
+}
+
+func (d *flakyDriver) Apply(ctx context.Context, c Change) error {
+	d.mu.Lock()
+	fail := d.n > 0
+	d.n--
+	d.mu.Unlock()
+	if fail {
+		return errors.New("device busy")
+	}
+	return d.memDriver.Apply(ctx, c)
+}
+
+// The running loop retries a failed lock by itself (backoff) and removes a
+// whitelist when it expires, without any Trigger.
+func TestRunningLoopRetriesAndExpires(t *testing.T) {
+	d := &flakyDriver{memDriver: newMem(MethodNftables, true), n: 3}
+	exp := time.Now().Add(300 * time.Millisecond)
+	src := &staticSource{d: Desired{
+		Blocks: []Block{{LockID: 1, Target: Address(srv), Method: MethodNftables}},
+		Allows: []Allow{{LockID: 1, Source: client, Target: Address(srv), Expires: exp, Method: MethodNftables}},
+	}}
+	cfg := DefaultConfiguration()
+	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 20*time.Millisecond
+	var mu sync.Mutex
+	var states []State
+	l, err := New(cfg, Dependencies{Source: src, Drivers: []Driver{d}, OnStatus: func(s Status) {
+		mu.Lock()
+		states = append(states, s.State)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop(ctx)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		s, _ := l.Status(1)
+		if s.State == StateApplied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not applied after retries: %+v", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	if states[0] != StatePending {
+		t.Errorf("first status %s, want pending while the device fails", states[0])
+	}
+	mu.Unlock()
+	d.memDriver.mu.Lock()
+	n := len(d.memDriver.allows)
+	d.memDriver.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("whitelist not applied: %d", n)
+	}
+	for {
+		d.memDriver.mu.Lock()
+		n := len(d.memDriver.allows)
+		d.memDriver.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(exp.Add(500 * time.Millisecond)) {
+			t.Fatal("whitelist still applied 500ms after it expired")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if late := time.Since(exp); late < 0 {
+		t.Fatalf("whitelist removed %s before it expired", -late)
+	}
+}
