@@ -94,6 +94,7 @@ type Engine struct {
 	suppress  prometheus.Counter
 
 	packetLimit *packetlimit.Detector
+	o           detector.Orientation
 }
 
 // New builds an engine. It does no I/O.
@@ -190,18 +191,21 @@ func (e *Engine) Record(r *flow.Record) {
 		dst = dst.Unmap()
 	}
 	srcIn, dstIn := e.nets.Internal(src), e.nets.Internal(dst)
+	// e.o is reused: an Orientation passed through the interface would
+	// otherwise escape to the heap on every record.
+	o := &e.o
 	if srcIn {
-		o := detector.Orientation{Dir: detector.DirOut, Host: e.host(src, end), Addr: src, Remote: dst,
+		*o = detector.Orientation{Dir: detector.DirOut, Host: e.host(src, end), Addr: src, Remote: dst,
 			LocalPort: r.SrcPort, RemotePort: r.DstPort, Start: start, End: end}
 		for _, d := range e.dets {
-			d.Observe(r, &o)
+			d.Observe(r, o)
 		}
 	}
 	if dstIn {
-		o := detector.Orientation{Dir: detector.DirIn, Host: e.host(dst, end), Addr: dst, Remote: src,
+		*o = detector.Orientation{Dir: detector.DirIn, Host: e.host(dst, end), Addr: dst, Remote: src,
 			LocalPort: r.DstPort, RemotePort: r.SrcPort, Start: start, End: end}
 		for _, d := range e.dets {
-			d.Observe(r, &o)
+			d.Observe(r, o)
 		}
 	}
 	if !srcIn && !dstIn {

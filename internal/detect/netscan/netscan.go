@@ -143,16 +143,17 @@ type pending struct {
 }
 
 type hostState struct {
-	tab      []contact
-	n        int
-	evalSkip int
-	muted    int64
-	pend     pending
-	queued   bool
-	maxRate  uint32
-	samples  *detector.Samples
-	dropped  uint64
-	fullAt   uint32 // second the table was last found full
+	tab       []contact
+	n         int
+	evalSkip  int
+	muted     int64
+	pend      pending
+	queued    bool
+	maxRate   uint32
+	samples   *detector.Samples
+	dropped   uint64
+	open      int    // unanswered contacts (stale ones included until a rehash)
+	fullUntil uint32 // the table was found full; no room before this second
 }
 
 // Detector is the netscan detector.
@@ -253,7 +254,13 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		s.dropped++
 		return
 	}
+	if isNew && !answered {
+		s.open++
+	}
 	if answered {
+		if c.flags&fAnswered == 0 && !isNew {
+			s.open--
+		}
 		c.flags |= fAnswered
 	} else if c.hits < 0xffff {
 		c.hits++
@@ -261,7 +268,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	if s.samples != nil && !answered {
 		s.samples.Add(r)
 	}
-	if !isNew || answered || s.n < d.trigger {
+	if !isNew || answered || s.open < d.trigger {
 		return
 	}
 	if s.samples == nil {
@@ -306,8 +313,9 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 }
 
 func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
-	if i := s.find(&dst, port, proto); i >= 0 {
+	if i := s.find(&dst, port, proto); i >= 0 && s.tab[i].flags&fAnswered == 0 {
 		s.tab[i].flags |= fAnswered
+		s.open--
 	}
 }
 
@@ -333,6 +341,9 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		c := &s.tab[i]
 		if c.last+d.w <= sec {
 			// stale contact seen again: it counts as new in this window
+			if c.flags&fAnswered == 0 {
+				s.open-- // counted again by the caller
+			}
 			c.first, c.last, c.hits, c.flags = sec, sec, 0, fUsed
 			return c, true
 		}
@@ -340,8 +351,10 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		return c, false
 	}
 	if (s.n+1)*4 > len(s.tab)*3 {
-		if sec == s.fullAt || !d.makeRoom(s, sec) {
-			s.fullAt = sec // full of live contacts: try again next second
+		if sec < s.fullUntil || !d.makeRoom(s, sec) {
+			// full of live contacts (a scan in progress, long proven):
+			// try again when some may have gone stale
+			s.fullUntil = sec + max(1, d.w/16)
 			return nil, false
 		}
 	}
@@ -359,19 +372,29 @@ func (d *Detector) fresh(c *contact, sec uint32) bool {
 	return c.flags&fUsed != 0 && c.last+d.w > sec
 }
 
-// makeRoom grows the table or drops stale (then answered) contacts.
+// makeRoom drops stale contacts, grows the table, or drops answered
+// contacts, in that order of preference.
 func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
-	if s.n+1 <= d.conf.MaxContacts {
+	live := 0
+	for k := range s.tab {
+		if d.fresh(&s.tab[k], sec) {
+			live++
+		}
+	}
+	if (live+1)*2 <= len(s.tab) || (live == s.n && (live+1)*4 <= len(s.tab)*3) {
+		d.rehash(s, len(s.tab), func(c *contact) bool { return d.fresh(c, sec) })
+		if (s.n+1)*4 <= len(s.tab)*3 {
+			return true
+		}
+	}
+	if live+1 <= d.conf.MaxContacts {
 		d.rehash(s, len(s.tab)*2, func(c *contact) bool { return d.fresh(c, sec) })
 		return true
 	}
-	d.rehash(s, len(s.tab), func(c *contact) bool { return d.fresh(c, sec) })
-	if (s.n+1)*8 > len(s.tab)*7 || s.n+1 > d.conf.MaxContacts {
-		grace := uint32(d.conf.AnswerGrace.Seconds())
-		d.rehash(s, len(s.tab), func(c *contact) bool {
-			return d.fresh(c, sec) && (c.flags&fAnswered == 0 || c.last+grace > sec)
-		})
-	}
+	grace := uint32(d.conf.AnswerGrace.Seconds())
+	d.rehash(s, len(s.tab), func(c *contact) bool {
+		return d.fresh(c, sec) && (c.flags&fAnswered == 0 || c.last+grace > sec)
+	})
 	return s.n+1 <= d.conf.MaxContacts && (s.n+1)*4 <= len(s.tab)*3
 }
 
@@ -386,12 +409,15 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 		old = tmp
 		clear(s.tab)
 	}
-	s.n = 0
+	s.n, s.open = 0, 0
 	mask := len(s.tab) - 1
 	for k := range old {
 		c := &old[k]
 		if c.flags&fUsed == 0 || !keep(c) {
 			continue
+		}
+		if c.flags&fAnswered == 0 {
+			s.open++
 		}
 		i := int(detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port))) & mask
 		for s.tab[i].flags&fUsed != 0 {
