@@ -195,6 +195,9 @@ func (s *Service) CreateAddress(ctx context.Context, a Actor, ad inventory.Addre
 			return err
 		}
 		if err := t.tx.InsertAddress(ctx, &ad); err != nil {
+			if e := ErrorDetails(err); e != nil && e.Field == "ips" {
+				e.Field = "prefix"
+			}
 			return err
 		}
 		t.inventory = true

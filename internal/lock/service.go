@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,9 @@ type Service struct {
 	changed func(Change)
 	log     *slog.Logger
 	index   atomic.Pointer[inventory.Index]
+	// refresh serializes index rebuilds so a slower rebuild never replaces
+	// a newer index with an older snapshot.
+	refresh sync.Mutex
 	changes *prometheus.CounterVec
 }
 
@@ -93,6 +97,8 @@ func (s *Service) Index() *inventory.Index { return s.index.Load() }
 // it after every inventory change it commits; call it when another node may
 // have changed the inventory.
 func (s *Service) RefreshIndex(ctx context.Context) error {
+	s.refresh.Lock()
+	defer s.refresh.Unlock()
 	var snap *inventory.Snapshot
 	err := s.store.View(ctx, func(tx Tx) error {
 		var err error
@@ -148,7 +154,8 @@ func (s *Service) update(ctx context.Context, a Actor, fn func(t *txn) error) er
 		s.changes.WithLabelValues(act).Inc()
 	}
 	if t.inventory {
-		if err := s.RefreshIndex(ctx); err != nil {
+		// The change is committed: rebuild even if the caller gives up.
+		if err := s.RefreshIndex(context.WithoutCancel(ctx)); err != nil {
 			s.log.Error("refresh inventory index", "error", err)
 		}
 	}

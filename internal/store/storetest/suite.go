@@ -26,6 +26,7 @@ func Run(t *testing.T, open Opener) {
 		{"Transitions", testTransitions},
 		{"ProbationRecurrence", testProbationRecurrence},
 		{"UnlockRequestRace", testUnlockRequestRace},
+		{"OneOpenRequestIndex", testOneOpenRequestIndex},
 		{"UnlockRequestDecisions", testUnlockRequestDecisions},
 		{"Idempotency", testIdempotency},
 		{"Whitelist", testWhitelist},
@@ -254,6 +255,30 @@ func testUnlockRequestRace(t *testing.T, open Opener) {
 		if err != nil || len(open) != 1 {
 			t.Fatalf("stored requests: %d (%v), want 1", len(open), err)
 		}
+	}
+}
+
+// testOneOpenRequestIndex bypasses the service: the database itself
+// refuses a second open request for a lock.
+func testOneOpenRequestIndex(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	l := e.LockIP(t, "198.51.100.10", lock.ReasonAbuse)
+	ins := func() error {
+		return e.DB.Update(e.Ctx, func(tx lock.Tx) error {
+			return tx.InsertUnlockRequest(e.Ctx, &lock.UnlockRequest{LockID: l.ID, LockingID: l.LockingID, CustomerID: e.A.ID,
+				State: lock.RequestOpen, CreatedAt: e.Clock.Now(), CreatedBy: "test"})
+		})
+	}
+	if err := ins(); err != nil {
+		t.Fatal(err)
+	}
+	err := ins()
+	if d := lock.ErrorDetails(err); !isKind(err, lock.ErrConflict) || d.Field != "unlock_request" {
+		t.Fatalf("second open request: %v, want ErrConflict on unlock_request", err)
+	}
+	reqs, _ := e.Svc.ListUnlockRequests(e.Ctx, e.Staff, lock.UnlockRequestFilter{LockID: l.ID})
+	if len(reqs) != 1 {
+		t.Errorf("%d requests stored", len(reqs))
 	}
 }
 
@@ -591,6 +616,10 @@ func testLookup(t *testing.T, open Opener) {
 	_, err := e.Svc.CreateServer(e.Ctx, e.Staff, inventory.Server{CustomerID: e.A.ID, Name: "dup", IPs: []netip.Prefix{pfx("198.51.101.7/32")}})
 	if d := lock.ErrorDetails(err); !isKind(err, lock.ErrConflict) || d.Field != "ips" {
 		t.Errorf("duplicate address: %v, want ErrConflict on ips", err)
+	}
+	_, err = e.Svc.CreateAddress(e.Ctx, e.Staff, inventory.Address{CustomerID: e.A.ID, Prefix: pfx("198.51.100.10/32")})
+	if d := lock.ErrorDetails(err); !isKind(err, lock.ErrConflict) || d.Field != "prefix" {
+		t.Errorf("standalone address of a server: %v, want ErrConflict on prefix", err)
 	}
 	_, err = e.Svc.CreateCustomer(e.Ctx, e.Staff, inventory.Customer{Name: "Dup", Email: "NOC@alpha.example"})
 	if d := lock.ErrorDetails(err); !isKind(err, lock.ErrConflict) || d.Field != "email" {
