@@ -5,12 +5,14 @@
 // must not import the engine or other detectors.
 //
 // Memory: every host carries a coarse meter (16 buckets of window/15 per
-// direction, 72 bytes). A host whose coarse sum reaches half the limit is
+// direction, 72 bytes). A host whose coarse sum reaches an eighth of the limit is
 // promoted to a per-second ring (window seconds of packets and records) with
 // a per-destination summary; the coarse buckets seed the ring, each bucket's
 // packets attributed to the bucket's first second, so the ring never
 // overstates the window (a verdict is a proof). A host whose coarse sum falls
-// under a quarter of the limit is demoted and its ring reused.
+// under a sixteenth of the limit is demoted and its ring reused. The
+// summary's per-destination counts start at promotion and cover at most the
+// last window (two half-window generations); Summary.Window says how long.
 package packetlimit
 
 import (
@@ -154,8 +156,8 @@ func New(conf Configuration, env detector.Env) *Detector {
 	d.w = conf.Window.Seconds()
 	d.cw = (d.w + nCoarse - 2) / (nCoarse - 1)
 	d.limit = conf.ThresholdPPS * uint64(d.w)
-	d.promote = d.limit / 2
-	d.demote = d.limit / 4
+	d.promote = d.limit / 8
+	d.demote = d.limit / 16
 	for _, dir := range conf.Directions {
 		d.dirOn[dirIndex(dir)] = true
 	}
