@@ -281,7 +281,7 @@ func TestForeignAddress(t *testing.T) {
 	nets.AddMAC(macA, "203.0.113.0/25")
 	var c capture
 	for i := 0; i < 20; i++ {
-		c.pkt(time.Duration(i)*ms, in(10), 5000, ext(5), 80, flow.ProtoTCP, syn, 60) // own address: fine
+		c.pkt(time.Duration(i)*ms, in(10), 5000, ext(5), 80, flow.ProtoTCP, syn, 60)  // own address: fine
 		c.pkt(time.Duration(i)*ms, in(200), 5000, ext(5), 80, flow.ProtoTCP, syn, 60) // the other customer's
 	}
 	for i := range c.recs {
