@@ -139,3 +139,16 @@ func TestRealExportsOverUDP(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCollectorLoopbackSoftflowd replays softflowd's exports (templates
+// and data) over 127.0.0.1 through the real NetFlow decoder; records/s is
+// bounded by the in-process sender on a 2-core machine, the flowgen run in
+// bench/run-padlock.sh is the real measure.
+func BenchmarkCollectorLoopbackSoftflowd(b *testing.B) {
+	for _, name := range []string{"softflowd-v5.pcap", "softflowd-v9.pcap", "softflowd-ipfix.pcap"} {
+		b.Run(name, func(b *testing.B) {
+			payloads := exportPayloads(b, filepath.Join("..", "decode", "netflow", "testdata", name))
+			benchLoopback(b, func() decode.Decoder { return netflow.New(netflow.Configuration{}) }, payloads)
+		})
+	}
+}
