@@ -29,9 +29,13 @@ const dumpTimeLayout = "15:04:05.000000"
 // packets of the same dump. Records without header bytes (flow records) get a
 // summary line built from their fields, marked "flow record".
 //
-// Not reproduced: tcpdump's application-layer dissectors (DNS, NTP, SNMP,
-// SSH, BGP, ...) other than the first text line of HTTP and SMTP; IPv6
-// extension headers other than hop-by-hop; IP fragments after the first.
+// Application payloads are printed as tcpdump prints them for DNS over UDP
+// (queries and answers; SOA, SRV and EDNS details as at default verbosity
+// only where noted in dns.go) and the first text line of HTTP and SMTP.
+// Not reproduced: tcpdump's other dissectors (NTP, SNMP, SSH, BGP, DNS over
+// TCP, mDNS, VXLAN, ...), which print more than "UDP, length N" for their
+// ports; IPv6 extension headers other than hop-by-hop; IP fragments after
+// the first.
 func TrafficDump(w io.Writer, recs []flow.Record, omitted int, l Limits) error {
 	var b strings.Builder
 	writeTrafficDump(&b, recs, omitted, l)
@@ -259,6 +263,9 @@ func udpLine(src, dst netip.Addr, data []byte, length uint32) string {
 	}
 	if ulen > length {
 		return head + fmt.Sprintf("UDP, bad length %d > %d", ulen, length)
+	}
+	if u.SrcPort == 53 || u.DstPort == 53 {
+		return head[:len(head)-1] + dnsLine(u.Payload, ulen-8)
 	}
 	return head + fmt.Sprintf("UDP, length %d", ulen-8)
 }

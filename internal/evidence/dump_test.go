@@ -148,6 +148,29 @@ func samplePackets(t *testing.T) []flow.Record {
 	// UDP: the seed's flood packet (payload beyond the snap length), an empty datagram.
 	add(ip4("10.0.0.1", "10.0.0.2", layers.IPProtocolUDP), &layers.UDP{SrcPort: 55008, DstPort: 29615}, payload(strings.Repeat("\x00", 9216)))
 	add(ip4(c, s, layers.IPProtocolUDP), &layers.UDP{SrcPort: 1234, DstPort: 0})
+	// DNS: query, answer with CNAME and two A records, NXDomain, AAAA over IPv6, and
+	// a long answer cut by the snap length.
+	dnsQ := &layers.DNS{ID: 4242, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("www.example.net"), Type: layers.DNSTypeA, Class: layers.DNSClassIN}}}
+	add(ip4(c, s, layers.IPProtocolUDP), &layers.UDP{SrcPort: 33333, DstPort: 53}, dnsQ)
+	dnsA := &layers.DNS{ID: 4242, QR: true, RD: true, RA: true, Questions: dnsQ.Questions, Answers: []layers.DNSResourceRecord{
+		{Name: []byte("www.example.net"), Type: layers.DNSTypeCNAME, Class: layers.DNSClassIN, TTL: 60, CNAME: []byte("web.example.net")},
+		{Name: []byte("web.example.net"), Type: layers.DNSTypeA, Class: layers.DNSClassIN, TTL: 60, IP: net.ParseIP("198.51.100.7").To4()},
+		{Name: []byte("web.example.net"), Type: layers.DNSTypeA, Class: layers.DNSClassIN, TTL: 60, IP: net.ParseIP("198.51.100.8").To4()}}}
+	add(ip4(s, c, layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 33333}, dnsA)
+	add(ip4(s, c, layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 33334}, &layers.DNS{ID: 7, QR: true, AA: true, ResponseCode: layers.DNSResponseCodeNXDomain,
+		Questions: []layers.DNSQuestion{{Name: []byte("nope.example.net"), Type: layers.DNSTypeMX, Class: layers.DNSClassIN}}})
+	var many []layers.DNSResourceRecord
+	for i := 0; i < 12; i++ {
+		many = append(many, layers.DNSResourceRecord{Name: []byte("big.example.net"), Type: layers.DNSTypeTXT, Class: layers.DNSClassIN, TTL: 1,
+			TXTs: [][]byte{[]byte("v=spf1 include:_spf.example.net ~all")}})
+	}
+	add(ip4(s, c, layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 33335}, &layers.DNS{ID: 8, QR: true, RD: true, RA: true,
+		Questions: []layers.DNSQuestion{{Name: []byte("big.example.net"), Type: layers.DNSType(255), Class: layers.DNSClassIN}}, Answers: many})
+	add(ip6("2001:db8::10", "2001:db8::53", layers.IPProtocolUDP), &layers.UDP{SrcPort: 40000, DstPort: 53},
+		&layers.DNS{ID: 9, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("v6.example.net"), Type: layers.DNSTypeAAAA, Class: layers.DNSClassIN}}})
+	add(ip6("2001:db8::53", "2001:db8::10", layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 40000},
+		&layers.DNS{ID: 9, QR: true, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("v6.example.net"), Type: layers.DNSTypeAAAA, Class: layers.DNSClassIN}},
+			Answers: []layers.DNSResourceRecord{{Name: []byte("v6.example.net"), Type: layers.DNSTypeAAAA, Class: layers.DNSClassIN, TTL: 5, IP: net.ParseIP("2001:db8::99")}}})
 	// ICMP echo, port and host unreachable.
 	add(ip4(c, s, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 4711, Seq: 1}, payload(strings.Repeat("p", 56)))
 	add(ip4(s, c, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(0, 0), Id: 4711, Seq: 1}, payload(strings.Repeat("p", 56)))
