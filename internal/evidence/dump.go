@@ -227,12 +227,22 @@ func (d *Dumper) ipv6(data []byte) (string, bool) {
 	src, _ := netip.AddrFromSlice(ip.SrcIP)
 	dst, _ := netip.AddrFromSlice(ip.DstIP)
 	length := uint32(ip.Length)
-	prefix := "IP6 "
-	if ip.HopByHop != nil {
-		length -= min(length, uint32(ip.HopByHop.ActualLength))
-		prefix += "HBH "
+	if ip.HopByHop == nil {
+		return "IP6 " + d.transport(src, dst, uint8(ip.NextHeader), ip.Payload, length), true
 	}
-	return prefix + d.transport(src, dst, uint8(ip.NextHeader), ip.Payload, length), true
+	// tcpdump prints extension headers after the addresses, except for TCP
+	// and UDP, whose printers write the addresses (with ports) themselves:
+	// "IP6 a > b: HBH ICMP6, ..." but "IP6 HBH a.1 > b.2: UDP, ...".
+	length -= min(length, uint32(ip.HopByHop.ActualLength))
+	proto := uint8(ip.HopByHop.NextHeader)
+	line := d.transport(src, dst, proto, ip.Payload, length)
+	if proto == flow.ProtoTCP || proto == flow.ProtoUDP {
+		return "IP6 HBH " + line, true
+	}
+	if i := strings.Index(line, ": "); i >= 0 {
+		return "IP6 " + line[:i+2] + "HBH " + line[i+2:], true
+	}
+	return "IP6 HBH " + line, true
 }
 
 // transport renders what follows "IP " / "IP6 ". length is the length of

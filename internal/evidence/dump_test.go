@@ -216,6 +216,12 @@ func samplePackets(t *testing.T) []flow.Record {
 		return gopacket.Payload(append([]byte{0, 0, 0, 0}, buf.Bytes()...))
 	}
 	add(ip6(s6, c6, layers.IPProtocolICMPv6), &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(1, 4)}, q6())
+	// MLDv2 report behind a hop-by-hop header (router alert), as every
+	// interface sends when it comes up.
+	mld := []byte{58, 0, 5, 2, 0, 0, 1, 0, // HBH: next ICMPv6, router alert, PadN
+		143, 0, 0, 0, 0, 0, 0, 1, // MLDv2 report, 1 record
+		4, 0, 0, 0, 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}
+	add(ip6("fe80::1", "ff02::16", layers.IPProtocolIPv6HopByHop), gopacket.Payload(mld))
 	return out
 }
 
