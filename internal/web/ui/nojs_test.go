@@ -1,0 +1,184 @@
+package ui_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestCustomerStoryWithoutJavaScript walks the customer story with plain
+// HTTP requests and form posts: no JavaScript is needed anywhere.
+func TestCustomerStoryWithoutJavaScript(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.xff = "198.51.100.23" // the test connects through the trusted proxy 127.0.0.1
+	if code, _ := c.get("/client/"); code != 200 || !strings.Contains(c.last, "Sign in") {
+		t.Fatalf("signed out /client/ = %d, want the sign-in page", code)
+	}
+	c.signin("alice@alpha.example")
+	_, body := c.get("/client/")
+	c.mustContain(body, "web-1", "backup-3", "203.0.113.64/28", "Network scans from your server ("+e.LockA.LockingID+")", "Non-payment")
+	if strings.Contains(body, "db-7") {
+		t.Fatal("products list another customer's server")
+	}
+
+	// Server locking shows the forwarded public IP, one-click whitelist
+	// for the netscan lock, and why not for the non-payment lock.
+	_, body = c.get("/client/server-locking")
+	c.mustContain(body, `<output id="client-ip" class="ip">198.51.100.23</output>`, "Whitelist 198.51.100.23 for 24h0m0s",
+		"Whitelisting is not available for a lock because of non-payment", "Send us a ticket instead")
+	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/whitelist", url.Values{"ip": {"198.51.100.23"}, "back": {"/client/server-locking"}})
+	c.mustContain(body, "198.51.100.23 is whitelisted for "+e.LockA.LockingID, "Remove whitelist entry")
+	// A bad address is refused with the service's reason.
+	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/whitelist", url.Values{"ip": {"203.0.113.10"}, "back": {"/client/server-locking"}})
+	c.mustContain(body, "belongs to our own network")
+	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/whitelist/remove", url.Values{"back": {"/client/server-locking"}})
+	c.mustContain(body, "The whitelist entry was removed.")
+
+	// Lock page: reason text, evidence exactly as stored, pcap download,
+	// traceroute advice, mails.
+	_, body = c.get("/client/locks/" + e.LockA.LockingID)
+	c.mustContain(body, "it scanned other networks", "Netscan detected from host   203.0.113.10",
+		"traffic.pcap", "tracert.exe 203.0.113.10", "traceroute 203.0.113.10", "We don't have additional log files",
+		"["+e.LockA.LockingID+"] lock", "IP address whitelisted", "Send unlock request")
+	if strings.Contains(body, "internal: finding") {
+		t.Fatal("the customer sees the staff's internal note")
+	}
+	code, pcap := c.get("/client/locks/" + e.LockA.LockingID + "/evidence/" + evidenceID(t, e, "traffic.pcap"))
+	if code != 200 || !strings.HasPrefix(pcap, "\xd4\xc3\xb2\xa1") {
+		t.Fatalf("pcap download = %d %q", code, pcap)
+	}
+
+	// KVM console order.
+	_, body = c.post("/client/servers/"+itoa(e.SrvA.ID)+"/kvm", url.Values{"back": {"/client/locks/" + e.LockA.LockingID}})
+	c.mustContain(body, "Your KVM console order was sent as ticket #", "KVM console order")
+
+	// Unlock request; the button becomes a link; a second is refused.
+	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/unlock-request", url.Values{"cause": {"a compromised WordPress"}, "fixed": {"reinstalled"}})
+	c.mustContain(body, "Your unlock request was sent", `id="open-request"`)
+	if strings.Contains(body, `id="send-unlock"`) {
+		t.Fatal("the unlock form is still offered after sending")
+	}
+	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/unlock-request", url.Values{"cause": {"again"}, "fixed": {"again"}})
+	c.mustContain(body, "is already open for lock "+e.LockA.LockingID, "please do not send multiple unlock requests")
+
+	// Staff approve with a note.
+	s := e.client()
+	s.signin("staff@padlock.example")
+	_, body = s.get("/admin/")
+	c.mustContain(body, "Pending unlock requests (1)", e.LockA.LockingID, "enforcement: pending", "no established session", "not configured")
+	reqs, _ := e.svc.ListUnlockRequests(e.ctx, e.staff, lockFilterOpen())
+	_, body = s.post("/admin/requests/"+itoa(reqs[0].ID)+"/approve", url.Values{"note": {"Thanks, looks clean now."}})
+	c.mustContain(body, "approved; lock "+e.LockA.LockingID+" is now unlocked")
+
+	// The customer sees the product unlocked, the answer, and the mails.
+	_, body = c.get("/client/")
+	if strings.Contains(body, e.LockA.LockingID+")") {
+		t.Fatalf("web-1 still shown locked:\n%s", body)
+	}
+	_, body = c.get("/client/locks/" + e.LockA.LockingID)
+	c.mustContain(body, "Thanks, looks clean now.", "unlock request approved", "unlock request received", "whitelist added")
+
+	// Tickets: list, thread, reply.
+	_, body = c.get("/client/tickets")
+	c.mustContain(body, "KVM console order")
+	tks, _ := e.svc.ListTickets(e.ctx, e.staff, lockTicketFilter())
+	_, body = c.get("/client/tickets/" + itoa(tks[0].ID))
+	_, body = c.post("/client/tickets/"+itoa(tks[0].ID)+"/reply", url.Values{"body": {"Any news?"}})
+	c.mustContain(body, "Any news?", "Your reply was sent.")
+
+	// Sign out ends the session.
+	c.get("/client/")
+	c.post("/client/signout", nil)
+	if _, body = c.get("/client/"); !strings.Contains(body, "Sign in") {
+		t.Fatal("still signed in after signing out")
+	}
+}
+
+func TestCrossSitePostsRefused(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.signin("alice@alpha.example")
+	c.get("/client/locks/" + e.LockA.LockingID)
+	tok := c.csrf()
+	for _, h := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Origin": "http://evil.example"},
+	} {
+		req, _ := http.NewRequest("POST", e.srv.URL+"/client/locks/"+e.LockA.LockingID+"/unlock-request",
+			strings.NewReader(url.Values{"csrf": {tok}, "cause": {"x"}, "fixed": {"y"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		if code, _ := c.do(req); code != http.StatusForbidden {
+			t.Errorf("cross-site POST with %v = %d, want 403", h, code)
+		}
+	}
+	// Same-site POST without the form token is refused too.
+	if code, _ := c.post("/client/locks/"+e.LockA.LockingID+"/unlock-request", url.Values{"csrf": {""}, "cause": {"x"}, "fixed": {"y"}}); code != http.StatusForbidden {
+		t.Errorf("POST without token = %d, want 403", code)
+	}
+	if l, _ := e.svc.GetLock(e.ctx, e.staff, e.LockA.ID); l.State != "locked" {
+		t.Fatalf("a refused POST changed the lock: %s", l.State)
+	}
+}
+
+func TestSigninRateLimitAndReset(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.xff = "198.51.100.99"
+	for i := 0; i < 5; i++ {
+		c.get("/client/signin")
+		if code, _ := c.post("/client/signin", url.Values{"email": {"alice@alpha.example"}, "password": {"wrong password!"}}); code != http.StatusUnauthorized {
+			t.Fatalf("attempt %d = %d, want 401", i, code)
+		}
+	}
+	// The right password is refused now too: the account is rate limited.
+	code, body := c.post("/client/signin", url.Values{"email": {"alice@alpha.example"}, "password": {password}})
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "Too many failed sign-ins") {
+		t.Fatalf("after 5 failures = %d", code)
+	}
+	// Reset by mail link: queued in the outbox, single use.
+	c2 := e.client()
+	c2.xff = "198.51.100.100"
+	c2.get("/client/reset")
+	_, body = c2.post("/client/reset", url.Values{"email": {"bob@beta.example"}})
+	c2.mustContain(body, "If an account with this email exists")
+	ms, _ := e.db.ListMails(e.ctx, 0, e.B.ID, 10)
+	var link string
+	for _, m := range ms {
+		if m.Kind == "password_reset" {
+			for _, f := range strings.Fields(m.Text) {
+				if strings.HasPrefix(f, "http://padlock.example/client/reset/") {
+					link = strings.TrimPrefix(f, "http://padlock.example")
+				}
+			}
+		}
+	}
+	if link == "" {
+		t.Fatalf("no reset mail in the outbox: %+v", ms)
+	}
+	c2.get(link)
+	if _, body = c2.post(link, url.Values{"password": {"a brand new secret"}, "password2": {"a brand new secret"}}); !strings.Contains(body, "Your password was changed") {
+		t.Fatalf("reset: %s", body)
+	}
+	if code, _ := c2.get(link); code != http.StatusNotFound {
+		t.Fatalf("second use of the link = %d, want 404", code)
+	}
+	c2.get("/client/signin")
+	if _, body = c2.post("/client/signin", url.Values{"email": {"bob@beta.example"}, "password": {"a brand new secret"}}); !strings.Contains(body, "db-7") {
+		t.Fatalf("sign-in with the new password failed:\n%s", body)
+	}
+	// An unknown email gets the same answer and no mail.
+	n := len(ms)
+	c2.post("/client/reset", url.Values{"email": {"nobody@nowhere.example"}})
+	all, _ := e.db.ListMails(e.ctx, 0, 0, 1000)
+	for _, m := range all {
+		if m.To == "nobody@nowhere.example" {
+			t.Fatal("mail sent to an unknown address")
+		}
+	}
+	_ = n
+}
