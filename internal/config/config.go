@@ -19,6 +19,8 @@ import (
 	"padlock/internal/enforce/webhook"
 	"padlock/internal/lock"
 	"padlock/internal/notify"
+	"padlock/internal/pipeline"
+	"padlock/internal/policy"
 )
 
 // Config is padlock's whole configuration file. Every section has
@@ -41,11 +43,14 @@ type Config struct {
 
 	Collect collect.Configuration `yaml:"collect"`
 	Detect  detect.Configuration  `yaml:"detect"`
-	Policy  Policy                `yaml:"policy"`
-	Locks   lock.Configuration    `yaml:"locks"`
-	Enforce Enforce               `yaml:"enforce"`
-	Notify  notify.Configuration  `yaml:"notify"`
-	Web     Web                   `yaml:"web"`
+	// Policy decides what happens to findings (see package policy).
+	Policy policy.Configuration `yaml:"policy"`
+	// Pipeline tunes the live path from collector to lock manager.
+	Pipeline pipeline.Configuration `yaml:"pipeline"`
+	Locks    lock.Configuration     `yaml:"locks"`
+	Enforce  Enforce                `yaml:"enforce"`
+	Notify   notify.Configuration   `yaml:"notify"`
+	Web      Web                    `yaml:"web"`
 }
 
 // Store is the `store:` section.
@@ -79,26 +84,18 @@ type Web struct {
 	SecureCookies bool `yaml:"secure_cookies"`
 }
 
-// Policy is the `policy:` section: what happens to findings.
-type Policy struct {
-	Kinds map[string]KindPolicy `yaml:",inline"`
-}
-
-// KindPolicy is the policy of one detector kind.
-type KindPolicy struct {
-	Action string `yaml:"action"`
-}
-
 // Default returns the configuration an empty file gives.
 func Default() Config {
 	return Config{
-		Listen:  "127.0.0.1:8080",
-		Data:    "padlock-data",
-		Collect: collect.DefaultConfiguration(),
-		Detect:  detect.Defaults(),
-		Enforce: Enforce{Configuration: enforce.DefaultConfiguration()},
-		Notify:  notify.DefaultConfiguration(),
-		Web:     Web{SessionLifetime: 12 * time.Hour},
+		Listen:   "127.0.0.1:8080",
+		Data:     "padlock-data",
+		Collect:  collect.DefaultConfiguration(),
+		Detect:   detect.Defaults(),
+		Policy:   policy.DefaultConfiguration(),
+		Pipeline: pipeline.DefaultConfiguration(),
+		Enforce:  Enforce{Configuration: enforce.DefaultConfiguration()},
+		Notify:   notify.DefaultConfiguration(),
+		Web:      Web{SessionLifetime: 12 * time.Hour},
 	}
 }
 
@@ -196,7 +193,10 @@ func (c Config) Validate() error {
 	if err := check("detect", c.Detect.Validate()); err != nil {
 		return err
 	}
-	if err := c.Policy.Validate(); err != nil {
+	if err := check("policy", c.Policy.Validate()); err != nil {
+		return err
+	}
+	if err := check("pipeline", c.Pipeline.Validate()); err != nil {
 		return err
 	}
 	if err := check("enforce", c.Enforce.Configuration.Validate()); err != nil {
@@ -219,23 +219,6 @@ func (c Config) Validate() error {
 	}
 	if err := check("notify", c.Notify.Validate()); err != nil {
 		return err
-	}
-	return nil
-}
-
-// Actions a policy may name.
-var Actions = []string{"record", "notify", "warn", "lock"}
-
-// Validate checks the policy section.
-func (p Policy) Validate() error {
-	for kind, kp := range p.Kinds {
-		ok := false
-		for _, a := range Actions {
-			ok = ok || kp.Action == a
-		}
-		if !ok {
-			return &KeyError{Key: "policy." + kind + ".action", Msg: fmt.Sprintf("must be one of record, notify, warn, lock, not %q", kp.Action)}
-		}
 	}
 	return nil
 }

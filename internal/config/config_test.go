@@ -33,6 +33,43 @@ func TestFullFile(t *testing.T) {
 	}
 }
 
+// TestPolicySection: the issue's keys and the group/breaker keys decode
+// into the policy configuration; keys the file leaves out keep defaults.
+func TestPolicySection(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Policy
+	if p.Netscan.Action != "lock" || p.Spam.Action != "warn" || p.IncorrectNetworkConfig.Action != "notify" {
+		t.Errorf("kind actions: %+v", p)
+	}
+	if p.PacketLimit.MinSamples != 50 || p.Netscan.Consecutive != 1 || p.Netscan.WarnDeadline != 24*time.Hour {
+		t.Errorf("kind defaults/overrides: %+v %+v", p.PacketLimit, p.Netscan)
+	}
+	if p.AutoLockLimit.PerHour != 20 || p.AutoLockLimit.PerCustomer != 5 || p.CircuitBreaker.Servers != 10 || p.CircuitBreaker.Within != 5*time.Minute {
+		t.Errorf("limits: %+v %+v", p.AutoLockLimit, p.CircuitBreaker)
+	}
+	if len(p.Groups) != 1 || p.Groups[0].Netscan == nil || p.Groups[0].Netscan.Action != "notify" || p.Groups[0].Spam != nil {
+		t.Errorf("groups: %+v", p.Groups)
+	}
+	if !p.InboundBlackhole.Enabled || p.InboundBlackhole.Expiry != time.Hour || p.Escalation.StaffUnlockAfter != 3 {
+		t.Errorf("inbound/escalation: %+v %+v", p.InboundBlackhole, p.Escalation)
+	}
+	if c.Pipeline.Batch != 256 || c.Pipeline.FlushInterval == 0 {
+		t.Errorf("pipeline: %+v", c.Pipeline)
+	}
+	// The issue's minimal block alone.
+	c, err = Parse("p.yaml", []byte("policy:\n  netscan: {action: record}\n  packet_limit: {action: lock}\n  auto_lock_limit: {per_hour: 3}\n  circuit_breaker: {servers: 4, within: 1m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Policy.Netscan.Action != "record" || c.Policy.AutoLockLimit.PerHour != 3 || c.Policy.AutoLockLimit.PerCustomer != 5 ||
+		c.Policy.CircuitBreaker.Servers != 4 || !c.Policy.CircuitBreaker.SamplingChange || c.Policy.Spam.Action != "lock" {
+		t.Errorf("minimal policy: %+v", c.Policy)
+	}
+}
+
 func TestEmptyIsDefault(t *testing.T) {
 	c, err := Parse("empty.yaml", nil)
 	if err != nil {
@@ -61,6 +98,11 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		{"bgp without asn", "asn: 65001\n", "asn: 0\n", "enforce.bgp.asn"},
 		{"wrong type", "threshold_pps: 100000", "threshold_pps: lots", "detect.packet_limit.threshold_pps: wrong type"},
 		{"bad direction", "directions: [out, in]", "directions: [out, sideways]", "detect.packet_limit.directions"},
+		{"bad policy action", "netscan: {action: lock}", "netscan: {action: nuke}", `policy.netscan.action: must be one of record, notify, warn, lock, not "nuke"`},
+		{"unknown policy key", "per_hour: 20", "per_hours: 20", "policy.auto_lock_limit.per_hours: unknown key"},
+		{"breaker without window", "within: 5m", "within: 0s", "policy.circuit_breaker.within"},
+		{"group prefix with host bits", "prefixes: [203.0.113.128/25]", "prefixes: [203.0.113.129/25]", "policy.groups[0].prefixes[0]"},
+		{"bad pipeline queue", "queue: 1024", "queue: 0", "pipeline.queue"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
