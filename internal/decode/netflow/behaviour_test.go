@@ -426,3 +426,41 @@ func TestConcurrentExporters(t *testing.T) {
 		t.Errorf("records %d", s.V9Records)
 	}
 }
+
+// TestStateStaysBounded floods one decoder with what a broken or hostile
+// exporter could send: thousands of large templates over many domains,
+// data for templates that never come, and many exporters.
+func TestStateStaysBounded(t *testing.T) {
+	d := New(Configuration{MaxExporters: 8})
+	big := make([]gfield, 500)
+	for i := range big {
+		big[i] = gfield{typ: uint16(100 + i%50), len: 4}
+	}
+	for i := 0; i < 2000; i++ {
+		g := newGen(uint64(i), ghdr{version: 10, secs: uint32(t0.Unix()), domain: uint32(i % 700)})
+		tm := gtmpl{id: uint16(256 + i), fields: big[:100+i%400]}
+		other := gtmpl{id: uint16(40000 + i), fields: tmplBasic.fields}
+		// a template (maybe refused) and data nobody will define
+		d.Decode(exA, g.datagram(0, g.templateSet(tm), g.dataSet(other, 30)), t0, &countSink{})
+	}
+	d.mu.RLock()
+	e := d.exporters[exA]
+	d.mu.RUnlock()
+	e.mu.Lock()
+	if e.ntemplates > DefaultMaxTemplatesPerExporter || e.templBytes > maxTemplateBytesPerExporter ||
+		len(e.domains) > DefaultMaxTemplatesPerExporter || len(e.pending) > maxPendingPerExporter || e.pendingBytes > maxPendingBytesPerExporter {
+		t.Errorf("templates %d (%d bytes), domains %d, pending %d (%d bytes)", e.ntemplates, e.templBytes, len(e.domains), len(e.pending), e.pendingBytes)
+	}
+	e.mu.Unlock()
+	if s := d.Stats(); s.TemplatesRefused == 0 || s.PendingHeld > maxPendingPerExporter {
+		t.Errorf("refused %d held %d", s.TemplatesRefused, s.PendingHeld)
+	}
+	for i := 0; i < 100; i++ {
+		ex := netip.AddrPortFrom(exB.Addr(), uint16(i))
+		g := newGen(1, ghdr{version: 9, secs: uint32(t0.Unix())})
+		d.Decode(ex, g.datagram(1, g.dataSet(tmplBasic, 1)), t0.Add(time.Duration(i)*time.Millisecond), &countSink{})
+	}
+	if s := d.Stats(); s.Exporters != 8 || d.c.pendingBytesTotal.Load() > 8*maxPendingBytesPerExporter {
+		t.Errorf("exporters %d, pending bytes %d", s.Exporters, d.c.pendingBytesTotal.Load())
+	}
+}

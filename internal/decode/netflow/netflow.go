@@ -26,6 +26,14 @@ const (
 	maxPendingBytesTotal       = 32 << 20  // bytes, over all exporters
 )
 
+// Bounds of the template cache beyond MaxTemplatesPerExporter: real
+// templates have tens of fields, and a flood of large ones must not take
+// more than this per exporter (compiled form included, about 2.5 times).
+const (
+	maxFieldsPerTemplate        = 512
+	maxTemplateBytesPerExporter = 256 << 10
+)
+
 // Configuration of a Decoder. The zero value is usable.
 type Configuration struct {
 	// SamplingOverride sets the sampling rate for exporters (by IP) that
@@ -220,6 +228,7 @@ type exporter struct {
 	lastDomKey uint64
 	lastDom    *domain
 	ntemplates int
+	templBytes int // template definitions kept, bytes
 
 	pending      []pendingSet
 	pendingBytes int

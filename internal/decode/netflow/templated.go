@@ -255,27 +255,44 @@ func (r *run) learn(tid uint16, fields []field, options bool, raw []byte) error 
 		r.replay(dm, tid, old)
 		return nil
 	}
+	if len(fields) > maxFieldsPerTemplate {
+		return fmt.Errorf("%d fields, at most %d: %w", len(fields), maxFieldsPerTemplate, decode.ErrMalformed)
+	}
 	t, err := compile(r.h.version, fields, options, raw)
 	if err != nil {
 		if old != nil { // a broken redefinition: the old one is wrong now too
-			delete(dm.templates, tid)
-			e.ntemplates--
+			e.removeTemplate(dm, tid)
 		}
 		return err
 	}
+	grow := len(t.raw)
+	if old != nil {
+		grow -= len(old.raw)
+	}
+	if old == nil && e.ntemplates >= d.conf.MaxTemplatesPerExporter || e.templBytes+grow > maxTemplateBytesPerExporter {
+		d.c.refused.Add(1)
+		return fmt.Errorf("exporter has %d templates of %d bytes: %w", e.ntemplates, e.templBytes, decode.ErrTooManyTempls)
+	}
 	if old != nil {
 		d.c.redefined.Add(1)
+		e.removeTemplate(dm, tid)
 	} else {
-		if e.ntemplates >= d.conf.MaxTemplatesPerExporter {
-			d.c.refused.Add(1)
-			return fmt.Errorf("exporter has %d templates: %w", e.ntemplates, decode.ErrTooManyTempls)
-		}
-		e.ntemplates++
 		d.c.learned.Add(1)
 	}
 	dm.templates[tid] = t
+	e.ntemplates++
+	e.templBytes += len(t.raw)
 	r.replay(dm, tid, t)
 	return nil
+}
+
+// removeTemplate forgets template tid of domain dm.
+func (e *exporter) removeTemplate(dm *domain, tid uint16) {
+	if t, ok := dm.templates[tid]; ok {
+		delete(dm.templates, tid)
+		e.ntemplates--
+		e.templBytes -= len(t.raw)
+	}
 }
 
 // withdraw removes template tid (IPFIX). tid 2 withdraws all data
@@ -288,16 +305,14 @@ func (r *run) withdraw(tid uint16, options bool) {
 	if (tid == 2 && !options) || (tid == 3 && options) {
 		for id, t := range dm.templates {
 			if t.options == options {
-				delete(dm.templates, id)
-				r.e.ntemplates--
+				r.e.removeTemplate(dm, id)
 				r.d.c.withdrawn.Add(1)
 			}
 		}
 		return
 	}
 	if _, ok := dm.templates[tid]; ok {
-		delete(dm.templates, tid)
-		r.e.ntemplates--
+		r.e.removeTemplate(dm, tid)
 		r.d.c.withdrawn.Add(1)
 	}
 }
