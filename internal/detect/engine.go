@@ -56,10 +56,8 @@ type Stats struct {
 }
 
 type hostInfo struct {
-	addr      netip.Addr
-	last      int64
-	protected bool
-	used      bool
+	addr netip.Addr
+	used bool
 }
 
 type rearmKey struct {
@@ -80,6 +78,7 @@ type Engine struct {
 	foreign   []detector.ForeignObserver
 	hosts     map[detector.Key16]uint32
 	info      []hostInfo
+	last      []uint32 // per host: last record end, Unix seconds (dense: touched by every record)
 	free      []uint32
 	rearm     map[rearmKey]int64
 	now       int64 // event time: highest record end seen (ns)
@@ -217,8 +216,11 @@ func (e *Engine) Record(r *flow.Record) {
 
 func (e *Engine) host(a netip.Addr, now int64) uint32 {
 	k := a.As16()
+	sec := uint32(now / 1e9)
 	if h, ok := e.hosts[k]; ok {
-		e.info[h].last = max(e.info[h].last, now)
+		if sec > e.last[h] {
+			e.last[h] = sec
+		}
 		return h
 	}
 	var h uint32
@@ -228,8 +230,10 @@ func (e *Engine) host(a netip.Addr, now int64) uint32 {
 	} else {
 		h = uint32(len(e.info))
 		e.info = append(e.info, hostInfo{})
+		e.last = append(e.last, 0)
 	}
-	e.info[h] = hostInfo{addr: a, last: now, used: true, protected: e.protected(a)}
+	e.info[h] = hostInfo{addr: a, used: true}
+	e.last[h] = sec
 	e.hosts[k] = h
 	return h
 }
@@ -277,10 +281,10 @@ func (e *Engine) Expire(now time.Time) {
 }
 
 func (e *Engine) expire(now int64) {
-	cut := now - e.expiry
+	cut := (now - e.expiry) / 1e9
 	for h := range e.info {
 		in := &e.info[h]
-		if !in.used || in.last >= cut {
+		if !in.used || int64(e.last[h]) >= cut {
 			continue
 		}
 		delete(e.hosts, in.addr.As16())

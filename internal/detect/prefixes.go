@@ -14,11 +14,14 @@ import (
 // with AddMAC. Lookups do not allocate. Not safe for concurrent mutation;
 // build it before use.
 type Prefixes struct {
+	v4     []v4net        // IPv4 prefixes, most specific first (small lists)
 	list   []netip.Prefix // most specific first
 	bits   []int          // distinct prefix lengths, longest first (large lists)
 	byBits map[netip.Prefix]string
 	macs   map[flow.MAC]string
 }
+
+type v4net struct{ net, mask uint32 }
 
 // linearMax is the list size up to which lookups scan the list.
 const linearMax = 16
@@ -36,6 +39,14 @@ func NewPrefixes(pfx []netip.Prefix) *Prefixes {
 	}
 	slices.SortStableFunc(p.list, func(a, b netip.Prefix) int { return b.Bits() - a.Bits() })
 	for _, x := range p.list {
+		if x.Addr().Is4() {
+			b := x.Addr().As4()
+			mask := ^uint32(0) << (32 - x.Bits())
+			if x.Bits() == 0 {
+				mask = 0
+			}
+			p.v4 = append(p.v4, v4net{uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), mask})
+		}
 		if !slices.Contains(p.bits, x.Bits()) {
 			p.bits = append(p.bits, x.Bits())
 		}
@@ -72,7 +83,20 @@ func (p *Prefixes) lookup(a netip.Addr) (netip.Prefix, bool) {
 }
 
 // Internal implements Networks.
-func (p *Prefixes) Internal(a netip.Addr) bool { _, ok := p.lookup(a); return ok }
+func (p *Prefixes) Internal(a netip.Addr) bool {
+	if a.Is4() && len(p.list) <= linearMax {
+		b := a.As4()
+		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		for _, n := range p.v4 {
+			if v&n.mask == n.net {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := p.lookup(a)
+	return ok
+}
 
 // Owner implements Networks.
 func (p *Prefixes) Owner(a netip.Addr) (string, bool) {

@@ -22,7 +22,7 @@
 // the end of the input it fires at once).
 //
 // State per host is an open-addressing table of contacts (32 bytes each,
-// starting at 4 slots, capped at max_contacts live contacts; stale contacts
+// at most half full, starting at 4 slots, capped at max_contacts live contacts; stale contacts
 // older than the window are dropped when room is needed, then answered ones).
 // On sampled data the reply to a sampled probe is rarely sampled itself, so
 // answered weighting is weak there; the thresholds count sampled contacts
@@ -152,6 +152,7 @@ type hostState struct {
 	maxRate   uint32
 	samples   *detector.Samples
 	dropped   uint64
+	host      uint32
 	open      int    // unanswered contacts (stale ones included until a rehash)
 	fullUntil uint32 // the table was found full; no room before this second
 }
@@ -167,6 +168,7 @@ type Detector struct {
 	pool       []*hostState
 	queue      []uint32 // hosts with a pending verdict
 	scratchBuf []contact
+	filters    [][2]uint64
 	now        int64
 }
 
@@ -194,6 +196,11 @@ func (d *Detector) state(host uint32, create bool) *hostState {
 	} else {
 		s = &hostState{tab: make([]contact, 4)}
 	}
+	for int(host) >= len(d.filters) {
+		d.filters = append(d.filters, [2]uint64{})
+	}
+	s.host = host
+	d.filters[host] = [2]uint64{}
 	d.hosts[host] = s
 	return s
 }
@@ -292,39 +299,58 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 }
 
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
-	s := d.state(o.Host, false)
-	if s == nil {
-		return
-	}
-	d.checkPending(s, o.Host, o.End)
+	var port uint16
 	switch r.Proto {
 	case flow.ProtoTCP:
 		f := r.TCPFlags
-		if f&flow.TCPAck != 0 && f&flow.TCPRst == 0 && f&flow.TCPPsh != 0 {
-			d.answer(s, o.Remote.As16(), o.RemotePort, flow.ProtoTCP)
+		if f&flow.TCPAck == 0 || f&flow.TCPRst != 0 || f&flow.TCPPsh == 0 {
+			return
 		}
+		port = o.RemotePort
 	case flow.ProtoUDP:
-		d.answer(s, o.Remote.As16(), o.RemotePort, flow.ProtoUDP)
+		port = o.RemotePort
 	case flow.ProtoICMP, flow.ProtoICMPv6:
-		if detector.IsEchoReply(r) {
-			d.answer(s, o.Remote.As16(), 0, r.Proto)
+		if !detector.IsEchoReply(r) {
+			return
 		}
+	default:
+		return
+	}
+	dst := o.Remote.As16()
+	if !d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
+		return
+	}
+	if s := d.state(o.Host, false); s != nil {
+		d.answer(s, dst, port, r.Proto)
 	}
 }
 
 func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
-	if i := s.find(&dst, port, proto); i >= 0 && s.tab[i].flags&fAnswered == 0 {
+	if i := d.find(s, &dst, port, proto); i >= 0 && s.tab[i].flags&fAnswered == 0 {
 		s.tab[i].flags |= fAnswered
 		s.open--
 	}
 }
 
-func (s *hostState) find(dst *detector.Key16, port uint16, proto uint8) int {
+// mark sets the filter bit of a key hash. The filters are a dense array
+// (16 bytes per host) so that most inbound records — replies to nothing the
+// host initiated — are dismissed without touching the host's table.
+func (d *Detector) mark(host uint32, h uint64) { d.filters[host][h>>63] |= 1 << (h >> 57 & 63) }
+
+func (d *Detector) maybe(host uint32, h uint64) bool {
+	return int(host) < len(d.filters) && d.filters[host][h>>63]&(1<<(h>>57&63)) != 0
+}
+
+func (d *Detector) find(s *hostState, dst *detector.Key16, port uint16, proto uint8) int {
 	if s.n == 0 {
 		return -1
 	}
+	h := detector.Hash16(dst, uint32(proto)<<16|uint32(port))
+	if !d.maybe(s.host, h) {
+		return -1
+	}
 	mask := len(s.tab) - 1
-	for i := int(detector.Hash16(dst, uint32(proto)<<16|uint32(port))) & mask; ; i = (i + 1) & mask {
+	for i := int(h) & mask; ; i = (i + 1) & mask {
 		c := &s.tab[i]
 		if c.flags&fUsed == 0 {
 			return -1
@@ -337,7 +363,7 @@ func (s *hostState) find(dst *detector.Key16, port uint16, proto uint8) int {
 
 // insert finds or adds a contact; nil when the table is full.
 func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto uint8, sec uint32) (*contact, bool) {
-	if i := s.find(dst, port, proto); i >= 0 {
+	if i := d.find(s, dst, port, proto); i >= 0 {
 		c := &s.tab[i]
 		if c.last+d.w <= sec {
 			// stale contact seen again: it counts as new in this window
@@ -350,7 +376,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		c.last = max(c.last, sec)
 		return c, false
 	}
-	if (s.n+1)*4 > len(s.tab)*3 {
+	if (s.n+1)*2 > len(s.tab) {
 		if sec < s.fullUntil || !d.makeRoom(s, sec) {
 			// full of live contacts (a scan in progress, long proven):
 			// try again when some may have gone stale
@@ -359,7 +385,9 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		}
 	}
 	mask := len(s.tab) - 1
-	i := int(detector.Hash16(dst, uint32(proto)<<16|uint32(port))) & mask
+	h := detector.Hash16(dst, uint32(proto)<<16|uint32(port))
+	d.mark(s.host, h)
+	i := int(h) & mask
 	for s.tab[i].flags&fUsed != 0 {
 		i = (i + 1) & mask
 	}
@@ -373,7 +401,7 @@ func (d *Detector) fresh(c *contact, sec uint32) bool {
 }
 
 // makeRoom drops stale contacts, grows the table, or drops answered
-// contacts, in that order of preference.
+// contacts, in that order of preference. Tables stay at most half full.
 func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 	live := 0
 	for k := range s.tab {
@@ -381,11 +409,10 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 			live++
 		}
 	}
-	if (live+1)*2 <= len(s.tab) || (live == s.n && (live+1)*4 <= len(s.tab)*3) {
+	fits := func() bool { return (s.n+1)*2 <= len(s.tab) }
+	if (live+1)*4 <= len(s.tab) {
 		d.rehash(s, len(s.tab), func(c *contact) bool { return d.fresh(c, sec) })
-		if (s.n+1)*4 <= len(s.tab)*3 {
-			return true
-		}
+		return true
 	}
 	if live+1 <= d.conf.MaxContacts {
 		d.rehash(s, len(s.tab)*2, func(c *contact) bool { return d.fresh(c, sec) })
@@ -395,7 +422,7 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 	d.rehash(s, len(s.tab), func(c *contact) bool {
 		return d.fresh(c, sec) && (c.flags&fAnswered == 0 || c.last+grace > sec)
 	})
-	return s.n+1 <= d.conf.MaxContacts && (s.n+1)*4 <= len(s.tab)*3
+	return s.n+1 <= d.conf.MaxContacts && fits()
 }
 
 func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
@@ -409,7 +436,7 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 		old = tmp
 		clear(s.tab)
 	}
-	s.n, s.open = 0, 0
+	s.n, s.open, d.filters[s.host] = 0, 0, [2]uint64{}
 	mask := len(s.tab) - 1
 	for k := range old {
 		c := &old[k]
@@ -419,7 +446,9 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 		if c.flags&fAnswered == 0 {
 			s.open++
 		}
-		i := int(detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port))) & mask
+		h := detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port))
+		d.mark(s.host, h)
+		i := int(h) & mask
 		for s.tab[i].flags&fUsed != 0 {
 			i = (i + 1) & mask
 		}
@@ -616,6 +645,7 @@ func (d *Detector) Forget(host uint32) {
 	}
 	s := d.hosts[host]
 	d.hosts[host] = nil
+	d.filters[host] = [2]uint64{}
 	if len(s.tab) > 64 {
 		s.tab = make([]contact, 4)
 	} else {
