@@ -15,6 +15,9 @@ import (
 func dnsLine(p []byte, length uint32) string {
 	var b strings.Builder
 	d := dnsMsg{p: p}
+	if length < 12 {
+		return fmt.Sprintf(" domain [length %d < 12] (invalid)", length)
+	}
 	if len(p) < 12 {
 		return " [|domain]"
 	}

@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -30,12 +31,12 @@ const dumpTimeLayout = "15:04:05.000000"
 // summary line built from their fields, marked "flow record".
 //
 // Application payloads are printed as tcpdump prints them for DNS over UDP
-// (queries and answers; SOA, SRV and EDNS details as at default verbosity
-// only where noted in dns.go) and the first text line of HTTP and SMTP.
-// Not reproduced: tcpdump's other dissectors (NTP, SNMP, SSH, BGP, DNS over
-// TCP, mDNS, VXLAN, ...), which print more than "UDP, length N" for their
-// ports; IPv6 extension headers other than hop-by-hop; IP fragments after
-// the first.
+// and TCP (queries and answers with A, AAAA, NS, CNAME, PTR, MX, TXT), the
+// first text line of HTTP, RTSP, FTP, SMTP and WHOIS, and the SSH banner.
+// Not reproduced: tcpdump's other dissectors (NTP, SNMP, BGP, Redis/RESP,
+// mDNS, VXLAN, EDNS and SOA/SRV details, ...), which print more than
+// "UDP, length N" or "length N" for their ports; IPv6 extension headers
+// other than hop-by-hop; IP fragments after the first.
 func TrafficDump(w io.Writer, recs []flow.Record, omitted int, l Limits) error {
 	var b strings.Builder
 	writeTrafficDump(&b, recs, omitted, l)
@@ -275,7 +276,7 @@ func udpLine(src, dst netip.Addr, data []byte, length uint32) string {
 		return head + fmt.Sprintf("UDP, bad length %d > %d", ulen, length)
 	}
 	if u.SrcPort == 53 || u.DstPort == 53 {
-		return head[:len(head)-1] + dnsLine(u.Payload, ulen-8)
+		return head + strings.TrimPrefix(dnsLine(u.Payload, ulen-8), " ")
 	}
 	return head + fmt.Sprintf("UDP, length %d", ulen-8)
 }
@@ -443,15 +444,27 @@ var tcpOptionNames = map[byte]string{
 	254: "exp",
 }
 
-// tcpPayload prints the first text line of HTTP and SMTP as tcpdump's
-// txtproto printer does; other payloads add nothing.
+// tcpPayload prints what tcpdump's payload printers print at default
+// verbosity for the ports it dissects: the first text line of HTTP, RTSP,
+// FTP, SMTP and WHOIS (txtproto), the SSH version banner and DNS over TCP.
+// Other payloads add nothing (tcpdump also prints nothing for most).
 func tcpPayload(sport, dport uint16, p []byte, length uint32) string {
 	is := func(port uint16) bool { return sport == port || dport == port }
 	switch {
-	case is(80), is(8080), is(3128):
-		return txtLine("HTTP", p, length, httpCmds)
+	case is(21):
+		return txtLine("FTP", p, length, nil)
+	case is(22):
+		return sshLine(p)
 	case is(25):
 		return txtLine("SMTP", p, length, nil)
+	case is(43):
+		return txtLine("WHOIS", p, length, nil)
+	case is(53):
+		return dnsOverTCP(p, length)
+	case is(80), is(8080):
+		return txtLine("HTTP", p, length, httpCmds)
+	case is(554), is(8554):
+		return txtLine("RTSP", p, length, rtspCmds)
 	}
 	return ""
 }
@@ -459,9 +472,13 @@ func tcpPayload(sport, dport uint16, p []byte, length uint32) string {
 var httpCmds = []string{"OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT", "PATCH",
 	"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "ORDERPATCH", "ACL"}
 
+var rtspCmds = []string{"DESCRIBE", "ANNOUNCE", "GET_PARAMETER", "OPTIONS", "PAUSE", "PLAY", "RECORD",
+	"REDIRECT", "SETUP", "SET_PARAMETER", "TEARDOWN"}
+
 // txtLine mirrors tcpdump's txtproto_print at default verbosity: ": PROTO"
-// and, when the payload starts like a request or response, ": " and its
-// first line.
+// and, when the payload starts like a request (a known command) or a
+// response (a three-digit second token), or always when cmds is nil, ": "
+// and its first line.
 func txtLine(proto string, p []byte, length uint32, cmds []string) string {
 	out := ": " + proto
 	print := cmds == nil
@@ -472,7 +489,7 @@ func txtLine(proto string, p []byte, length uint32, cmds []string) string {
 				print = true
 			}
 		}
-		if !print && strings.HasPrefix(tok, "HTTP/") {
+		if !print && tok != "" {
 			tok, _ = nextToken(rest)
 			if len(tok) == 3 && isDigits(tok) {
 				print = true
@@ -483,13 +500,38 @@ func txtLine(proto string, p []byte, length uint32, cmds []string) string {
 		return out
 	}
 	line, ok := firstLine(p)
-	if !ok {
-		if uint32(len(p)) < length {
-			return out + ": " + line + "[|" + strings.ToLower(proto) + "]"
-		}
-		return out + ": " + line
+	if !ok && uint32(len(p)) < length {
+		return out + ": " + line + "[|" + strings.ToLower(proto) + "]"
 	}
 	return out + ": " + line
+}
+
+// sshLine prints the SSH version banner; encrypted payload prints nothing.
+func sshLine(p []byte) string {
+	if !bytes.HasPrefix(p, []byte("SSH-")) {
+		return ""
+	}
+	for i, c := range p {
+		if c == '\r' || c == '\n' {
+			return ": SSH: " + string(p[:i])
+		}
+	}
+	return ""
+}
+
+// dnsOverTCP follows tcpdump's domain_print for TCP: a two-byte length
+// prefix that must match the segment, then the DNS message.
+func dnsOverTCP(p []byte, length uint32) string {
+	if length < 2 {
+		return fmt.Sprintf(" [DNS over TCP: length %d < 2] (invalid)", length)
+	}
+	if len(p) < 2 {
+		return " [|domain]"
+	}
+	if pl := uint32(binary.BigEndian.Uint16(p)); pl != length-2 {
+		return fmt.Sprintf(" [prefix length(%d) != length(%d)] (invalid)", pl, length-2)
+	}
+	return " " + strings.TrimPrefix(dnsLine(p[2:], length-2), " ")
 }
 
 func nextToken(p []byte) (string, []byte) {

@@ -145,6 +145,17 @@ func samplePackets(t *testing.T) []flow.Record {
 	add(ip4(c, s, layers.IPProtocolTCP), &layers.TCP{SrcPort: 7000, DstPort: 7000, Seq: 10, Ack: 20, ACK: true, Window: 100})
 	add(ip4(s, c, layers.IPProtocolTCP), &layers.TCP{SrcPort: 7000, DstPort: 7000, Seq: 20, Ack: 11, ACK: true, Window: 100})
 	add(ip4(c, s, layers.IPProtocolTCP), &layers.TCP{SrcPort: 7000, DstPort: 7000, Seq: 11, Ack: 21, ACK: true, PSH: true, URG: true, Urgent: 3, Window: 100}, payload("abcdef"))
+	// Text protocols on other well-known ports.
+	for _, tp := range []struct {
+		port uint16
+		text string
+	}{{22, "SSH-2.0-OpenSSH_9.2\r\n"}, {21, "220 ftp ready\r\n"}, {143, "* OK IMAP ready\r\n"}, {110, "+OK POP3 ready\r\n"},
+		{554, "RTSP/1.0 200 OK\r\n"}, {80, "partial line without end"}, {25, "EHLO x\r\n"},
+		{8080, "GET /x HTTP/1.0\r\n"}, {8554, "OPTIONS * RTSP/1.0\r\n"}, {23, "login: "}, {43, "example.net\r\n"},
+		{21, "USER anonymous\r\n"}, {21, "230-more\r\n"}, {80, "XYZ 200 maybe\r\n"}, {22, "\x00\x00\x01\x0c binary"}, {53, "\x00\x05short"},
+		{53, "\x00\x21\x10\x92\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03net\x00\x00\x01\x00\x01"}} {
+		add(ip4("198.51.100.30", c, layers.IPProtocolTCP), &layers.TCP{SrcPort: layers.TCPPort(tp.port), DstPort: 50000, Seq: 5, Ack: 6, ACK: true, PSH: true, Window: 100}, payload(tp.text))
+	}
 	// UDP: the seed's flood packet (payload beyond the snap length), an empty datagram.
 	add(ip4("10.0.0.1", "10.0.0.2", layers.IPProtocolUDP), &layers.UDP{SrcPort: 55008, DstPort: 29615}, payload(strings.Repeat("\x00", 9216)))
 	add(ip4(c, s, layers.IPProtocolUDP), &layers.UDP{SrcPort: 1234, DstPort: 0})
@@ -171,6 +182,7 @@ func samplePackets(t *testing.T) []flow.Record {
 	add(ip6("2001:db8::53", "2001:db8::10", layers.IPProtocolUDP), &layers.UDP{SrcPort: 53, DstPort: 40000},
 		&layers.DNS{ID: 9, QR: true, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("v6.example.net"), Type: layers.DNSTypeAAAA, Class: layers.DNSClassIN}},
 			Answers: []layers.DNSResourceRecord{{Name: []byte("v6.example.net"), Type: layers.DNSTypeAAAA, Class: layers.DNSClassIN, TTL: 5, IP: net.ParseIP("2001:db8::99")}}})
+	add(ip4(c, s, layers.IPProtocolUDP), &layers.UDP{SrcPort: 33336, DstPort: 53}, payload("tiny"))
 	// ICMP echo, port and host unreachable.
 	add(ip4(c, s, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0), Id: 4711, Seq: 1}, payload(strings.Repeat("p", 56)))
 	add(ip4(s, c, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(0, 0), Id: 4711, Seq: 1}, payload(strings.Repeat("p", 56)))
