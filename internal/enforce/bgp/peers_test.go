@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,15 +153,26 @@ func startGoBGPd(t testing.TB, addr, padlockAddr string, padlockPort uint16, asn
 
 func (g *gobgpd) rib(t testing.TB, family string) string {
 	t.Helper()
-	out, err := exec.Command("gobgp", "-u", "127.0.0.1", "-p", strconv.Itoa(int(g.apiPort)), "global", "rib", "-a", family).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gobgp global rib -a %s: %v\n%s", family, err, out)
+	// The CLI gives up after a second on a busy machine; ask again.
+	var out []byte
+	var err error
+	for range 5 {
+		out, err = exec.Command("gobgp", "-u", "127.0.0.1", "-p", strconv.Itoa(int(g.apiPort)), "global", "rib", "-a", family).CombinedOutput()
+		if err == nil {
+			return string(out)
+		}
 	}
-	return string(out)
+	t.Fatalf("gobgp global rib -a %s: %v\n%s", family, err, out)
+	return ""
 }
 
+// waitFor polls ok every 10ms until it holds, failing after d (5d under the
+// race detector).
 func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
+	if raceEnabled {
+		d *= 5
+	}
 	start := time.Now()
 	for !ok() {
 		if time.Since(start) > d {
@@ -281,6 +293,15 @@ func TestBlackholeAndFlowSpecAtRealPeers(t *testing.T) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("BIRD:\n%s\n%s", b.show(t, "show", "protocols", "all", "padlock"), b.show(t, "show", "route", "all"))
+			t.Logf("statuses: %+v", p.loop.Statuses())
+			// Where the reconcile loop is, if it is stuck.
+			var buf strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&buf, 2)
+			for g := range strings.SplitSeq(buf.String(), "\n\n") {
+				if strings.Contains(g, "enforce.(*Loop)") {
+					t.Logf("%s", g)
+				}
+			}
 		}
 	})
 	took := waitFor(t, time.Second, "blackhole /32 with 65535:666 at BIRD", func() bool {
