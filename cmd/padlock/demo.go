@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"padlock/internal/collect"
 	"padlock/internal/config"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/bgp"
@@ -69,6 +75,153 @@ func applyDemoConfig(cfg *config.Config) {
 	if cfg.Web.BaseURL == "" {
 		cfg.Web.BaseURL = "http://" + cfg.Listen
 	}
+	// The demo runs without root: loopback high ports for the collector
+	// unless the file names its own.
+	if cfg.Collect == collect.DefaultConfiguration() {
+		cfg.Collect.SFlow, cfg.Collect.NetFlow, cfg.Collect.IPFIX = demoSFlow, demoNetFlow, demoIPFIX
+	}
+}
+
+// Collector addresses of the demo.
+const (
+	demoSFlow   = "127.0.0.1:16343"
+	demoNetFlow = "127.0.0.1:12055"
+	demoIPFIX   = "127.0.0.1:14739"
+)
+
+// demoCaptureName is the bundled NetFlow v9 export of a real nmap scan
+// from web1 (203.0.113.10); see testdata/demo/README.md.
+const demoCaptureName = "testdata/demo/scan.netflow9.pcap"
+
+// findDemoCapture looks for the capture in the working directory and
+// next to the binary (and its parent, for a binary built into bin/).
+func findDemoCapture(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	cands := []string{demoCaptureName}
+	if exe, err := os.Executable(); err == nil {
+		d := filepath.Dir(exe)
+		cands = append(cands, filepath.Join(d, demoCaptureName), filepath.Join(d, "..", demoCaptureName))
+	}
+	for _, c := range cands {
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found (run from the source tree or pass --demo-capture)", demoCaptureName)
+}
+
+// replayDemo sends the bundled export datagrams to the demo's own NetFlow
+// listener and says where to look.
+func (s *server) replayDemo(ctx context.Context, stdout io.Writer, explicit string) {
+	path, err := findDemoCapture(explicit)
+	if err != nil {
+		s.log.Warn("demo replay skipped", "err", err)
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		s.log.Warn("demo replay skipped", "err", err)
+		return
+	}
+	grams, err := udpPayloads(data)
+	if err != nil {
+		s.log.Warn("demo replay skipped", "capture", path, "err", err)
+		return
+	}
+	target := s.cfg.Collect.NetFlow
+	if strings.HasPrefix(target, ":") {
+		target = "127.0.0.1" + target
+	}
+	conn, err := net.Dial("udp", target)
+	if err != nil {
+		s.log.Warn("demo replay skipped", "err", err)
+		return
+	}
+	defer conn.Close()
+	now := uint32(time.Now().Unix())
+	for _, g := range grams {
+		if ctx.Err() != nil {
+			return
+		}
+		restampNetFlow9(g, now)
+		if _, err := conn.Write(g); err != nil {
+			s.log.Warn("demo replay", "err", err)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	fmt.Fprintf(stdout, `padlock demo: replayed %d NetFlow v9 datagrams of an nmap scan from web1 (203.0.113.10) to %s.
+  In a few seconds: the finding  GET /api/v1/findings?ip=203.0.113.10
+                    the lock     GET /api/v1/locks
+                    the mail     kept in the outbox (no SMTP configured), see the admin area
+`, len(grams), target)
+}
+
+// restampNetFlow9 sets a NetFlow v9 export header's time to now; flow
+// times are relative to it, so the replayed flows are fresh.
+func restampNetFlow9(g []byte, now uint32) {
+	if len(g) >= 20 && binary.BigEndian.Uint16(g) == 9 {
+		binary.BigEndian.PutUint32(g[8:], now)
+	}
+}
+
+// udpPayloads returns the UDP payloads of an IPv4 classic pcap file
+// (link types Ethernet, null/loopback, raw IP, Linux cooked).
+func udpPayloads(data []byte) ([][]byte, error) {
+	if len(data) < 24 {
+		return nil, errors.New("not a pcap file")
+	}
+	var bo binary.ByteOrder
+	switch binary.LittleEndian.Uint32(data) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		bo = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		bo = binary.BigEndian
+	default:
+		return nil, errors.New("not a classic pcap file")
+	}
+	link := bo.Uint32(data[20:])
+	var out [][]byte
+	for off := 24; off+16 <= len(data); {
+		n := int(bo.Uint32(data[off+8:]))
+		off += 16
+		if n < 0 || off+n > len(data) {
+			break
+		}
+		pkt := data[off : off+n]
+		off += n
+		switch link {
+		case 1: // Ethernet
+			if len(pkt) < 14 || binary.BigEndian.Uint16(pkt[12:]) != 0x0800 {
+				continue
+			}
+			pkt = pkt[14:]
+		case 0: // null
+			if len(pkt) < 4 {
+				continue
+			}
+			pkt = pkt[4:]
+		case 113: // Linux cooked
+			if len(pkt) < 16 {
+				continue
+			}
+			pkt = pkt[16:]
+		case 101, 228: // raw IPv4
+		default:
+			return nil, fmt.Errorf("link type %d not supported", link)
+		}
+		if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != 17 {
+			continue
+		}
+		ihl := int(pkt[0]&0x0f) * 4
+		if len(pkt) < ihl+8 {
+			continue
+		}
+		out = append(out, append([]byte(nil), pkt[ihl+8:]...))
+	}
+	return out, nil
 }
 
 // loadDemo imports the demo inventory (idempotent) and prints credentials.

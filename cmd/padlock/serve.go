@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,13 +16,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"padlock/internal/collect"
 	"padlock/internal/config"
+	"padlock/internal/decode"
+	"padlock/internal/decode/netflow"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/bgp"
 	"padlock/internal/enforce/nftables"
 	"padlock/internal/enforce/webhook"
 	"padlock/internal/lock"
 	"padlock/internal/notify"
+	"padlock/internal/pipeline"
+	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
 )
@@ -43,6 +49,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataDir := fs.String("data", "", "data `directory` (overrides the file's data:)")
 	listen := fs.String("listen", "", "HTTP listen `address` (overrides the file's listen:)")
 	demo := fs.Bool("demo", false, "load a demo inventory, create demo credentials and replay a bundled netscan")
+	demoCapture := fs.String("demo-capture", "", "NetFlow v9 export `capture` the demo replays (default: testdata/demo/scan-nmap-syn.netflow9.pcap, looked up from the working directory and the binary's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -72,6 +79,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := srv.loadDemo(ctx, stdout); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
+		srv.afterStart = append(srv.afterStart, func(ctx context.Context) { srv.replayDemo(ctx, stdout, *demoCapture) })
 	}
 	return srv.run(ctx, stdout)
 }
@@ -85,7 +93,12 @@ type server struct {
 	svc        *lock.Service
 	notifier   *notify.Component
 	loop       *enforce.Loop
+	policy     *policy.Policy
+	pipeline   *pipeline.Pipeline
+	collector  *collect.Collector
 	components []named
+	// afterStart runs once every component has started (the demo replay).
+	afterStart []func(context.Context)
 	mux        *http.ServeMux
 	ln         net.Listener
 }
@@ -107,7 +120,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 	s.db = db
 
 	// Mail: rendered inside lock transactions, sent by the outbox worker.
-	s.notifier, err = notify.New(cfg.Notify, notify.Dependencies{Outbox: db, Logger: logger.With("component", "notify"), Registerer: s.reg})
+	s.notifier, err = notify.New(cfg.Notify, notify.Dependencies{Outbox: db, Stats: db, Logger: logger.With("component", "notify"), Registerer: s.reg})
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("notify: %w", err)
@@ -174,12 +187,54 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		return nil, fmt.Errorf("enforce: %w", err)
 	}
 
+	// Detection pipeline: collector → engine → policy → store → lock service.
+	plog := logger.With("component", "policy")
+	s.policy, err = policy.New(cfg.Policy, policy.Dependencies{
+		OnTrip: func(st policy.BreakerState) {
+			plog.Error("CIRCUIT BREAKER OPEN: automatic actions stopped, findings queue for review", "reason", st.Reason, "since", st.Since)
+		},
+		Registerer: s.reg,
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.pipeline, err = pipeline.New(cfg.Pipeline, pipeline.Dependencies{
+		Detect:     cfg.Detect,
+		Customers:  cfg.Customers,
+		Protected:  protectedOf(cfg.Protected, cfg.Policy.Protected),
+		Policy:     s.policy,
+		Store:      db,
+		Locks:      s.svc,
+		Logger:     logger.With("component", "pipeline"),
+		Registerer: s.reg,
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.collector, err = collect.New(cfg.Collect, collect.Dependencies{
+		// The sFlow decoder joins here once internal/decode/sflow is in the tree.
+		Decoders:   collect.Decoders{NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) }},
+		NewSink:    s.pipeline.NewSink,
+		Registerer: s.reg,
+		Logger:     logger.With("component", "collect"),
+	})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("collect: %w", err)
+	}
+	s.reg.MustRegister(newLockStates(db))
+
 	s.components = append(s.components, named{"lock", s.svc})
 	s.components = append(s.components, driverComponents...)
-	s.components = append(s.components, named{"enforce", s.loop}, named{"notify", s.notifier})
+	s.components = append(s.components, named{"enforce", s.loop}, named{"notify", s.notifier},
+		named{"pipeline", s.pipeline}, named{"collect", s.collector})
 
 	// HTTP: API, health, metrics.
-	s.mux.Handle("/api/v1/", api.New(api.Dependencies{Service: s.svc, Auth: storeAuth{db}, Logger: logger.With("component", "api")}))
+	s.mux.Handle("/api/v1/", api.New(api.Dependencies{Service: s.svc, Auth: storeAuth{db}, Findings: findingSource{db}, Logger: logger.With("component", "api")}))
+	s.mux.Handle("GET /collector", s.collector.StatusHandler())
+	s.mux.HandleFunc("GET /policy/breaker", s.breakerState)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	return s, nil
@@ -195,6 +250,13 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "ok")
+}
+
+// breakerState shows the circuit breaker (staff monitoring; the admin area
+// reads Policy.State through its own interface).
+func (s *server) breakerState(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.policy.State())
 }
 
 // run starts every component in order, serves HTTP until ctx ends, then
@@ -231,7 +293,15 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "padlock is serving on http://%s (API under /api/v1, metrics at /metrics)\n", ln.Addr())
+	for _, l := range s.collector.Listeners() {
+		if l.Socket == 0 {
+			fmt.Fprintf(stdout, "collecting %s on %s\n", l.Name, l.Address)
+		}
+	}
 	s.log.Info("serving", "listen", ln.Addr().String(), "data", s.cfg.Data)
+	for _, f := range s.afterStart {
+		go f(ctx)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)

@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"padlock/internal/enforce"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
 	"padlock/internal/notify"
+	"padlock/internal/policy"
 	"padlock/internal/store"
+	"padlock/internal/web/api"
 )
 
 // storeAuth adapts the store's API tokens to the API's Authenticator.
@@ -70,6 +75,9 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		WhitelistOffered: ev.Policy.Whitelist,
 		Note:             ev.Note,
 		Evidence:         ev.Evidence,
+		// The pipeline writes policy.InboundProtectionMarker into the
+		// note of a blackhole that protects an inbound victim.
+		InboundProtection: strings.Contains(l.Note, policy.InboundProtectionMarker),
 	}
 	if ne.Since.IsZero() {
 		ne.Since = l.CreatedAt
@@ -199,4 +207,120 @@ func protectedOf(lists ...[]netip.Prefix) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// findingSource serves finding cases and their evidence to the API,
+// customer-scoped: a customer actor sees only cases of its own addresses;
+// anything else is lock.ErrNotFound, as if it did not exist.
+type findingSource struct{ db *store.DB }
+
+func (f findingSource) ListFindings(ctx context.Context, a lock.Actor, flt api.FindingFilter) ([]api.FindingSummary, error) {
+	sf := store.FindingFilter{IP: flt.IP, Kind: flt.Kind, Limit: flt.Limit}
+	if a.Role == lock.RoleCustomer {
+		if a.CustomerID == 0 {
+			return nil, lock.ErrNotFound
+		}
+		sf.CustomerID = a.CustomerID
+	}
+	cases, err := f.db.ListFindings(ctx, sf)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.FindingSummary, 0, len(cases))
+	for _, c := range cases {
+		if a.Role == lock.RoleCustomer && c.CustomerID != a.CustomerID {
+			continue
+		}
+		s := api.FindingSummary{ID: c.ID, Kind: c.Kind, InternalIP: c.InternalIP, CustomerID: c.CustomerID,
+			FirstSeen: c.FirstSeen, LastSeen: c.LastSeen, Count: c.Count, LockID: c.LockID, Evidence: []string{}}
+		var d struct {
+			Rule      string  `json:"rule"`
+			Direction string  `json:"direction"`
+			Measured  float64 `json:"measured"`
+			Threshold float64 `json:"threshold"`
+			Samples   uint64  `json:"samples"`
+		}
+		if json.Unmarshal(c.Detail, &d) == nil {
+			s.Rule, s.Direction, s.Measured, s.Threshold, s.Samples = d.Rule, d.Direction, d.Measured, d.Threshold, d.Samples
+		}
+		files, err := f.db.FindingEvidence(ctx, c.ID, false)
+		if err != nil {
+			return nil, err
+		}
+		seen := map[string]bool{}
+		for _, e := range files {
+			if !seen[e.Name] {
+				seen[e.Name] = true
+				s.Evidence = append(s.Evidence, e.Name)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// EvidenceFile returns the newest evidence file of that name in the case
+// (every appended finding adds its own files).
+func (f findingSource) EvidenceFile(ctx context.Context, a lock.Actor, findingID int64, name string) (string, []byte, error) {
+	c, err := f.db.Finding(ctx, findingID)
+	if err != nil {
+		return "", nil, err
+	}
+	if a.Role == lock.RoleCustomer && (a.CustomerID == 0 || c.CustomerID != a.CustomerID) {
+		return "", nil, lock.ErrNotFound
+	}
+	files, err := f.db.FindingEvidence(ctx, findingID, false)
+	if err != nil {
+		return "", nil, err
+	}
+	var id int64
+	for _, e := range files {
+		if e.Name == name && e.ID > id {
+			id = e.ID
+		}
+	}
+	if id == 0 {
+		return "", nil, lock.ErrNotFound
+	}
+	e, err := f.db.EvidenceFile(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	return e.ContentType, e.Data, nil
+}
+
+// lockStates exports the number of locks by state (padlock_locks), read
+// from the database at scrape time.
+type lockStates struct {
+	db   *store.DB
+	desc *prometheus.Desc
+}
+
+func newLockStates(db *store.DB) *lockStates {
+	return &lockStates{db: db, desc: prometheus.NewDesc("padlock_locks", "Locks by state.", []string{"state"}, nil)}
+}
+
+func (l *lockStates) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
+
+func (l *lockStates) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts := map[string]float64{}
+	for _, s := range []lock.State{lock.StateWarned, lock.StateLocked, lock.StateUnlockRequested, lock.StateUnlocked} {
+		counts[string(s)] = 0
+	}
+	rows, err := l.db.SQL().QueryContext(ctx, `SELECT state, COUNT(*) FROM locks GROUP BY state`)
+	if err == nil {
+		for rows.Next() {
+			var s string
+			var n float64
+			if rows.Scan(&s, &n) == nil {
+				counts[s] = n
+			}
+		}
+		rows.Close()
+	}
+	for s, n := range counts {
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, n, s)
+	}
 }
