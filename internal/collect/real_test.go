@@ -14,6 +14,7 @@ import (
 	"padlock/internal/decode"
 	"padlock/internal/decode/netflow"
 	"padlock/internal/decode/packet"
+	"padlock/internal/decode/sflow"
 	"padlock/internal/flow"
 )
 
@@ -85,29 +86,37 @@ func (s *formatSink) Record(r *flow.Record) {
 	}
 }
 
-// TestRealExportsOverUDP sends the datagrams softflowd exported (NetFlow v5,
-// v9, IPFIX; captured with tcpdump) to the collector over 127.0.0.1 and
+// TestRealExportsOverUDP sends the datagrams softflowd (NetFlow v5, v9,
+// IPFIX) and pmacct's sfprobe (sFlow v5) exported, as captured with
+// tcpdump, to the collector over 127.0.0.1 and
 // checks that every record a direct decode yields reaches the sink and the
 // metric the bench reads, interleaved with garbage that is counted and
 // dropped.
 func TestRealExportsOverUDP(t *testing.T) {
-	files := map[string]flow.Format{
-		"softflowd-v5.pcap":    flow.FormatNetFlow5,
-		"softflowd-v9.pcap":    flow.FormatNetFlow9,
-		"softflowd-ipfix.pcap": flow.FormatIPFIX,
-	}
-	for name, format := range files {
-		t.Run(name, func(t *testing.T) {
-			payloads := exportPayloads(t, filepath.Join("..", "decode", "netflow", "testdata", name))
-			want := directCount(netflow.New(netflow.Configuration{}), payloads)
+	nf := func() decode.Decoder { return netflow.New(netflow.Configuration{}) }
+	sf := func() decode.Decoder { return sflow.New(sflow.Configuration{}) }
+	for _, tc := range []struct {
+		file   string
+		format flow.Format
+		dec    func() decode.Decoder
+	}{
+		{"netflow/testdata/softflowd-v5.pcap", flow.FormatNetFlow5, nf},
+		{"netflow/testdata/softflowd-v9.pcap", flow.FormatNetFlow9, nf},
+		{"netflow/testdata/softflowd-ipfix.pcap", flow.FormatIPFIX, nf},
+		{"sflow/testdata/pmacct-sfprobe.pcap", flow.FormatSFlow5, sf},
+	} {
+		format := tc.format
+		t.Run(filepath.Base(tc.file), func(t *testing.T) {
+			payloads := exportPayloads(t, filepath.Join("..", "decode", tc.file))
+			want := directCount(tc.dec(), payloads)
 			if want[format] == 0 {
-				t.Fatalf("direct decode of %s gives no %s records: %v", name, format, want)
+				t.Fatalf("direct decode of %s gives no %s records: %v", tc.file, format, want)
 			}
 			t.Logf("%d datagrams, %d %s records", len(payloads), want[format], format)
 			sink := &formatSink{}
 			reg := prometheus.NewPedanticRegistry()
 			c, addr := startCollector(t, Configuration{NetFlow: "127.0.0.1:0", Sockets: 2}, Dependencies{
-				Decoders: Decoders{NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) }},
+				Decoders: Decoders{NetFlow: nf, SFlow: sf}, // any port takes any format
 				Sink:     sink, Registerer: reg,
 			})
 			// One connected socket = one exporter, so its templates and
