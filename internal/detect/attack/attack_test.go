@@ -1,0 +1,85 @@
+package attack_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"padlock/internal/detect/attack"
+	"padlock/internal/detect/detector/detectortest"
+	"padlock/internal/flow"
+)
+
+var t0 = time.Date(2026, 11, 13, 18, 14, 27, 0, time.UTC)
+
+var (
+	server = netip.MustParseAddr("203.0.113.53")
+	victim = netip.MustParseAddr("198.51.100.99")
+)
+
+func rec(at time.Duration, src netip.Addr, sp uint16, dst netip.Addr, dp uint16, proto, flags uint8, size, rate int) flow.Record {
+	ts := t0.Add(at)
+	return flow.Record{Start: ts, End: ts, Format: flow.FormatSFlow5, SamplingRate: uint32(rate), SrcAddr: src, DstAddr: dst,
+		SrcPort: sp, DstPort: dp, Proto: proto, TCPFlags: flags, Packets: uint64(rate), Bytes: uint64(size * rate)}
+}
+
+// Reflection needs both the rate and the amplification: 2000 answers/s of
+// answerBytes to 100-byte requests, sampled 1:10, for 70 s.
+func TestReflectionRatio(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		port        uint16
+		answerBytes int
+		want        []string
+	}{
+		{"4x is an ordinary busy service", 53, 400, nil},
+		{"6x is amplification", 53, 600, []string{attack.RuleReflection}},
+		{"memcached", 11211, 50000, []string{attack.RuleReflection}},
+		{"port not in the list", 8053, 3000, []string{attack.RuleUDPFlood}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conf := attack.Defaults()
+			conf.MinPPS = 1500 // so that 2000 packets/s to one target is also a UDP flood
+			var recs []flow.Record
+			for i := 0; i < 70*200; i++ {
+				at := time.Duration(i) * time.Second / 200
+				recs = append(recs, rec(at, victim, 4444, server, tt.port, flow.ProtoUDP, 0, 100, 10),
+					rec(at+time.Millisecond, server, tt.port, victim, 4444, flow.ProtoUDP, 0, tt.answerBytes, 10))
+			}
+			r := detectortest.NewRecorder()
+			r.Feed(attack.New(conf, r.Env()), recs)
+			got := r.Rules()
+			if tt.want == nil && len(got) == 1 && got[0] == attack.RuleUDPFlood {
+				got = nil // at 2000 packets/s the answers are a UDP flood by rate alone; not the point here
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("rules (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBruteForcePorts(t *testing.T) {
+	for _, tt := range []struct {
+		port uint16
+		want []string
+	}{{22, []string{attack.RuleBruteForce}}, {3389, []string{attack.RuleBruteForce}}, {443, nil}} {
+		var recs []flow.Record
+		for i := 0; i < 120; i++ { // 120 connections in 60 s, unsampled
+			recs = append(recs, rec(time.Duration(i)*500*time.Millisecond, server, 50000+uint16(i), victim, tt.port, flow.ProtoTCP, flow.TCPSyn, 60, 1))
+		}
+		r := detectortest.NewRecorder()
+		r.Feed(attack.New(attack.Defaults(), r.Env()), recs)
+		if diff := cmp.Diff(tt.want, r.Rules()); diff != "" {
+			t.Errorf("port %d: rules (-want +got):\n%s", tt.port, diff)
+		}
+		if len(r.Findings) == 1 {
+			f := r.Findings[0]
+			if f.Measured < 100 || f.Unit != "connections" || f.Remote != victim || f.Port != tt.port {
+				t.Errorf("port %d: finding %+v", tt.port, f)
+			}
+		}
+	}
+}

@@ -1,0 +1,97 @@
+// Package detectortest drives one detector without the engine, for the
+// detectors' unit tests: it orients records (internal = 203.0.113.0/24 and
+// 2001:db8:1::/48, as the tests' captures use), hands out host indexes and
+// collects findings (every finding is reported: no re-arm). It imports
+// only internal/flow and internal/detect/detector.
+package detectortest
+
+import (
+	"net/netip"
+
+	"padlock/internal/detect/detector"
+	"padlock/internal/flow"
+)
+
+// Internal is the internal range of the tests.
+var Internal = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:1::/48")}
+
+// Recorder implements detector.Reporter and collects findings.
+type Recorder struct {
+	Findings []detector.Finding
+	hosts    map[netip.Addr]uint32
+	addrs    []netip.Addr
+}
+
+// NewRecorder returns an empty recorder.
+func NewRecorder() *Recorder { return &Recorder{hosts: map[netip.Addr]uint32{}} }
+
+// Env returns an Env reporting to r with the engine's default evidence bounds.
+func (r *Recorder) Env() detector.Env {
+	return detector.Env{Reporter: r, EvidencePackets: 32, EvidenceProbes: 1000, Private: func(a netip.Addr) bool { return a.IsPrivate() }}
+}
+
+// Armed implements detector.Reporter: always armed.
+func (r *Recorder) Armed(netip.Addr, string, int64) bool { return true }
+
+// Report implements detector.Reporter.
+func (r *Recorder) Report(f detector.Finding) { r.Findings = append(r.Findings, f) }
+
+// Addr implements detector.Reporter.
+func (r *Recorder) Addr(h uint32) netip.Addr { return r.addrs[h] }
+
+func (r *Recorder) host(a netip.Addr) uint32 {
+	if h, ok := r.hosts[a]; ok {
+		return h
+	}
+	h := uint32(len(r.addrs))
+	r.hosts[a] = h
+	r.addrs = append(r.addrs, a)
+	return h
+}
+
+func internal(a netip.Addr) bool {
+	for _, p := range Internal {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Feed orients each record as the engine does and passes it to d, then
+// flushes d.
+func (r *Recorder) Feed(d detector.Detector, recs []flow.Record) {
+	for i := range recs {
+		rec := &recs[i]
+		start, end := rec.Start.UnixNano(), rec.End.UnixNano()
+		if internal(rec.SrcAddr) {
+			d.Observe(rec, &detector.Orientation{Dir: detector.DirOut, Host: r.host(rec.SrcAddr), Addr: rec.SrcAddr, Remote: rec.DstAddr,
+				LocalPort: rec.SrcPort, RemotePort: rec.DstPort, Start: start, End: end})
+		}
+		if internal(rec.DstAddr) {
+			d.Observe(rec, &detector.Orientation{Dir: detector.DirIn, Host: r.host(rec.DstAddr), Addr: rec.DstAddr, Remote: rec.SrcAddr,
+				LocalPort: rec.DstPort, RemotePort: rec.SrcPort, Start: start, End: end})
+		}
+		if !internal(rec.SrcAddr) && !internal(rec.DstAddr) {
+			if f, ok := d.(detector.ForeignObserver); ok {
+				f.ObserveForeign(rec, start, end)
+			}
+		}
+	}
+	d.Flush()
+}
+
+// Rules returns the distinct rules of the collected findings in the order
+// they first fired (without the engine's re-arm a continuing abuse fires
+// again every second of event time).
+func (r *Recorder) Rules() []string {
+	var s []string
+	seen := map[string]bool{}
+	for _, f := range r.Findings {
+		if !seen[f.Rule] {
+			seen[f.Rule] = true
+			s = append(s, f.Rule)
+		}
+	}
+	return s
+}

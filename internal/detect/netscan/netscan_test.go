@@ -1,0 +1,112 @@
+package netscan_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"padlock/internal/detect/detector/detectortest"
+	"padlock/internal/detect/netscan"
+	"padlock/internal/flow"
+)
+
+var t0 = time.Date(2026, 11, 13, 18, 14, 27, 0, time.UTC)
+
+func pkt(at time.Duration, src string, sp uint16, dst string, dp uint16, proto, flags uint8) flow.Record {
+	ts := t0.Add(at)
+	return flow.Record{Start: ts, End: ts, Format: flow.FormatPcap, SamplingRate: 1, SrcAddr: netip.MustParseAddr(src),
+		DstAddr: netip.MustParseAddr(dst), SrcPort: sp, DstPort: dp, Proto: proto, TCPFlags: flags, Packets: 1, Bytes: 60}
+}
+
+func dst(i int) string { return netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).String() }
+
+// Which records are probes: 300 records of one kind to 300 destinations on
+// one port, from or to the internal 203.0.113.5.
+func TestProbeClassification(t *testing.T) {
+	const me = "203.0.113.5"
+	for _, tt := range []struct {
+		name string
+		rec  func(i int) []flow.Record
+		want []string
+	}{
+		{"SYN", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 40000, dst(i), 22, flow.ProtoTCP, flow.TCPSyn)}
+		}, []string{netscan.RuleHorizontal}},
+		{"SYN answered by RST stays a probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 40000, dst(i), 22, flow.ProtoTCP, flow.TCPSyn),
+				pkt(time.Duration(i)*ms+1, dst(i), 22, me, 40000, flow.ProtoTCP, flow.TCPRst|flow.TCPAck)}
+		}, []string{netscan.RuleHorizontal}},
+		{"SYN-ACK sent (a server answering) is no probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 22, dst(i), 40000, flow.ProtoTCP, flow.TCPSyn|flow.TCPAck)}
+		}, nil},
+		{"RST sent is no probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 22, dst(i), 40000, flow.ProtoTCP, flow.TCPRst)}
+		}, nil},
+		{"ICMP port unreachable sent is no probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 0, dst(i), 3<<8|3, flow.ProtoICMP, 0)}
+		}, nil},
+		{"echo reply sent is no probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 0, dst(i), 0, flow.ProtoICMP, 0)}
+		}, nil},
+		{"UDP answer of a local service is no probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 53, dst(i), 40000, flow.ProtoUDP, 0)}
+		}, nil},
+		{"UDP probe", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 40000, dst(i), 161, flow.ProtoUDP, 0)}
+		}, []string{netscan.RuleHorizontal}},
+		{"UDP answered", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 40000, dst(i), 161, flow.ProtoUDP, 0),
+				pkt(time.Duration(i)*ms+1, dst(i), 161, me, 40000, flow.ProtoUDP, 0)}
+		}, nil},
+		{"NetFlow record of a whole client connection is answered", func(i int) []flow.Record {
+			r := pkt(time.Duration(i)*ms, me, 40000+uint16(i), dst(i), 443, flow.ProtoTCP, flow.TCPSyn|flow.TCPAck|flow.TCPPsh|flow.TCPFin)
+			r.Format = flow.FormatNetFlow9
+			return []flow.Record{r}
+		}, nil},
+		{"NetFlow record of an unanswered attempt is a probe", func(i int) []flow.Record {
+			r := pkt(time.Duration(i)*ms, me, 40000+uint16(i), dst(i), 445, flow.ProtoTCP, flow.TCPSyn)
+			r.Format = flow.FormatIPFIX
+			return []flow.Record{r}
+		}, []string{netscan.RuleHorizontal}},
+		{"inbound SYNs (being scanned) are no probes", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, dst(i), 40000, me, 22, flow.ProtoTCP, flow.TCPSyn)}
+		}, nil},
+		{"private destinations are left to incorrect_network_config", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 40000, netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String(), 22, flow.ProtoTCP, flow.TCPSyn)}
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var recs []flow.Record
+			for i := 0; i < 300; i++ {
+				recs = append(recs, tt.rec(i)...)
+			}
+			r := detectortest.NewRecorder()
+			r.Feed(netscan.New(netscan.Defaults(), r.Env()), recs)
+			if diff := cmp.Diff(tt.want, r.Rules()); diff != "" {
+				t.Errorf("rules (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+const ms = time.Millisecond
+
+// Contacts older than the window do not count: 200 probes, a pause longer
+// than the window, 200 more never make 250 within one window.
+func TestWindow(t *testing.T) {
+	var recs []flow.Record
+	for i := 0; i < 400; i++ {
+		at := time.Duration(i) * 10 * ms
+		if i >= 200 {
+			at += 6 * time.Minute
+		}
+		recs = append(recs, pkt(at, "203.0.113.5", 40000, dst(i), 22, flow.ProtoTCP, flow.TCPSyn))
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(netscan.New(netscan.Defaults(), r.Env()), recs)
+	if len(r.Findings) != 0 {
+		t.Errorf("findings %v across two windows", r.Rules())
+	}
+}

@@ -1,0 +1,57 @@
+package spam_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"padlock/internal/detect/detector/detectortest"
+	"padlock/internal/detect/spam"
+	"padlock/internal/flow"
+)
+
+var t0 = time.Date(2026, 11, 13, 18, 14, 27, 0, time.UTC)
+
+func TestWhatCounts(t *testing.T) {
+	me := netip.MustParseAddr("203.0.113.25")
+	mx := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}) }
+	for _, tt := range []struct {
+		name string
+		rec  func(i int) flow.Record
+		want []string
+	}{
+		{"SYN to port 25", func(i int) flow.Record {
+			return flow.Record{SrcAddr: me, SrcPort: 40000, DstAddr: mx(i), DstPort: 25, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Format: flow.FormatPcap}
+		}, []string{spam.Rule}},
+		{"NetFlow client connections to port 25", func(i int) flow.Record {
+			return flow.Record{SrcAddr: me, SrcPort: 40000 + uint16(i), DstAddr: mx(i), DstPort: 25, Proto: flow.ProtoTCP,
+				TCPFlags: flow.TCPSyn | flow.TCPAck | flow.TCPPsh | flow.TCPFin, Format: flow.FormatNetFlow9}
+		}, []string{spam.Rule}},
+		{"answers of our mail server", func(i int) flow.Record {
+			return flow.Record{SrcAddr: me, SrcPort: 25, DstAddr: mx(i), DstPort: 40000, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn | flow.TCPAck, Format: flow.FormatPcap}
+		}, nil},
+		{"mail received", func(i int) flow.Record {
+			return flow.Record{SrcAddr: mx(i), SrcPort: 40000, DstAddr: me, DstPort: 25, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Format: flow.FormatPcap}
+		}, nil},
+		{"submission port is not watched by default", func(i int) flow.Record {
+			return flow.Record{SrcAddr: me, SrcPort: 40000, DstAddr: mx(i), DstPort: 587, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Format: flow.FormatPcap}
+		}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var recs []flow.Record
+			for i := 0; i < 120; i++ {
+				r := tt.rec(i)
+				r.Start, r.End = t0.Add(time.Duration(i)*time.Second), t0.Add(time.Duration(i)*time.Second)
+				r.Packets, r.Bytes, r.SamplingRate = 1, 60, 1
+				recs = append(recs, r)
+			}
+			r := detectortest.NewRecorder()
+			r.Feed(spam.New(spam.Defaults(), r.Env()), recs)
+			if diff := cmp.Diff(tt.want, r.Rules()); diff != "" {
+				t.Errorf("rules (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
