@@ -349,7 +349,9 @@ func (d *Dumper) tcp(src, dst netip.Addr, data []byte, length uint32) string {
 	}
 	if hlen > 20 {
 		b.WriteString(", options [")
-		writeTCPOptions(&b, data[20:hlen], rev, thseq, thack)
+		if !writeTCPOptions(&b, data[20:hlen], rev, thseq, thack) {
+			return b.String() // tcpdump stops the line at a bad option
+		}
 		b.WriteString("]")
 	}
 	fmt.Fprintf(&b, ", length %d", length)
@@ -359,12 +361,23 @@ func (d *Dumper) tcp(src, dst netip.Addr, data []byte, length uint32) string {
 	return b.String()
 }
 
-// writeTCPOptions follows tcpdump's option printer.
-func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uint32) {
+// writeTCPOptions follows tcpdump's option printer. It returns false when
+// an option's length is bad: tcpdump then prints "[bad opt]" (closing the
+// bracket only after a first good option) and nothing more of the packet.
+func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uint32) bool {
 	sep := ""
 	for len(opts) > 0 {
 		opt := opts[0]
 		b.WriteString(sep)
+		if opt != 0 && opt != 1 {
+			if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
+				b.WriteString("[bad opt]")
+				if sep != "" {
+					b.WriteString("]")
+				}
+				return false
+			}
+		}
 		sep = ","
 		name, known := tcpOptionNames[opt]
 		if !known {
@@ -374,19 +387,11 @@ func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uin
 		if opt == 0 || opt == 1 { // eol, nop
 			opts = opts[1:]
 			if opt == 0 {
-				return
+				return true
 			}
 			continue
 		}
-		if len(opts) < 2 {
-			b.WriteString("[|tcp]")
-			return
-		}
 		l := int(opts[1])
-		if l < 2 || l > len(opts) {
-			b.WriteString("[bad opt]")
-			return
-		}
 		v := opts[2:l]
 		want := -1
 		switch opt {
@@ -435,6 +440,7 @@ func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uin
 		}
 		opts = opts[l:]
 	}
+	return true
 }
 
 var tcpOptionNames = map[byte]string{

@@ -138,6 +138,19 @@ func samplePackets(t *testing.T) []flow.Record {
 		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{0x05, 0xb4}}}})
 	add(ip4("198.18.1.7", c, layers.IPProtocolTCP), &layers.TCP{SrcPort: 22, DstPort: 61234, Ack: 0xdeadbef0, RST: true, ACK: true})
 	add(ip4(c, "198.18.1.8", layers.IPProtocolTCP), &layers.TCP{SrcPort: 5555, DstPort: 5555, Seq: 7, RST: true})
+	// nmap-style odd probes: no flags, Xmas, ECN SYN, an option with a bad length, an unknown option.
+	add(ip4(c, "198.18.1.9", layers.IPProtocolTCP), &layers.TCP{SrcPort: 40001, DstPort: 80, Seq: 1, Window: 128})
+	add(ip4(c, "198.18.1.9", layers.IPProtocolTCP), &layers.TCP{SrcPort: 40002, DstPort: 80, Seq: 1, FIN: true, PSH: true, URG: true, Urgent: 0, Window: 256})
+	add(ip4(c, "198.18.1.9", layers.IPProtocolTCP), &layers.TCP{SrcPort: 40003, DstPort: 80, Seq: 1, SYN: true, ECE: true, CWR: true, Window: 3,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3, OptionData: []byte{10}}, {OptionType: layers.TCPOptionKindNop},
+			{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{1, 0x18}}, {OptionType: 99, OptionLength: 4, OptionData: []byte{0xab, 0xcd}},
+			{OptionType: layers.TCPOptionKindEndList}}})
+	add(ip4(c, "198.18.1.9", layers.IPProtocolTCP), &layers.TCP{SrcPort: 40004, DstPort: 80, Seq: 1, SYN: true, Window: 3,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{1, 0x18}}}})
+	out[len(out)-1].Header[14+20+21] = 9 // MSS option claiming 9 bytes of a 4-byte option space
+	add(ip4(c, "198.18.1.9", layers.IPProtocolTCP), &layers.TCP{SrcPort: 40005, DstPort: 80, Seq: 1, SYN: true, Window: 3,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindNop}, {OptionType: layers.TCPOptionKindMSS, OptionLength: 4, OptionData: []byte{1, 0x18}}}})
+	out[len(out)-1].Header[14+20+22] = 1 // second option claims 1 byte
 	// SMTP banner (port 25) and a same-port conversation in both directions.
 	add(ip4("198.51.100.25", c, layers.IPProtocolTCP), &layers.TCP{SrcPort: 25, DstPort: 45000, Seq: 50, Ack: 60, ACK: true, PSH: true, Window: 509},
 		payload("220 mx.example ESMTP ready\r\n"))
