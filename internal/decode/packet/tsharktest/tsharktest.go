@@ -188,7 +188,9 @@ func Expect(l Tree) Packet {
 	if sll := l.Sub("sll"); sll != nil && sll.Has("sll.src.eth") {
 		p.SrcMAC = mac(sll.Str("sll.src.eth"))
 	}
-	if vlan := l.Sub("vlan"); vlan != nil {
+	if ad := l.Sub("ieee8021ad"); ad != nil { // 802.1ad outer tag of QinQ
+		p.VLAN = uint16(ad.Uint("ieee8021ad.id"))
+	} else if vlan := l.Sub("vlan"); vlan != nil {
 		p.VLAN = uint16(vlan.Uint("vlan.id"))
 	}
 	if ip := l.Sub("ip"); ip != nil {

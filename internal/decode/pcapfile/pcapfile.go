@@ -1,0 +1,489 @@
+// Package pcapfile reads pcap and pcapng capture files, gzip-compressed or
+// not (recognised by magic number, never by name), and turns them into
+// flow.Records. Each packet is examined on its own: a UDP datagram to or
+// from a flow-export port whose payload looks like NetFlow v5/v9, IPFIX or
+// sFlow v5 is handed to the injected export decoder; every other packet
+// becomes one record (Format pcap, sampling rate 1, header bytes kept).
+//
+// It owns file framing, the export/raw-packet decision and the per-file
+// statistics. Field parsing is done by gopacket's pcapgo (capture format)
+// and package packet (packet headers); export decoding by the decoders in
+// Dependencies. It must not import the collector or any export decoder.
+package pcapfile
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"padlock/internal/decode"
+	"padlock/internal/decode/packet"
+	"padlock/internal/flow"
+)
+
+// DefaultExportPorts are the UDP ports checked for flow exports: NetFlow
+// (2055, 9995, 9996), IPFIX (4739) and sFlow (6343).
+var DefaultExportPorts = []uint16{2055, 9995, 9996, 4739, 6343}
+
+// Configuration of a Reader.
+type Configuration struct {
+	// ExportPorts are checked in addition to DefaultExportPorts.
+	ExportPorts []uint16
+	// Progress, if set, is called now and then with the bytes of the file
+	// read so far and the file size (compressed bytes for gzip files), and
+	// once at the end.
+	Progress func(read, total int64)
+}
+
+// Dependencies are the export decoders. A nil decoder means that format's
+// datagrams are treated as ordinary packets.
+type Dependencies struct {
+	NetFlow decode.Decoder // NetFlow v5, v9 and IPFIX
+	SFlow   decode.Decoder // sFlow v5
+}
+
+// Stats describe one Run.
+type Stats struct {
+	Packets         uint64                 // packets read from the file
+	ExportDatagrams uint64                 // packets decoded as flow exports
+	Records         uint64                 // records handed to the sink
+	ByFormat        map[flow.Format]uint64 // records per format
+	ByExporter      map[netip.Addr]uint64  // export records per exporter (UDP source address)
+	// Errors counts problems that did not stop the file, by cause:
+	// decode.Cause of export decode errors ("truncated", "no_template",
+	// ...), and "packet_truncated"/"packet_malformed" for packets whose
+	// headers could not be parsed down to L4 (they still became records).
+	Errors map[string]uint64
+	Bytes  int64 // bytes of the file read
+}
+
+// OffsetError is a corrupt or truncated capture file: the file, the byte
+// offset of the record that could not be read, and why. Offsets count
+// uncompressed bytes; for gzip files the message says so.
+type OffsetError struct {
+	File       string
+	Offset     int64
+	Compressed bool
+	Err        error
+}
+
+func (e *OffsetError) Error() string {
+	if e.Compressed {
+		return fmt.Sprintf("%s: offset %d (uncompressed): %v", e.File, e.Offset, e.Err)
+	}
+	return fmt.Sprintf("%s: offset %d: %v", e.File, e.Offset, e.Err)
+}
+
+func (e *OffsetError) Unwrap() error { return e.Err }
+
+// causeError is a message that unwraps to a decode sentinel without
+// repeating it.
+type causeError struct {
+	msg   string
+	cause error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.cause }
+
+var (
+	errTruncRecord = &causeError{"truncated packet record", decode.ErrTruncated}
+	errTruncBlock  = &causeError{"truncated pcapng block", decode.ErrTruncated}
+	errTruncHeader = &causeError{"truncated file header", decode.ErrTruncated}
+	errBlockLen    = &causeError{"bad pcapng block length", decode.ErrMalformed}
+	errByteOrder   = &causeError{"bad pcapng byte-order magic", decode.ErrMalformed}
+	errNotCapture  = &causeError{"not a pcap or pcapng file", decode.ErrMalformed}
+)
+
+// Reader reads one capture file. It is not safe for concurrent use.
+type Reader struct {
+	path  string
+	conf  Configuration
+	deps  Dependencies
+	file  *os.File
+	size  int64
+	count *countingReader
+	fr    *framer
+	gz    bool
+	ports [65536 / 64]uint64 // bitset of export ports
+
+	pcap *pcapgo.Reader
+	ng   *pcapgo.NgReader
+	// link types of pcapng interfaces, by interface index
+	links []uint32
+
+	rec   flow.Record
+	sink  countSink
+	stats Stats
+}
+
+// Open opens path and reads its file header. It does not read packets.
+func Open(path string, conf Configuration, deps Dependencies) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	rd, err := newReader(f, filepath.Base(path), conf, deps)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil {
+		rd.size = fi.Size()
+	}
+	rd.file = f
+	return rd, nil
+}
+
+// NewReader reads a capture from r (used by Open, and by tests and fuzzing
+// on in-memory data); name appears in errors.
+func NewReader(r io.Reader, name string, conf Configuration, deps Dependencies) (*Reader, error) {
+	return newReader(r, name, conf, deps)
+}
+
+func newReader(src io.Reader, name string, conf Configuration, deps Dependencies) (*Reader, error) {
+	rd := &Reader{path: name, conf: conf, deps: deps}
+	for _, p := range DefaultExportPorts {
+		rd.ports[p/64] |= 1 << (p % 64)
+	}
+	for _, p := range conf.ExportPorts {
+		rd.ports[p/64] |= 1 << (p % 64)
+	}
+	rd.count = &countingReader{r: src}
+	br := bufio.NewReaderSize(rd.count, 64<<10)
+	magic, err := br.Peek(2)
+	if err != nil {
+		return nil, &OffsetError{File: name, Err: errTruncHeader}
+	}
+	if magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, &OffsetError{File: name, Err: &causeError{"gzip: " + err.Error(), decode.ErrMalformed}}
+		}
+		rd.gz = true
+		br = bufio.NewReaderSize(zr, 64<<10)
+	}
+	magic, err = br.Peek(4)
+	if err != nil {
+		return nil, &OffsetError{File: name, Compressed: rd.gz, Err: errTruncHeader}
+	}
+	rd.fr = &framer{src: br}
+	switch binary.LittleEndian.Uint32(magic) {
+	case 0xa1b2c3d4, 0xa1b23c4d:
+		rd.fr.order = binary.LittleEndian
+	case 0xd4c3b2a1, 0x4d3cb2a1:
+		rd.fr.order = binary.BigEndian
+	case 0x0a0d0d0a:
+		rd.fr.ng = true
+	default:
+		return nil, &OffsetError{File: name, Compressed: rd.gz, Err: errNotCapture}
+	}
+	if rd.fr.ng {
+		rd.ng, err = pcapgo.NewNgReader(rd.fr, pcapgo.NgReaderOptions{})
+	} else {
+		rd.pcap, err = pcapgo.NewReader(rd.fr)
+	}
+	if err != nil {
+		return nil, rd.fileError(err)
+	}
+	return rd, nil
+}
+
+// Close closes the file.
+func (rd *Reader) Close() error {
+	if rd.file == nil {
+		return nil
+	}
+	return rd.file.Close()
+}
+
+// fileError turns a read error into an OffsetError at the current record.
+func (rd *Reader) fileError(err error) error {
+	if rd.fr.err != nil {
+		err = rd.fr.err
+	} else if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		err = errTruncRecord
+	} else if !errors.Is(err, decode.ErrMalformed) && !errors.Is(err, decode.ErrTruncated) {
+		err = &causeError{err.Error(), decode.ErrMalformed}
+	}
+	return &OffsetError{File: rd.path, Offset: rd.fr.blockStart, Compressed: rd.gz, Err: err}
+}
+
+// Run reads every packet and hands the records to sink. It stops at the
+// end of the file, when ctx is done, or at the first corrupt or truncated
+// record, returning an *OffsetError after having delivered every record
+// before it. The Stats are valid in every case.
+func (rd *Reader) Run(ctx context.Context, sink flow.Sink) (Stats, error) {
+	rd.stats = Stats{ByFormat: map[flow.Format]uint64{}, ByExporter: map[netip.Addr]uint64{}, Errors: map[string]uint64{}}
+	rd.sink = countSink{stats: &rd.stats, next: sink}
+	var err error
+	for {
+		if rd.stats.Packets%1024 == 0 {
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+				break
+			}
+			rd.progress()
+		}
+		var data []byte
+		var ci gopacket.CaptureInfo
+		var link uint32
+		if rd.ng != nil {
+			data, ci, err = rd.ng.ZeroCopyReadPacketData()
+			if err == nil {
+				link, err = rd.ngLink(ci.InterfaceIndex)
+			}
+		} else {
+			data, ci, err = rd.pcap.ZeroCopyReadPacketData()
+			link = uint32(rd.pcap.LinkType())
+		}
+		if err == io.EOF && rd.fr.err == nil && rd.fr.rest == 0 {
+			err = nil
+			break
+		}
+		if err != nil {
+			err = rd.fileError(err)
+			break
+		}
+		rd.stats.Packets++
+		rd.handle(link, data, ci)
+	}
+	rd.stats.Bytes = rd.count.n
+	rd.progress()
+	return rd.stats, err
+}
+
+func (rd *Reader) progress() {
+	if rd.conf.Progress != nil {
+		rd.conf.Progress(rd.count.n, rd.size)
+	}
+}
+
+func (rd *Reader) ngLink(i int) (uint32, error) {
+	if i >= 0 && i < len(rd.links) {
+		return rd.links[i], nil
+	}
+	iface, err := rd.ng.Interface(i)
+	if err != nil {
+		return 0, &causeError{fmt.Sprintf("packet on unknown interface %d", i), decode.ErrMalformed}
+	}
+	for len(rd.links) <= i {
+		rd.links = append(rd.links, 0)
+	}
+	rd.links[i] = uint32(iface.LinkType)
+	return rd.links[i], nil
+}
+
+func (rd *Reader) isExportPort(p uint16) bool { return rd.ports[p/64]&(1<<(p%64)) != 0 }
+
+// handle turns one packet into records.
+func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
+	r := &rd.rec
+	*r = flow.Record{}
+	payload, perr := packet.ParsePayload(link, data, r)
+	if perr == nil && r.Proto == flow.ProtoUDP && payload != nil && (rd.isExportPort(r.DstPort) || rd.isExportPort(r.SrcPort)) {
+		var dec decode.Decoder
+		switch Sniff(payload) {
+		case KindSFlow:
+			dec = rd.deps.SFlow
+		case KindNetFlow5, KindNetFlow9, KindIPFIX:
+			dec = rd.deps.NetFlow
+		}
+		if dec != nil {
+			rd.stats.ExportDatagrams++
+			exporter := netip.AddrPortFrom(r.SrcAddr.Unmap(), r.SrcPort)
+			if _, err := dec.Decode(exporter, payload, ci.Timestamp, &rd.sink); err != nil {
+				rd.stats.Errors[decode.Cause(err)]++
+			}
+			return
+		}
+	}
+	if perr != nil {
+		rd.stats.Errors["packet_"+decode.Cause(perr)]++
+	}
+	r.Format = flow.FormatPcap
+	r.Start, r.End = ci.Timestamp, ci.Timestamp
+	r.SamplingRate = 1
+	r.Packets, r.SampledPackets = 1, 1
+	r.Bytes = uint64(ci.Length)
+	r.SampledBytes = r.Bytes
+	r.FrameLength = uint32(ci.Length)
+	packet.SetHeader(link, data, r)
+	rd.sink.Record(r)
+}
+
+// countSink counts records on their way to the caller's sink.
+type countSink struct {
+	stats *Stats
+	next  flow.Sink
+}
+
+func (s *countSink) Record(r *flow.Record) {
+	s.stats.Records++
+	s.stats.ByFormat[r.Format]++
+	if r.Format != flow.FormatPcap {
+		s.stats.ByExporter[r.Exporter]++
+	}
+	s.next.Record(r)
+}
+
+// Kind is what a UDP payload looks like.
+type Kind uint8
+
+// Kinds of UDP payload recognised by Sniff.
+const (
+	KindNone Kind = iota
+	KindNetFlow5
+	KindNetFlow9
+	KindIPFIX
+	KindSFlow
+)
+
+// Sniff reports which flow export b looks like, from its header alone:
+// sFlow v5 (version 5, agent address type 1 or 2), NetFlow v5 (length
+// matching the record count), NetFlow v9 (version 9, full header) or IPFIX
+// (version 10, length field equal to the datagram length).
+func Sniff(b []byte) Kind {
+	if len(b) < 20 {
+		return KindNone
+	}
+	switch binary.BigEndian.Uint16(b) {
+	case 0:
+		if binary.BigEndian.Uint16(b[2:]) == 5 && len(b) >= 28 {
+			if t := binary.BigEndian.Uint32(b[4:]); t == 1 || t == 2 {
+				return KindSFlow
+			}
+		}
+	case 5:
+		if n := int(binary.BigEndian.Uint16(b[2:])); n >= 1 && n <= 30 && len(b) == 24+48*n {
+			return KindNetFlow5
+		}
+	case 9:
+		return KindNetFlow9
+	case 10:
+		if int(binary.BigEndian.Uint16(b[2:])) == len(b) {
+			return KindIPFIX
+		}
+	}
+	return KindNone
+}
+
+// countingReader counts the bytes read from the file, for progress.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// framer hands the capture to pcapgo one record (pcap) or block (pcapng)
+// at a time, so that it always knows the offset of the record being read
+// and can tell a clean end of file from a truncated record.
+type framer struct {
+	src        *bufio.Reader
+	ng         bool
+	order      binary.ByteOrder // pcap: from the magic; pcapng: from the section header
+	off        int64            // bytes handed out so far
+	blockStart int64            // offset of the current record or block
+	rest       int64            // bytes left in the current record or block
+	started    bool
+	err        error // sticky framing error (with the reason)
+}
+
+func (f *framer) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	if f.rest == 0 {
+		if err := f.next(); err != nil {
+			return 0, err
+		}
+	}
+	if int64(len(p)) > f.rest {
+		p = p[:f.rest]
+	}
+	n, err := f.src.Read(p)
+	f.off += int64(n)
+	f.rest -= int64(n)
+	if err == io.EOF {
+		if f.rest > 0 {
+			f.err = errTruncRecord
+			if f.ng {
+				f.err = errTruncBlock
+			}
+			return n, f.err
+		}
+		err = nil
+	}
+	return n, err
+}
+
+// next measures the next record or block; io.EOF at a clean boundary.
+func (f *framer) next() error {
+	f.blockStart = f.off
+	if !f.ng {
+		if !f.started {
+			f.started = true
+			f.rest = 24
+			return nil
+		}
+		h, err := f.src.Peek(16)
+		if len(h) == 0 && err == io.EOF {
+			return io.EOF
+		}
+		if len(h) < 16 {
+			f.err = errTruncRecord
+			return f.err
+		}
+		f.rest = 16 + int64(f.order.Uint32(h[8:]))
+		return nil
+	}
+	h, err := f.src.Peek(12)
+	if len(h) == 0 && err == io.EOF {
+		return io.EOF
+	}
+	if len(h) < 8 {
+		f.err = errTruncBlock
+		return f.err
+	}
+	if binary.LittleEndian.Uint32(h) == 0x0a0d0d0a { // section header: byte order
+		if len(h) < 12 {
+			f.err = errTruncBlock
+			return f.err
+		}
+		switch binary.LittleEndian.Uint32(h[8:]) {
+		case 0x1a2b3c4d:
+			f.order = binary.LittleEndian
+		case 0x4d3c2b1a:
+			f.order = binary.BigEndian
+		default:
+			f.err = errByteOrder
+			return f.err
+		}
+	}
+	if f.order == nil {
+		f.err = errByteOrder
+		return f.err
+	}
+	n := f.order.Uint32(h[4:])
+	if n < 12 || n%4 != 0 {
+		f.err = errBlockLen
+		return f.err
+	}
+	f.rest = int64(n)
+	return nil
+}
