@@ -1,11 +1,15 @@
 package netflow
 
 import (
+	"bytes"
 	"net/netip"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
+
+	gfnetflow "github.com/netsampler/goflow2/v2/decoders/netflow"
+	gflegacy "github.com/netsampler/goflow2/v2/decoders/netflowlegacy"
 
 	"padlock/internal/flow"
 )
@@ -168,3 +172,44 @@ func TestZeroAllocsSteadyState(t *testing.T) {
 		}
 	}
 }
+
+// benchGoflow2DecodeOnly runs goflow2's decoders without the producer: the
+// part of goflow2 that parses datagrams into its set/record structures (no
+// flow records yet), for a fair split of the comparison.
+func benchGoflow2DecodeOnly(b *testing.B, version uint16) {
+	in := benchStream(version)
+	o := newOracle(b)
+	for _, dg := range in.setup {
+		if _, err := o.decode(dg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in.data[0].payload)))
+	i := 0
+	cpu0 := threadCPU()
+	for b.Loop() {
+		dg := in.data[i%len(in.data)]
+		i++
+		buf := bytes.NewBuffer(dg.payload)
+		var err error
+		if version == 5 {
+			var p gflegacy.PacketNetFlowV5
+			err = gflegacy.DecodeMessageVersion(buf, &p)
+		} else {
+			var v9 gfnetflow.NFv9Packet
+			var ipfix gfnetflow.IPFIXPacket
+			err = gfnetflow.DecodeMessageVersion(buf, o.templates, &v9, &ipfix)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRates(b, i*in.recs, threadCPU()-cpu0)
+}
+
+func BenchmarkGoflow2DecodeOnlyV5(b *testing.B)    { benchGoflow2DecodeOnly(b, 5) }
+func BenchmarkGoflow2DecodeOnlyV9(b *testing.B)    { benchGoflow2DecodeOnly(b, 9) }
+func BenchmarkGoflow2DecodeOnlyIPFIX(b *testing.B) { benchGoflow2DecodeOnly(b, 10) }
