@@ -34,6 +34,9 @@ const (
 	maxTemplateBytesPerExporter = 256 << 10
 )
 
+// evictionSample is how many exporters are looked at to pick one to forget.
+const evictionSample = 16
+
 // Configuration of a Decoder. The zero value is usable.
 type Configuration struct {
 	// SamplingOverride sets the sampling rate for exporters (by IP) that
@@ -44,7 +47,8 @@ type Configuration struct {
 	// (decode.ErrTooManyTempls). Default 512.
 	MaxTemplatesPerExporter int
 	// MaxExporters bounds the exporters (address and port) with template
-	// state; the one silent longest is forgotten to make room. Default 4096.
+	// state; to make room, the one silent longest among a random sample of
+	// 16 is forgotten. Default 4096.
 	MaxExporters int
 	// PendingTTL is how long data that arrived before its template is held
 	// (bounded count and bytes) before it is counted as no-template.
@@ -194,11 +198,18 @@ func (d *Decoder) exporterFor(ap netip.AddrPort, now int64) *exporter {
 		return e
 	}
 	if len(d.exporters) >= d.conf.MaxExporters {
+		// Forget the exporter silent longest among a sample (map iteration
+		// starts at a random place), so that a flood of new source
+		// addresses costs a bounded amount of work per datagram.
 		var oldest *exporter
 		var oldestKey netip.AddrPort
+		seen := 0
 		for k, x := range d.exporters {
 			if oldest == nil || x.lastSeen.Load() < oldest.lastSeen.Load() {
 				oldest, oldestKey = x, k
+			}
+			if seen++; seen == evictionSample {
+				break
 			}
 		}
 		delete(d.exporters, oldestKey)
