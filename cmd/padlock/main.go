@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"unlock":       {"unlock a lock through a running padlock's API", cmdUnlock},
 	"serve":        {"run padlock: collectors, detection, locks, enforcement, mail, web, API", cmdServe},
 	"token":        {"create, list or revoke API tokens", cmdToken},
+	"flows":        {"print the decoded flow records of capture files", cmdFlows},
 	// commands: keep one line per command, sorted by file
 }
 
