@@ -34,6 +34,9 @@ func (u *UI) lockRows(ls []lock.Lock) []lockRow {
 	return out
 }
 
+// requestsPageLimit is how many unlock requests the requests page shows.
+const requestsPageLimit = 50
+
 // dashboardLimit is how many rows each dashboard panel shows.
 const dashboardLimit = 25
 
@@ -329,16 +332,35 @@ func (u *UI) adminRequests(w http.ResponseWriter, r *http.Request, s *session) e
 	if err != nil {
 		return err
 	}
+	total := len(reqs)
 	if state == lock.RequestOpen {
-		slices.Reverse(reqs)
+		slices.Reverse(reqs) // oldest first: they waited longest
+	}
+	if len(reqs) > requestsPageLimit {
+		reqs = reqs[:requestsPageLimit]
+	}
+	// One query for the locks of the shown requests instead of one each.
+	locks := map[int64]lock.Lock{}
+	if len(reqs) > 0 && state == lock.RequestOpen {
+		ls, err := u.svc.ListLocks(r.Context(), s.Actor, lock.LockFilter{State: lock.StateUnlockRequested, Limit: 1000})
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			locks[l.ID] = l
+		}
 	}
 	rows := make([]requestRow, 0, len(reqs))
 	for _, q := range reqs {
 		row := requestRow{R: q, Age: u.now().Sub(q.CreatedAt).Truncate(time.Minute)}
-		row.Lock, _ = u.svc.GetLock(r.Context(), s.Actor, q.LockID)
+		l, ok := locks[q.LockID]
+		if !ok {
+			l, _ = u.svc.GetLock(r.Context(), s.Actor, q.LockID)
+		}
+		row.Lock = l
 		rows = append(rows, row)
 	}
-	u.render(w, r, http.StatusOK, "admin_requests", s, map[string]any{"Title": "Unlock requests", "Rows": rows, "State": string(state)})
+	u.render(w, r, http.StatusOK, "admin_requests", s, map[string]any{"Title": "Unlock requests", "Rows": rows, "State": string(state), "Total": total})
 	return nil
 }
 

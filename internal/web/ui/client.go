@@ -17,6 +17,10 @@ import (
 // clientLockLimit bounds how many locks the client area reads per page.
 const clientLockLimit = 1000
 
+// serverLockingLimit bounds the locks the Server locking page details
+// (each needs its whitelist); the rest are counted and linked.
+const serverLockingLimit = 20
+
 // activeStates are the states a product counts as locked (or warned) in.
 var activeStates = []lock.State{lock.StateWarned, lock.StateLocked, lock.StateUnlockRequested}
 
@@ -136,16 +140,21 @@ func (u *UI) serverLocking(w http.ResponseWriter, r *http.Request, s *session) e
 	ctx := r.Context()
 	now := u.now()
 	var offers []lockOffer
+	more := 0
 	for _, st := range activeStates {
 		ls, err := u.svc.ListLocks(ctx, s.Actor, lock.LockFilter{State: st, Limit: clientLockLimit})
 		if err != nil {
 			return err
 		}
 		for _, l := range ls {
+			if len(offers) == serverLockingLimit {
+				more++
+				continue
+			}
 			o := lockOffer{Lock: l, Product: u.productOf(ctx, s.Actor, l)}
 			o.Allowed, o.Why = u.whitelistOffer(l, now)
 			if pol, ok := u.svc.Policy(l.Reason); ok {
-				o.TTL = pol.WhitelistTTL.String()
+				o.TTL = humanDuration(pol.WhitelistTTL)
 			}
 			ws, err := u.svc.ListWhitelist(ctx, s.Actor, l.ID)
 			if err != nil {
@@ -161,7 +170,7 @@ func (u *UI) serverLocking(w http.ResponseWriter, r *http.Request, s *session) e
 	} else if _, err := u.svc.CheckWhitelistIP(s.IP.String()); err != nil {
 		ipProblem = message(err) + " Enter the public address of your home or office instead."
 	}
-	u.render(w, r, http.StatusOK, "server_locking", s, map[string]any{"Title": "Server locking", "IP": s.IP, "IPProblem": ipProblem, "Offers": offers})
+	u.render(w, r, http.StatusOK, "server_locking", s, map[string]any{"Title": "Server locking", "IP": s.IP, "IPProblem": ipProblem, "Offers": offers, "More": more})
 	return nil
 }
 

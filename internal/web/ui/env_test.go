@@ -99,6 +99,7 @@ type env struct {
 	svc     *lock.Service
 	enf     *fakeEnforcement
 	srv     *httptest.Server
+	h       http.Handler
 	staff   lock.Actor
 	A, B    inventory.Customer
 	SrvA    inventory.Server
@@ -179,6 +180,7 @@ func newEnv(t testing.TB) *env {
 	h, err := ui.New(ui.Configuration{BaseURL: "http://padlock.example", TrustedProxies: []netip.Prefix{pfx("127.0.0.1/32")}},
 		ui.Dependencies{Service: svc, Store: db, Enforcement: e.enf, Settings: map[string]any{"detect": map[string]any{"packet_limit": map[string]any{"threshold_pps": 100000, "window": "300s"}}}})
 	must(err)
+	e.h = h
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e

@@ -90,7 +90,7 @@ func actionLabel(a string) string {
 // customerNoteActions are the audit actions whose note the customer may
 // read: its own request message and the staff's answer to it. Notes on
 // other events are internal.
-var customerNoteActions = map[string]bool{"request_unlock": true, "unlock_request_approved": true,
+var customerNoteActions = map[string]bool{"unlock_request_approved": true,
 	"unlock_request_rejected": true, "approve_unlock": true, "reject_unlock": true}
 
 // timelineEntry is one audit event as an area shows it.

@@ -26,7 +26,7 @@ func TestCustomerStoryWithoutJavaScript(t *testing.T) {
 	// Server locking shows the forwarded public IP, one-click whitelist
 	// for the netscan lock, and why not for the non-payment lock.
 	_, body = c.get("/client/server-locking")
-	c.mustContain(body, `<output id="client-ip" class="ip">198.51.100.23</output>`, "Whitelist 198.51.100.23 for 24h0m0s",
+	c.mustContain(body, `<output id="client-ip" class="ip">198.51.100.23</output>`, "Whitelist 198.51.100.23 for 24 hours",
 		"Whitelisting is not available for a lock because of non-payment", "Send us a ticket instead")
 	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/whitelist", url.Values{"ip": {"198.51.100.23"}, "back": {"/client/server-locking"}})
 	c.mustContain(body, "198.51.100.23 is whitelisted for "+e.LockA.LockingID, "Remove whitelist entry")

@@ -54,6 +54,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%d bytes", n)
 	},
 	"selected": func(a, b string) bool { return a == b },
+	"dur":      humanDuration,
 	"str":      func(v any) string { return fmt.Sprint(v) },
 	"lower":    strings.ToLower,
 	"nav": func(cur, p string) template.HTMLAttr {
@@ -88,4 +89,24 @@ func parsePages() (map[string]*template.Template, error) {
 		pages[name] = t
 	}
 	return pages, nil
+}
+
+// humanDuration writes whole hours and minutes as people say them
+// ("24 hours", "90 minutes", "2 days").
+func humanDuration(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return plural(int64(d/(24*time.Hour)), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour")
+	case d%time.Minute == 0:
+		return plural(int64(d/time.Minute), "minute")
+	}
+	return d.String()
 }
