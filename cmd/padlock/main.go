@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"serve":        {"run padlock: collectors, detection, locks, enforcement, mail, web, API", cmdServe},
 	"token":        {"create, list or revoke API tokens", cmdToken},
 	"flows":        {"print the decoded flow records of capture files", cmdFlows},
+	"analyze":      {"run every detector over capture files and print the findings", cmdAnalyze},
 	// commands: keep one line per command, sorted by file
 }
 

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"padlock/internal/config"
+	"padlock/internal/decode/netflow"
+	"padlock/internal/decode/pcapfile"
+	"padlock/internal/decode/sflow"
+	"padlock/internal/detect"
+	"padlock/internal/evidence"
+)
+
+// cmdAnalyze runs every detector over capture files and prints the
+// findings: the seed's report formats (text) or one JSON object per finding.
+// Exit status 0 when the analysis ran, with or without findings; 1 when a
+// file could not be read (after reporting what the readable part showed);
+// 2 on a bad command line or configuration.
+func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("analyze", stderr)
+	configPath := fs.String("config", "", "configuration `file` (YAML: customers, protected, detect)")
+	customers := fs.String("customers", "", "internal networks, comma-separated `CIDR`s (overrides customers:)")
+	format := fs.String("format", "text", "output: text (the report formats customers receive) or json (one finding per line)")
+	evidenceDir := fs.String("evidence-dir", "", "write each finding's evidence files (text, pcap, json) below `DIR`")
+	progress := fs.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always, never")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: padlock analyze [--config FILE] [--customers CIDR,...] [--format text|json] [--evidence-dir DIR] FILE...\n\n"+
+			"Runs every detector over captures (pcap/pcapng, gzip, raw packets or NetFlow/IPFIX/sFlow\n"+
+			"exports) and prints the findings.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *format != "text" && *format != "json" {
+		return usageErrorf("--format must be text or json, not %q", *format)
+	}
+	if fs.NArg() == 0 {
+		return usageErrorf("no capture file given")
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return usageError{err}
+	}
+	if *customers != "" {
+		cfg.Customers = nil
+		for i, s := range strings.Split(*customers, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return usageErrorf("--customers[%d]: %q is not a prefix like 203.0.113.0/24", i, s)
+			}
+			if p.Masked() != p {
+				return usageErrorf("--customers[%d]: %s has host bits set (did you mean %s?)", i, p, p.Masked())
+			}
+			cfg.Customers = append(cfg.Customers, p)
+		}
+	}
+	if len(cfg.Customers) == 0 {
+		return usageErrorf("no internal networks: give --customers CIDR,... or customers: in --config")
+	}
+	var findings []detect.Finding
+	engine, err := detect.New(cfg.Detect, detect.Dependencies{
+		Networks:  detect.NewPrefixes(cfg.Customers),
+		Protected: cfg.Protected,
+		OnFinding: func(f detect.Finding) { findings = append(findings, f) },
+	})
+	if err != nil {
+		return usageError{fmt.Errorf("detect: %w", err)}
+	}
+	deps := pcapfile.Dependencies{NetFlow: netflow.New(netflow.Configuration{}), SFlow: sflow.New(sflow.Configuration{})}
+	bar := newProgressBar(stderr, *progress)
+	var readErrs []error
+	var total pcapfile.Stats
+	for _, path := range fs.Args() {
+		rd, err := pcapfile.Open(path, pcapfile.Configuration{Progress: bar.update(path)}, deps)
+		if err != nil {
+			readErrs = append(readErrs, err)
+			continue
+		}
+		st, err := rd.Run(ctx, engine)
+		rd.Close()
+		bar.done()
+		total.Packets += st.Packets
+		total.Records += st.Records
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			readErrs = append(readErrs, err)
+		}
+	}
+	engine.Flush()
+	slices.SortStableFunc(findings, func(a, b detect.Finding) int {
+		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
+			return c
+		}
+		return strings.Compare(a.InternalIP.String(), b.InternalIP.String())
+	})
+
+	out := bufio.NewWriter(stdout)
+	for i, f := range findings {
+		if *format == "json" {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, evidence.JSON(f, evidence.Limits{})); err != nil {
+				return err
+			}
+			buf.WriteByte('\n')
+			out.Write(buf.Bytes())
+		} else {
+			writeFindingText(out, i+1, f)
+		}
+		if *evidenceDir != "" {
+			if err := writeEvidence(*evidenceDir, i+1, f); err != nil {
+				return err
+			}
+		}
+	}
+	if err := out.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "analyze: %d files, %d packets, %d records, %d findings\n", fs.NArg(), total.Packets, total.Records, len(findings))
+	if len(readErrs) > 0 {
+		return errors.Join(readErrs...)
+	}
+	return nil
+}
+
+// writeFindingText prints one finding: a headline with the rule, the
+// measured value and threshold, then its report in the seed's format and a
+// short traffic dump.
+func writeFindingText(w io.Writer, n int, f detect.Finding) {
+	prot := ""
+	if f.Protected {
+		prot = " [protected: never acted on]"
+	}
+	fmt.Fprintf(w, "=== finding %d: %s %s %s%s\n", n, f.Kind, strings.ToUpper(string(f.Direction)), f.InternalIP, prot)
+	fmt.Fprintf(w, "rule %s: measured %s %s, threshold %s; sampling 1:%d, %d samples; %s .. %s\n",
+		f.Rule, num(f.Measured), f.Unit, num(f.Threshold), max(f.SamplingRate, 1), f.Samples,
+		f.FirstSeen.UTC().Format(time.RFC3339), f.LastSeen.UTC().Format(time.RFC3339))
+	if f.Detail != "" {
+		fmt.Fprintln(w, f.Detail)
+	}
+	fmt.Fprintln(w)
+	if len(f.Probes) > 0 {
+		_ = evidence.NetscanLog(w, f, evidence.Limits{MaxProbeLines: 50})
+		fmt.Fprintln(w)
+	}
+	if f.Summary != nil {
+		_ = evidence.Summary(w, f.Summary)
+		fmt.Fprintln(w)
+	}
+	if len(f.Packets) > 0 {
+		_ = evidence.TrafficDump(w, f.Packets, f.PacketsOmitted, evidence.Limits{MaxPacketLines: 10})
+		fmt.Fprintln(w)
+	}
+}
+
+func num(v float64) string {
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// writeEvidence writes a finding's evidence files into DIR/NNN-kind-ip/.
+func writeEvidence(dir string, n int, f detect.Finding) error {
+	sub := filepath.Join(dir, fmt.Sprintf("%03d-%s-%s", n, f.Kind, strings.ReplaceAll(f.InternalIP.String(), ":", "_")))
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return err
+	}
+	for _, file := range evidence.Files(f) {
+		if err := os.WriteFile(filepath.Join(sub, file.Name), file.Data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progressBar draws one line on stderr while files are read, when stderr
+// is a terminal (or always/never as asked).
+type progressBar struct {
+	w    io.Writer
+	on   bool
+	last time.Time
+}
+
+func newProgressBar(w io.Writer, mode string) *progressBar {
+	on := mode == "always"
+	if mode == "auto" {
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				on = true
+			}
+		}
+	}
+	return &progressBar{w: w, on: on}
+}
+
+func (p *progressBar) update(name string) func(read, total int64) {
+	if !p.on {
+		return nil
+	}
+	return func(read, total int64) {
+		if time.Since(p.last) < 100*time.Millisecond && read < total {
+			return
+		}
+		p.last = time.Now()
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(read) / float64(total)
+		}
+		const width = 30
+		fill := int(pct / 100 * width)
+		fmt.Fprintf(p.w, "\r%-30.30s [%s%s] %5.1f%% %d MB", filepath.Base(name), strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct, read>>20)
+	}
+}
+
+func (p *progressBar) done() {
+	if p.on {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
