@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -65,7 +64,7 @@ func (w *worker) runCapture(s *captureSocket) {
 	for {
 		n, err := r.read()
 		if err != nil {
-			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+			if !w.c.stopping.Load() {
 				w.c.log.Error("reading from capture socket failed; capture stops", "interface", w.addr, "error", err.Error())
 			}
 			return

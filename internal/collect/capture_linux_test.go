@@ -1,13 +1,16 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +38,24 @@ func run(t *testing.T, args ...string) {
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", args, err, out)
 	}
+}
+
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // recSink keeps copies of the records.
@@ -74,7 +95,8 @@ func TestLiveCaptureInNamespace(t *testing.T) {
 	run(t, "ip", "-n", b, "link", "set", "veth1", "up")
 
 	sink := &recSink{}
-	c, err := New(Configuration{Capture: CaptureConfiguration{Interface: "veth1"}}, Dependencies{Sink: sink, Logger: quietLogger()})
+	logs := &lockedBuffer{}
+	c, err := New(Configuration{Capture: CaptureConfiguration{Interface: "veth1"}}, Dependencies{Sink: sink, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +107,14 @@ func TestLiveCaptureInNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	t.Cleanup(func() {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if strings.Contains(logs.String(), "level=ERROR") {
+			t.Errorf("errors logged by a normal start and stop:\n%s", logs)
+		}
+	})
 
 	// Three UDP datagrams from namespace a; b answers each with ICMP port
 	// unreachable (rate-limited by the kernel, so at least one).

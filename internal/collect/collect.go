@@ -31,6 +31,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -195,7 +196,10 @@ type Collector struct {
 	wg     sync.WaitGroup
 	work   []*worker
 	state  int // 0 new, 1 started, 2 stopped
-	status []ListenerStatus
+	// stopping is set before the sockets are closed, so that the errors
+	// their reads return then are not reported as failures.
+	stopping atomic.Bool
+	status   []ListenerStatus
 }
 
 // New checks the configuration and returns a collector; it does no I/O.
@@ -311,6 +315,7 @@ func (c *Collector) Stop(ctx context.Context) error {
 		return nil
 	}
 	c.state = 2
+	c.stopping.Store(true)
 	for _, cl := range c.closer {
 		_ = cl()
 	}

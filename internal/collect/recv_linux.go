@@ -217,7 +217,7 @@ func (w *worker) runUDP(s *udpSocket) {
 	for {
 		n, err := r.read()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
+			if !w.c.stopping.Load() && !errors.Is(err, net.ErrClosed) {
 				w.c.log.Error("reading from socket failed; listener stops", "listener", w.name, "address", s.local, "error", err.Error())
 			}
 			return
