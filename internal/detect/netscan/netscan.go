@@ -226,8 +226,13 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 			if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
 				port, answered = o.RemotePort, true // a whole client connection
 			} else {
-				if s := d.state(o.Host, false); s != nil {
-					d.answer(s, o.Remote.As16(), o.RemotePort, flow.ProtoTCP)
+				// the handshake may complete a contact; most such records
+				// are a server's replies and the filter dismisses them
+				dst := o.Remote.As16()
+				if d.maybe(o.Host, detector.Hash16(&dst, uint32(flow.ProtoTCP)<<16|uint32(o.RemotePort))) {
+					if s := d.state(o.Host, false); s != nil {
+						d.answer(s, dst, o.RemotePort, flow.ProtoTCP)
+					}
 				}
 				return
 			}
