@@ -90,8 +90,8 @@ ARGS=(--netflow-listen "127.0.0.1:$NF_PORT" --sflow-listen "127.0.0.1:$SF_PORT" 
 [ -n "${PADLOCK_RCVBUF:-}" ] && ARGS+=(--receive-buffer "$PADLOCK_RCVBUF")
 if [ "$MODE" = sensor ]; then
 	# Thresholds (flags) from flowgen's model at the offered rate; the
-	# customers are flowgen's prefix.
-	printf 'customers: ["%s"]\n' "$HOSTS" >"$T/padlock.yaml"
+	# customers are flowgen's prefix; state goes to the scratch dir.
+	printf 'data: "%s"\ncustomers: ["%s"]\n' "$T/data" "$HOSTS" >"$T/padlock.yaml"
 	ARGS+=(--config "$T/padlock.yaml" --threshold-pps "$THRESHOLD_PPS" --scan-destinations-per-s "$THRESHOLD_FLOWS")
 fi
 "${PL_CMD[@]}" "${ARGS[@]}" >"$T/padlock.log" 2>&1 &
