@@ -105,6 +105,8 @@ type UI struct {
 	sm      *scs.SessionManager
 	pages   map[string]*template.Template
 	handler http.Handler
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // New builds the handler; it does no I/O.
@@ -153,6 +155,45 @@ func New(cfg Configuration, deps Dependencies) (*UI, error) {
 	// line, SameSite=Lax the third.
 	u.handler = http.NewCrossOriginProtection().Handler(sm.LoadAndSave(securityHeaders(mux)))
 	return u, nil
+}
+
+// Start runs the housekeeping of web state: expired sessions, used or
+// expired reset links and old login attempts are deleted at start and
+// hourly.
+func (u *UI) Start(ctx context.Context) error {
+	ctx, u.stop = context.WithCancel(context.WithoutCancel(ctx))
+	u.done = make(chan struct{})
+	go func() {
+		defer close(u.done)
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			now := u.now()
+			if err := u.db.PruneWebState(ctx, now, now.Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+				u.log.Error("prune web state", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop ends the housekeeping.
+func (u *UI) Stop(ctx context.Context) error {
+	if u.stop == nil {
+		return nil
+	}
+	u.stop()
+	select {
+	case <-u.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ServeHTTP serves the web areas.
