@@ -87,7 +87,10 @@ protocol bgp padlock {
   local %[1]s port %[2]d as %[3]d;
   neighbor %[4]s port %[5]d as %[6]d;
   multihop;
+  # retry at once after padlock restarts or a connection collision
+  connect delay time 1;
   connect retry time 1;
+  error wait time 1, 5;
   ipv4 { import all; export none; gateway recursive; igp table master4; };
   flow4 { table flowtab4; import all; export none; };
   flow6 { table flowtab6; import all; export none; };
@@ -168,7 +171,7 @@ func (g *gobgpd) rib(t testing.TB, family string) string {
 
 // waitFor polls ok every 10ms until it holds, failing after d (5d under the
 // race detector).
-func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) time.Duration {
+func waitFor(t testing.TB, d time.Duration, what string, ok func() bool, explain ...func() string) time.Duration {
 	t.Helper()
 	if raceEnabled {
 		d *= 5
@@ -176,7 +179,11 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) time.Du
 	start := time.Now()
 	for !ok() {
 		if time.Since(start) > d {
-			t.Fatalf("%s: not within %s", what, d)
+			var why []string
+			for _, f := range explain {
+				why = append(why, f())
+			}
+			t.Fatalf("%s: not within %s\n%s", what, d, strings.Join(why, "\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -383,6 +390,9 @@ func TestBlackholeAndFlowSpecAtRealPeers(t *testing.T) {
 	took = waitFor(t, time.Second, "withdrawal at BIRD", func() bool {
 		return !strings.Contains(b.show(t, "show", "route", "all", "203.0.113.10/32"), "65535,666") &&
 			!strings.Contains(b.show(t, "show", "route", "all", "table", "flowtab4"), "203.0.113.20")
+	}, func() string {
+		return b.show(t, "show", "route", "all", "203.0.113.10/32") + b.show(t, "show", "route", "all", "table", "flowtab4") +
+			b.show(t, "show", "protocols", "all", "padlock") + fmt.Sprint(p.sp.EstablishedPeers(ctx))
 	})
 	t.Logf("unlock → withdrawn at BIRD: %s", took)
 	waitFor(t, time.Second, "withdrawal at gobgpd", func() bool {
