@@ -35,6 +35,13 @@ func TestCustomerStoryWithoutJavaScript(t *testing.T) {
 	c.mustContain(body, "belongs to our own network")
 	_, body = c.post("/client/locks/"+e.LockA.LockingID+"/whitelist/remove", url.Values{"back": {"/client/server-locking"}})
 	c.mustContain(body, "The whitelist entry was removed.")
+	// Where whitelisting is not offered, the service refuses it too, and
+	// the offered ticket carries the customer's IP to the staff.
+	_, body = c.post("/client/locks/"+e.PayA.LockingID+"/whitelist", url.Values{"ip": {"198.51.100.23"}, "back": {"/client/server-locking"}})
+	c.mustContain(body, "Whitelisting is not available for locks because of non_payment")
+	_, body = c.post("/client/tickets", url.Values{"lock": {e.PayA.LockingID}, "subject": {"Access to locked storage box backup-3"},
+		"message": {"Please let me connect from 198.51.100.23 to solve the issue."}, "back": {"/client/server-locking"}})
+	c.mustContain(body, "Your ticket was sent.", "Access to locked storage box backup-3", "Please let me connect from 198.51.100.23")
 
 	// Lock page: reason text, evidence exactly as stored, pcap download,
 	// traceroute advice, mails.
