@@ -21,7 +21,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -128,12 +127,13 @@ type Reader struct {
 }
 
 // Open opens path and reads its file header. It does not read packets.
+// Errors name the file by path as given.
 func Open(path string, conf Configuration, deps Dependencies) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := newReader(f, filepath.Base(path), conf, deps)
+	rd, err := newReader(f, path, conf, deps)
 	if err != nil {
 		f.Close()
 		return nil, err

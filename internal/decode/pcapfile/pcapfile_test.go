@@ -269,7 +269,7 @@ func TestTruncatedFile(t *testing.T) {
 		whole++
 	}
 	recs, st, err := readAll(t, "testdata/truncated.pcap", Configuration{})
-	want := fmt.Sprintf("truncated.pcap: offset %d: truncated packet record", off)
+	want := fmt.Sprintf("testdata/truncated.pcap: offset %d: truncated packet record", off)
 	if err == nil || err.Error() != want || !errors.Is(err, decode.ErrTruncated) {
 		t.Fatalf("err = %v, want %q", err, want)
 	}

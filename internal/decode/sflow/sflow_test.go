@@ -375,6 +375,9 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestDecodeDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
 	dgs := readDatagrams(t, realCapture)
 	d := New(Configuration{})
 	var sink countSink
@@ -411,4 +414,30 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(samples)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples*b.N), "ns/sample")
+}
+
+// TestConcurrentDecode: one Decoder shared by several listener goroutines
+// (run with -race).
+func TestConcurrentDecode(t *testing.T) {
+	dgs := readDatagrams(t, realCapture)
+	d := New(Configuration{})
+	done := make(chan uint64)
+	for range 4 {
+		go func() {
+			var s countSink
+			for range 50 {
+				for _, dg := range dgs {
+					_, _ = d.Decode(dg.from, dg.payload, dg.at, &s)
+				}
+			}
+			done <- s.n
+		}()
+	}
+	var total uint64
+	for range 4 {
+		total += <-done
+	}
+	if st := d.Stats(); st.FlowSamples != total || st.Datagrams != uint64(4*50*len(dgs)) {
+		t.Fatalf("stats %+v, sinks saw %d records", st, total)
+	}
 }
