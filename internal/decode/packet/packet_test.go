@@ -27,22 +27,6 @@ var (
 // build serializes layers the way a NIC would put them on the wire.
 func build(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
-	for _, l := range ls {
-		switch l := l.(type) {
-		case *layers.TCP:
-			for _, n := range ls {
-				if nl, ok := n.(gopacket.NetworkLayer); ok {
-					_ = l.SetNetworkLayerForChecksum(nl)
-				}
-			}
-		case *layers.UDP:
-			for _, n := range ls {
-				if nl, ok := n.(gopacket.NetworkLayer); ok {
-					_ = l.SetNetworkLayerForChecksum(nl)
-				}
-			}
-		}
-	}
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true}, ls...); err != nil {
 		t.Fatal(err)

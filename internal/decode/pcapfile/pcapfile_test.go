@@ -336,6 +336,29 @@ func TestCorruptFiles(t *testing.T) {
 	}
 }
 
+// TestTruncatedPcapng: a pcapng cut inside a block names that block's offset.
+func TestTruncatedPcapng(t *testing.T) {
+	b, err := os.ReadFile("testdata/eth.pcapng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []int
+	for off := 0; off+8 <= len(b); off += int(binary.LittleEndian.Uint32(b[off+4:])) {
+		starts = append(starts, off)
+	}
+	block := starts[len(starts)/2]
+	cut := block + 20
+	path := filepath.Join(t.TempDir(), "cut.pcapng")
+	if err := os.WriteFile(path, b[:cut], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = readAll(t, path, Configuration{})
+	want := fmt.Sprintf("%s: offset %d: truncated pcapng block", path, block)
+	if err == nil || err.Error() != want || !errors.Is(err, decode.ErrTruncated) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+}
+
 func TestProgressAndCancel(t *testing.T) {
 	var last, total int64
 	calls := 0

@@ -34,16 +34,22 @@ const (
 
 // Flow record formats (enterprise 0).
 const (
-	recordRawHeader   = 1
-	recordEthernet    = 2
-	recordIPv4        = 3
-	recordIPv6        = 4
-	recordExtSwitch   = 1001
-	headerEthernet    = 1  // header_protocol ETHERNET-ISO88023
-	headerIPv4        = 11 // header_protocol IPv4
-	headerIPv6        = 12 // header_protocol IPv6
-	ifaceUnknownValue = 0x3fffffff
+	recordRawHeader = 1
+	recordEthernet  = 2
+	recordIPv4      = 3
+	recordIPv6      = 4
+	recordExtSwitch = 1001
 )
+
+// header_protocol values of the raw packet header record.
+const (
+	headerEthernet = 1  // ETHERNET-ISO88023
+	headerIPv4     = 11 // IPv4
+	headerIPv6     = 12 // IPv6
+)
+
+// ifaceUnknownValue is the interface value meaning "no interface".
+const ifaceUnknownValue = 0x3fffffff
 
 // Errors are allocated once; each wraps one decode sentinel.
 var (
