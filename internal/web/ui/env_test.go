@@ -286,3 +286,6 @@ func lockFilterOpen() lock.UnlockRequestFilter {
 }
 
 func lockTicketFilter() lock.TicketFilter { return lock.TicketFilter{Kind: lock.TicketKVMConsole} }
+
+// The reconcile loop is what serve passes as Enforcement.
+var _ ui.Enforcement = (*enforce.Loop)(nil)
