@@ -309,7 +309,11 @@ func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
 		}
 	}
 	if perr != nil {
-		rd.stats.Errors["packet_"+decode.Cause(perr)]++
+		key := "packet_malformed"
+		if errors.Is(perr, decode.ErrTruncated) {
+			key = "packet_truncated"
+		}
+		rd.stats.Errors[key]++
 	}
 	r.Format = flow.FormatPcap
 	r.Start, r.End = ci.Timestamp, ci.Timestamp

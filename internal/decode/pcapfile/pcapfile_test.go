@@ -359,6 +359,23 @@ func TestTruncatedPcapng(t *testing.T) {
 	}
 }
 
+// TestTruncatedGzip: offsets in gzip files count uncompressed bytes, and
+// the message says so.
+func TestTruncatedGzip(t *testing.T) {
+	b, err := os.ReadFile("testdata/eth-gzip.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cut.pcap.gz")
+	if err := os.WriteFile(path, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := readAll(t, path, Configuration{})
+	if err == nil || !strings.Contains(err.Error(), path+": offset ") || !strings.Contains(err.Error(), " (uncompressed): truncated") || len(recs) == 0 {
+		t.Fatalf("%d records, err = %v", len(recs), err)
+	}
+}
+
 func TestProgressAndCancel(t *testing.T) {
 	var last, total int64
 	calls := 0
