@@ -10,6 +10,7 @@ package packet
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -404,3 +405,8 @@ func SetHeader(linkType uint32, data []byte, r *flow.Record) {
 	n := copy(r.Header[14:], data)
 	r.HeaderLength = uint16(14 + n)
 }
+
+// IsTruncated reports whether err only says the packet ended early (the
+// common case for sFlow headers and short snap lengths), as opposed to
+// malformed.
+func IsTruncated(err error) bool { return errors.Is(err, decode.ErrTruncated) }
