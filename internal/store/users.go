@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/argon2id"
@@ -159,15 +160,19 @@ func (s *DB) ListUsers(ctx context.Context) ([]User, error) {
 var ErrBadCredentials = errors.New("wrong email or password")
 
 // dummyHash is compared against when the email is unknown, so both cases
-// take the same time.
-var dummyHash, _ = argon2id.CreateHash("padlock-no-such-user", PasswordParams)
+// take the same time. It is made on first use, with PasswordParams as set
+// then.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := argon2id.CreateHash("padlock-no-such-user", PasswordParams)
+	return h
+})
 
 // CheckPassword returns the account when email and password match, or
 // ErrBadCredentials.
 func (s *DB) CheckPassword(ctx context.Context, email, password string) (User, error) {
 	u, hash, err := s.userWhere(ctx, `email_key = ?`, emailKey(email))
 	if errors.Is(err, lock.ErrNotFound) {
-		_, _ = argon2id.ComparePasswordAndHash(password, dummyHash)
+		_, _ = argon2id.ComparePasswordAndHash(password, dummyHash())
 		return User{}, ErrBadCredentials
 	}
 	if err != nil {

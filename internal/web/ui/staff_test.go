@@ -2,8 +2,10 @@ package ui_test
 
 import (
 	"bytes"
+	"fmt"
 	"mime/multipart"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -99,5 +101,38 @@ func TestStartPrunesExpiredWebState(t *testing.T) {
 	}
 	if err := u.Stop(e.ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPerAddressLimitAndSessionsSurviveRestart: twenty failed sign-ins
+// from one address (for different accounts) block that address; a
+// sign-in made before survives a restart of the web component because
+// sessions live in the database.
+func TestPerAddressLimitAndSessionsSurviveRestart(t *testing.T) {
+	e := newEnv(t)
+	alice := e.client()
+	alice.signin("alice@alpha.example")
+
+	att := e.client()
+	att.xff = "198.51.100.66"
+	att.get("/client/signin")
+	for i := 0; i < 20; i++ {
+		att.post("/client/signin", url.Values{"email": {fmt.Sprintf("guess%d@alpha.example", i)}, "password": {"wrong password!"}})
+	}
+	if code, _ := att.post("/client/signin", url.Values{"email": {"bob@beta.example"}, "password": {password}}); code != http.StatusTooManyRequests {
+		t.Fatalf("21st attempt from the same address = %d, want 429", code)
+	}
+	other := e.client()
+	other.xff = "198.51.100.67"
+	other.signin("bob@beta.example") // another address is not affected
+
+	// Restart: a new handler on the same database.
+	h2, err := ui.New(ui.Configuration{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, ui.Dependencies{Service: e.svc, Store: e.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Config.Handler = h2
+	if _, body := alice.get("/client/"); !strings.Contains(body, "web-1") {
+		t.Fatalf("session lost across the restart:\n%s", body)
 	}
 }
