@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 
 	"encoding/base64"
 	"encoding/binary"
@@ -24,6 +25,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"padlock/internal/store"
 )
 
 // needTools skips the test when a tool is missing, and fails it under CI.
@@ -295,12 +298,7 @@ const e2eInventory = `{"customers": [
 func TestEndToEnd(t *testing.T) {
 	needTools(t, "softflowd", "bird", "birdc")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "padlock")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildPadlock(t, dir)
 	scan, err := filepath.Abs("../../testdata/demo/scan.pcap")
 	if err != nil {
 		t.Fatal(err)
@@ -495,4 +493,128 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// buildPadlock builds the real binary (CGO_ENABLED=0) into dir.
+func buildPadlock(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "padlock")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestDemo: `padlock serve --demo` replays its bundled NetFlow export of a
+// real nmap scan to its own collector; within a minute there is a finding
+// with the netscan log, a lock with its evidence and the mail in the outbox
+// (no SMTP configured).
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildPadlock(t, dir)
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", freeTCP(t, "127.0.0.1"))
+	// Free ports instead of the demo's fixed ones, so tests run side by side.
+	conf := fmt.Sprintf(`collect: {netflow: "127.0.0.1:%d", sflow: "", ipfix: ""}
+enforce:
+  bgp: {asn: 65001, router_id: 127.0.0.1, listen: "127.0.0.1:%d", next_hop: 192.0.2.1, peers: [{address: 127.0.0.2, asn: 65002, port: %d}]}
+`, freeUDP(t), freeTCP(t, "127.0.0.1"), freeTCP(t, "127.0.0.2"))
+	cfgPath := filepath.Join(dir, "demo.yaml")
+	if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	capture, _ := filepath.Abs("../../testdata/demo/scan.netflow9.pcap")
+	var stdout bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--demo", "--config", cfgPath, "--data", filepath.Join(dir, "data"), "--listen", httpAddr, "--demo-capture", capture)
+	cmd.Stdout = &syncWriter{w: &stdout}
+	logf, _ := os.Create(filepath.Join(dir, "padlock.log"))
+	cmd.Stderr = logf
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("stdout:\n%s\nlog:\n%s", stdout.String(), b)
+		}
+	})
+	var staff string
+	waitUntil(t, 20*time.Second, "the demo's staff token", func() bool {
+		for _, l := range strings.Split(cmd.Stdout.(*syncWriter).String(), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && strings.Contains(l, "staff API token:") {
+				staff = f[len(f)-1]
+			}
+		}
+		return staff != ""
+	})
+	api := e2eAPI{base: "http://" + httpAddr, token: staff}
+	var fs struct {
+		Items []struct {
+			ID       int64    `json:"id"`
+			LockID   int64    `json:"lock_id"`
+			Rule     string   `json:"rule"`
+			Evidence []string `json:"evidence"`
+		} `json:"items"`
+	}
+	waitUntil(t, 60*time.Second, "the demo finding and its lock", func() bool {
+		api.do(t, "GET", "/api/v1/findings?ip=203.0.113.10&kind=netscan", nil, &fs)
+		return len(fs.Items) == 1 && fs.Items[0].LockID != 0
+	})
+	t.Logf("demo: finding %d (%s) and lock %d %v after start", fs.Items[0].ID, fs.Items[0].Rule, fs.Items[0].LockID, time.Since(start).Round(time.Millisecond))
+	if !contains(fs.Items[0].Evidence, "netscan.log") {
+		t.Errorf("evidence %v", fs.Items[0].Evidence)
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v1/findings/%d/evidence/netscan.log", api.base, fs.Items[0].ID), nil)
+	req.Header.Set("Authorization", "Bearer "+staff)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), "Netscan detected from host   203.0.113.10") {
+		t.Errorf("evidence download: %d\n%.300s", res.StatusCode, body)
+	}
+	ls := api.locks(t)
+	if len(ls) != 1 || ls[0].Reason != "netscan" || ls[0].FindingID != fs.Items[0].ID {
+		t.Fatalf("locks %+v", ls)
+	}
+	// The mail waits in the outbox: stop padlock and read the database.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	db, err := store.Open(context.Background(), store.DefaultDSN(filepath.Join(dir, "data")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mails, err := db.ListMails(context.Background(), ls[0].ID, 0, 10)
+	if err != nil || len(mails) != 1 {
+		t.Fatalf("mails of the lock: %d %v", len(mails), err)
+	}
+	m := mails[0]
+	if !strings.Contains(m.Subject, ls[0].LockingID) || m.To != "alice@example.net" || len(m.Attachments) == 0 || m.Attachments[0].Name != "netscan.log" {
+		t.Errorf("mail: to %s subject %q attachments %d", m.To, m.Subject, len(m.Attachments))
+	}
+}
+
+// syncWriter lets the test read a process's stdout while it is written.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }
