@@ -583,6 +583,23 @@ enforce:
 	if len(ls) != 1 || ls[0].Reason != "netscan" || ls[0].FindingID != fs.Items[0].ID {
 		t.Fatalf("locks %+v", ls)
 	}
+	// Every stage has its metrics.
+	res, err = http.Get(api.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		"padlock_pipeline_records_total ", `padlock_pipeline_findings_total{kind="netscan"} 1`,
+		`padlock_policy_decisions_total{action="lock",kind="netscan"} 1`, `padlock_pipeline_actions_total{action="lock",result="ok"} 1`,
+		`padlock_locks{state="locked"} 1`, "padlock_enforce_reconcile_duration_seconds_count", "padlock_policy_breaker_open 0",
+		"padlock_notify_outbox_depth", "padlock_pipeline_dropped_records_total 0",
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 	// The mail waits in the outbox: stop padlock and read the database.
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()

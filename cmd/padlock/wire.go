@@ -16,6 +16,7 @@ import (
 	"padlock/internal/lock"
 	"padlock/internal/mail"
 	"padlock/internal/notify"
+	"padlock/internal/pipeline"
 	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
@@ -78,6 +79,9 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		// The pipeline writes policy.InboundProtectionMarker into the
 		// note of a blackhole that protects an inbound victim.
 		InboundProtection: strings.Contains(l.Note, policy.InboundProtectionMarker),
+	}
+	if until, ok := pipeline.BlackholeExpiry(l.Note); ok && ne.InboundProtection {
+		ne.Until = until
 	}
 	if ne.Since.IsZero() {
 		ne.Since = l.CreatedAt
