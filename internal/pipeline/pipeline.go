@@ -145,9 +145,6 @@ type Pipeline struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	samplingMu sync.Mutex
-	sampling   map[exporterKey]uint32
-
 	m metrics
 }
 
@@ -155,6 +152,7 @@ type exporterKey struct {
 	exporter netip.Addr
 	domain   uint32
 	format   flow.Format
+	inIf     uint32
 }
 
 type metrics struct {
@@ -175,8 +173,7 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 		return nil, errors.New("pipeline: policy, store and locks are required")
 	}
 	p := &Pipeline{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger,
-		batch: make(chan []flow.Record, conf.Queue), found: make(chan detect.Finding, 1024),
-		sampling: map[exporterKey]uint32{}}
+		batch: make(chan []flow.Record, conf.Queue), found: make(chan detect.Finding, 1024)}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -284,7 +281,7 @@ func (p *Pipeline) Sink() flow.Sink { return p.NewSink(-1) }
 
 // NewSink returns the sink of one collector goroutine (collect's NewSink).
 func (p *Pipeline) NewSink(int) flow.Sink {
-	s := &sink{p: p, buf: make([]flow.Record, 0, p.conf.Batch)}
+	s := &sink{p: p, buf: make([]flow.Record, 0, p.conf.Batch), sampling: map[exporterKey]uint32{}}
 	p.mu.Lock()
 	p.sinks = append(p.sinks, s)
 	p.mu.Unlock()
@@ -292,21 +289,33 @@ func (p *Pipeline) NewSink(int) flow.Sink {
 }
 
 type sink struct {
-	p   *Pipeline
-	mu  sync.Mutex
-	buf []flow.Record
+	p        *Pipeline
+	mu       sync.Mutex
+	buf      []flow.Record
+	sampling map[exporterKey]uint32
 }
 
 func (s *sink) Record(r *flow.Record) {
 	s.p.m.records.Inc()
-	s.p.checkSampling(r)
 	s.mu.Lock()
+	// The sampling rate per exporter, observation domain and input
+	// interface (an sFlow agent may sample its interfaces differently).
+	// SO_REUSEPORT keeps an exporter on one socket, so one sink sees all of
+	// its records.
+	k := exporterKey{r.Exporter, r.ObservationDomain, r.Format, r.InIf}
+	old, seen := s.sampling[k]
+	if (!seen && len(s.sampling) < maxSamplingKeys) || seen && old != r.SamplingRate {
+		s.sampling[k] = r.SamplingRate
+	}
 	s.buf = append(s.buf, *r)
 	var full []flow.Record
 	if len(s.buf) >= s.p.conf.Batch {
 		full, s.buf = s.buf, make([]flow.Record, 0, s.p.conf.Batch)
 	}
 	s.mu.Unlock()
+	if seen && old != r.SamplingRate {
+		s.p.samplingChanged(r, old)
+	}
 	if full != nil {
 		s.p.enqueue(full)
 	}
@@ -340,19 +349,13 @@ func (p *Pipeline) enqueue(b []flow.Record) {
 	}
 }
 
-// checkSampling tells the policy when an exporter's sampling rate changes.
-func (p *Pipeline) checkSampling(r *flow.Record) {
-	k := exporterKey{r.Exporter, r.ObservationDomain, r.Format}
-	p.samplingMu.Lock()
-	old, seen := p.sampling[k]
-	if !seen || old != r.SamplingRate {
-		p.sampling[k] = r.SamplingRate
-	}
-	p.samplingMu.Unlock()
-	if seen && old != r.SamplingRate {
-		p.log.Error("exporter sampling rate changed: automatic actions stop", "exporter", r.Exporter.String(), "from", old, "to", r.SamplingRate)
-		p.deps.Policy.SamplingChanged(r.Exporter.String(), old, r.SamplingRate, p.now())
-	}
+// maxSamplingKeys bounds the sampling-rate table of one sink.
+const maxSamplingKeys = 65536
+
+// samplingChanged tells the policy that an exporter's sampling rate changed.
+func (p *Pipeline) samplingChanged(r *flow.Record, old uint32) {
+	p.log.Error("exporter sampling rate changed: automatic actions stop", "exporter", r.Exporter.String(), "in_if", r.InIf, "from", old, "to", r.SamplingRate)
+	p.deps.Policy.SamplingChanged(r.Exporter.String(), old, r.SamplingRate, p.now())
 }
 
 func (p *Pipeline) flushAll() {

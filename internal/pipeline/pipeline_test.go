@@ -321,3 +321,76 @@ func TestRecordsThroughEngine(t *testing.T) {
 		t.Errorf("breaker after a sampling change: %+v", st)
 	}
 }
+
+// scanRecords are the flow records of a horizontal SYN scan from src.
+func scanRecords(src netip.Addr, start time.Time) []flow.Record {
+	out := make([]flow.Record, 0, 300)
+	for i := range 300 {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		out = append(out, flow.Record{Start: at, End: at, Format: flow.FormatNetFlow9, Exporter: netip.MustParseAddr("127.0.0.1"), SamplingRate: 1,
+			SrcAddr: src, DstAddr: netip.AddrFrom4([4]byte{198, 18, byte(i / 256), byte(i)}), SrcPort: 40000, DstPort: 22, Proto: 6,
+			TCPFlags: flow.TCPSyn, Packets: 1, Bytes: 44, SampledPackets: 1, SampledBytes: 44})
+	}
+	return out
+}
+
+// TestCircuitBreakerFromRecords: 15 servers scan at once; their records go
+// through the sink and the engine. Automatic locking stops after the 10th,
+// the breaker is open with its reason, the alert fired, and the other
+// cases wait for review.
+func TestCircuitBreakerFromRecords(t *testing.T) {
+	pc := policy.DefaultConfiguration()
+	pc.AutoLockLimit = policy.RateLimit{PerHour: 100, PerCustomer: 5}
+	e := newEnv(t, 15, pc, nil)
+	var mu sync.Mutex
+	var alerts []policy.BreakerState
+	e.pol, _ = policy.New(pc, policy.Dependencies{OnTrip: func(s policy.BreakerState) { mu.Lock(); alerts = append(alerts, s); mu.Unlock() }})
+	e.p.deps.Policy = e.pol
+	e.clk.t = time.Now().UTC()
+	ctx := context.Background()
+	if err := e.p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.p.Stop(ctx)
+	start := time.Now().UTC().Add(-30 * time.Second)
+	var wg sync.WaitGroup
+	for w := range 3 { // three collector goroutines, five servers each
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sink := e.p.NewSink(w)
+			for i := w*5 + 1; i <= w*5+5; i++ {
+				for _, r := range scanRecords(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), start) {
+					sink.Record(&r)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	end := time.Now().Add(30 * time.Second)
+	for {
+		cases, _ := e.db.ListFindings(ctx, store.FindingFilter{Kind: "netscan"})
+		if len(cases) == 15 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d cases from 15 scanning servers", len(cases))
+		}
+		e.clk.Add(time.Second)
+		time.Sleep(50 * time.Millisecond)
+	}
+	ls, _ := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{})
+	if len(ls) != 10 {
+		t.Errorf("%d locks, want 10: automatic locking must stop when the 11th server trips netscan", len(ls))
+	}
+	st := e.pol.State()
+	mu.Lock()
+	n := len(alerts)
+	mu.Unlock()
+	if !st.Open || !strings.Contains(st.Reason, "servers tripped netscan") || n != 1 {
+		t.Errorf("breaker %+v, %d alerts", st, n)
+	}
+	if v := testutil.ToFloat64(e.p.m.dropped); v != 0 {
+		t.Errorf("%v records dropped", v)
+	}
+}
