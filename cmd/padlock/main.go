@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"token":        {"create, list or revoke API tokens", cmdToken},
 	"flows":        {"print the decoded flow records of capture files", cmdFlows},
 	"analyze":      {"run every detector over capture files and print the findings", cmdAnalyze},
+	"user":         {"create or list web accounts, change passwords", cmdUser},
 	// commands: keep one line per command, sorted by file
 }
 

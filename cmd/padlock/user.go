@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"padlock/internal/config"
+	"padlock/internal/lock"
+)
+
+// cmdUser manages web accounts (client and admin areas):
+// padlock user create --data DIR --email E --role ROLE [--customer ID]   (password on stdin or --password-file)
+// padlock user list --data DIR
+// padlock user password --data DIR --email E                             (new password on stdin)
+func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageErrorf("usage: padlock user create|list|password [flags]")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("user "+sub, stderr)
+	configPath := fs.String("config", "", "configuration `file` (for store.dsn and data)")
+	dataDir := fs.String("data", "", "data `directory` (default from the configuration, ./padlock-data)")
+	email := fs.String("email", "", "the account's email address (its sign-in name)")
+	role := fs.String("role", "customer", "admin, staff or customer")
+	customer := fs.Int64("customer", 0, "customer `ID` of a customer account")
+	pwFile := fs.String("password-file", "", "read the password from this `file` instead of standard input")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.Data = *dataDir
+	}
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	readPassword := func() (string, error) {
+		var r io.Reader = os.Stdin
+		if *pwFile != "" {
+			f, err := os.Open(*pwFile)
+			if err != nil {
+				return "", err
+			}
+			defer f.Close()
+			r = f
+		}
+		line, err := bufio.NewReader(r).ReadString('\n')
+		if err != nil && line == "" {
+			return "", fmt.Errorf("no password given on standard input (or --password-file)")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	switch sub {
+	case "create":
+		if *email == "" {
+			return usageErrorf("--email is required")
+		}
+		pw, err := readPassword()
+		if err != nil {
+			return err
+		}
+		u, err := db.CreateUser(ctx, *email, pw, lock.Role(*role), *customer, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %d %s (%s) created\n", u.ID, u.Email, u.Role)
+		return nil
+	case "list":
+		us, err := db.ListUsers(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		for _, u := range us {
+			if err := enc.Encode(u); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "password":
+		if *email == "" {
+			return usageErrorf("--email is required")
+		}
+		pw, err := readPassword()
+		if err != nil {
+			return err
+		}
+		u, err := db.UserByEmail(ctx, *email)
+		if err != nil {
+			return err
+		}
+		if err := db.SetPassword(ctx, u.ID, pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s changed\n", u.Email)
+		return nil
+	}
+	return usageErrorf("unknown user command %q (create, list, password)", sub)
+}
