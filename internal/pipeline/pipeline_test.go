@@ -50,7 +50,7 @@ type env struct {
 
 // newEnv builds a real SQLite store and lock service with n customers, each
 // owning one server 198.51.100.i, and a pipeline over them.
-func newEnv(t *testing.T, n int, pc policy.Configuration, wrap func(Locks) Locks) *env {
+func newEnv(t testing.TB, n int, pc policy.Configuration, wrap func(Locks) Locks) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
