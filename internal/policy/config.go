@@ -60,11 +60,11 @@ type KindPolicy struct {
 // GroupKinds are a group's overrides; a kind left out inherits the
 // top-level policy of that kind.
 type GroupKinds struct {
-	Netscan                *KindPolicy `yaml:"netscan"`
-	PacketLimit            *KindPolicy `yaml:"packet_limit"`
-	NetworkAttack          *KindPolicy `yaml:"network_attack"`
-	Spam                   *KindPolicy `yaml:"spam"`
-	IncorrectNetworkConfig *KindPolicy `yaml:"incorrect_network_config"`
+	Netscan                *KindPolicy `yaml:"netscan,omitempty"`
+	PacketLimit            *KindPolicy `yaml:"packet_limit,omitempty"`
+	NetworkAttack          *KindPolicy `yaml:"network_attack,omitempty"`
+	Spam                   *KindPolicy `yaml:"spam,omitempty"`
+	IncorrectNetworkConfig *KindPolicy `yaml:"incorrect_network_config,omitempty"`
 }
 
 // Group is a customer or server group: the policy of the addresses in its
