@@ -54,19 +54,6 @@ func (a *API) createCustomer(w http.ResponseWriter, r *http.Request, actor lock.
 	return nil
 }
 
-func (a *API) getCustomer(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	c, err := a.svc.GetCustomer(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, c)
-	return nil
-}
-
 func (a *API) listServers(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	f, err := inventoryFilter(r)
 	if err != nil {
@@ -116,19 +103,6 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, actor lock.Ac
 	return nil
 }
 
-func (a *API) getServer(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	s, err := a.svc.GetServer(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s)
-	return nil
-}
-
 func (a *API) listStorageBoxes(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	f, err := inventoryFilter(r)
 	if err != nil {
@@ -156,19 +130,6 @@ func (a *API) createStorageBox(w http.ResponseWriter, r *http.Request, actor loc
 		return err
 	}
 	writeJSON(w, http.StatusCreated, b)
-	return nil
-}
-
-func (a *API) getStorageBox(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	b, err := a.svc.GetStorageBox(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, b)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"time"
@@ -99,99 +100,16 @@ func validState(s lock.State) bool {
 	return false
 }
 
-func (a *API) getLock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	l, err := a.svc.GetLock(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, l)
-	return nil
+type decisionOut struct {
+	UnlockRequest lock.UnlockRequest `json:"unlock_request"`
+	Lock          lock.Lock          `json:"lock"`
 }
 
-type noteIn struct {
-	Note string `json:"note"`
-}
-
-// decodeOptional decodes a JSON body when there is one; an empty body is
-// fine for calls whose fields are all optional.
-func decodeOptional(r *http.Request, v any) error {
-	if r.ContentLength == 0 {
-		return nil
-	}
-	if err := decodeJSON(r, v); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (a *API) unlockLock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in noteIn
-	if err := decodeOptional(r, &in); err != nil {
-		return err
-	}
-	l, err := a.svc.Unlock(r.Context(), actor, id, in.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, l)
-	return nil
-}
-
-func (a *API) relockLock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in noteIn
-	if err := decodeOptional(r, &in); err != nil {
-		return err
-	}
-	l, err := a.svc.Relock(r.Context(), actor, id, in.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, l)
-	return nil
-}
-
-func (a *API) listWhitelist(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	ws, err := a.svc.ListWhitelist(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, list(ws))
-	return nil
-}
-
-func (a *API) addWhitelist(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		IP string `json:"ip"`
-	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	wl, err := a.svc.AddWhitelist(r.Context(), actor, id, in.IP)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, wl)
-	return nil
+func (a *API) decide(call func(context.Context, lock.Actor, int64, string) (lock.UnlockRequest, lock.Lock, error)) handlerFunc {
+	return onID(http.StatusOK, true, func(ctx context.Context, actor lock.Actor, id int64, in noteIn) (decisionOut, error) {
+		ur, l, err := call(ctx, actor, id, in.Note)
+		return decisionOut{UnlockRequest: ur, Lock: l}, err
+	})
 }
 
 func (a *API) removeWhitelist(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
@@ -205,42 +123,6 @@ func (a *API) removeWhitelist(w http.ResponseWriter, r *http.Request, actor lock
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-func (a *API) requestUnlock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		Message string `json:"message"`
-	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	ur, err := a.svc.RequestUnlock(r.Context(), actor, id, in.Message)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, ur)
-	return nil
-}
-
-func (a *API) listLockUnlockRequests(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	if _, err := a.svc.GetLock(r.Context(), actor, id); err != nil {
-		return err
-	}
-	urs, err := a.svc.ListUnlockRequests(r.Context(), actor, lock.UnlockRequestFilter{LockID: id})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, list(urs))
-	return nil
-}
-
 func (a *API) listUnlockRequests(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	f := lock.UnlockRequestFilter{State: lock.UnlockRequestState(r.URL.Query().Get("state"))}
 	var err error
@@ -260,49 +142,5 @@ func (a *API) listUnlockRequests(w http.ResponseWriter, r *http.Request, actor l
 		return err
 	}
 	writeJSON(w, http.StatusOK, list(urs))
-	return nil
-}
-
-func (a *API) getUnlockRequest(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	ur, err := a.svc.GetUnlockRequest(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ur)
-	return nil
-}
-
-type decisionOut struct {
-	UnlockRequest lock.UnlockRequest `json:"unlock_request"`
-	Lock          lock.Lock          `json:"lock"`
-}
-
-func (a *API) approveUnlock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	return a.decide(w, r, actor, a.svc.ApproveUnlock)
-}
-
-func (a *API) rejectUnlock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	return a.decide(w, r, actor, a.svc.RejectUnlock)
-}
-
-func (a *API) decide(w http.ResponseWriter, r *http.Request, actor lock.Actor,
-	fn func(ctx contextT, a lock.Actor, id int64, note string) (lock.UnlockRequest, lock.Lock, error)) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in noteIn
-	if err := decodeOptional(r, &in); err != nil {
-		return err
-	}
-	ur, l, err := fn(r.Context(), actor, id, in.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, decisionOut{UnlockRequest: ur, Lock: l})
 	return nil
 }

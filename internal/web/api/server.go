@@ -73,14 +73,16 @@ func (a *API) routes() {
 	h := func(pattern string, fn handlerFunc) { m.Handle(pattern, a.authed(fn)) }
 	h("GET /api/v1/customers", a.listCustomers)
 	h("POST /api/v1/customers", a.createCustomer)
-	h("GET /api/v1/customers/{id}", a.getCustomer)
+	h("GET /api/v1/customers/{id}", byID(a.svc.GetCustomer))
 	h("GET /api/v1/servers", a.listServers)
 	h("POST /api/v1/servers", a.createServer)
-	h("GET /api/v1/servers/{id}", a.getServer)
-	h("POST /api/v1/servers/{id}/kvm", a.orderKVM)
+	h("GET /api/v1/servers/{id}", byID(a.svc.GetServer))
+	h("POST /api/v1/servers/{id}/kvm", onID(http.StatusCreated, true, func(ctx context.Context, ac lock.Actor, id int64, in messageIn) (lock.Ticket, error) {
+		return a.svc.OrderKVM(ctx, ac, id, in.Message)
+	}))
 	h("GET /api/v1/storage-boxes", a.listStorageBoxes)
 	h("POST /api/v1/storage-boxes", a.createStorageBox)
-	h("GET /api/v1/storage-boxes/{id}", a.getStorageBox)
+	h("GET /api/v1/storage-boxes/{id}", byID(a.svc.GetStorageBox))
 	h("GET /api/v1/addresses", a.listAddresses)
 	h("POST /api/v1/addresses", a.createAddress)
 	h("GET /api/v1/lookup", a.lookup)
@@ -88,22 +90,37 @@ func (a *API) routes() {
 	h("GET /api/v1/inventory/export", a.exportInventory)
 	h("POST /api/v1/locks", a.createLock)
 	h("GET /api/v1/locks", a.listLocks)
-	h("GET /api/v1/locks/{id}", a.getLock)
-	h("POST /api/v1/locks/{id}/unlock", a.unlockLock)
-	h("POST /api/v1/locks/{id}/relock", a.relockLock)
-	h("GET /api/v1/locks/{id}/whitelist", a.listWhitelist)
-	h("POST /api/v1/locks/{id}/whitelist", a.addWhitelist)
+	h("GET /api/v1/locks/{id}", byID(a.svc.GetLock))
+	h("POST /api/v1/locks/{id}/unlock", onID(http.StatusOK, true, withNote(a.svc.Unlock)))
+	h("POST /api/v1/locks/{id}/relock", onID(http.StatusOK, true, withNote(a.svc.Relock)))
+	h("GET /api/v1/locks/{id}/whitelist", listByID(a.svc.ListWhitelist))
+	h("POST /api/v1/locks/{id}/whitelist", onID(http.StatusCreated, false, func(ctx context.Context, ac lock.Actor, id int64, in struct {
+		IP string `json:"ip"`
+	}) (lock.Whitelist, error) {
+		return a.svc.AddWhitelist(ctx, ac, id, in.IP)
+	}))
 	h("DELETE /api/v1/locks/{id}/whitelist", a.removeWhitelist)
-	h("GET /api/v1/locks/{id}/unlock-requests", a.listLockUnlockRequests)
-	h("POST /api/v1/locks/{id}/unlock-requests", a.requestUnlock)
+	h("GET /api/v1/locks/{id}/unlock-requests", listByID(func(ctx context.Context, ac lock.Actor, id int64) ([]lock.UnlockRequest, error) {
+		if _, err := a.svc.GetLock(ctx, ac, id); err != nil {
+			return nil, err
+		}
+		return a.svc.ListUnlockRequests(ctx, ac, lock.UnlockRequestFilter{LockID: id})
+	}))
+	h("POST /api/v1/locks/{id}/unlock-requests", onID(http.StatusCreated, false, func(ctx context.Context, ac lock.Actor, id int64, in messageIn) (lock.UnlockRequest, error) {
+		return a.svc.RequestUnlock(ctx, ac, id, in.Message)
+	}))
 	h("GET /api/v1/unlock-requests", a.listUnlockRequests)
-	h("GET /api/v1/unlock-requests/{id}", a.getUnlockRequest)
-	h("POST /api/v1/unlock-requests/{id}/approve", a.approveUnlock)
-	h("POST /api/v1/unlock-requests/{id}/reject", a.rejectUnlock)
+	h("GET /api/v1/unlock-requests/{id}", byID(a.svc.GetUnlockRequest))
+	h("POST /api/v1/unlock-requests/{id}/approve", a.decide(a.svc.ApproveUnlock))
+	h("POST /api/v1/unlock-requests/{id}/reject", a.decide(a.svc.RejectUnlock))
 	h("GET /api/v1/tickets", a.listTickets)
 	h("POST /api/v1/tickets", a.openTicket)
-	h("GET /api/v1/tickets/{id}", a.getTicket)
-	h("POST /api/v1/tickets/{id}/messages", a.addTicketMessage)
+	h("GET /api/v1/tickets/{id}", byID(a.svc.GetTicket))
+	h("POST /api/v1/tickets/{id}/messages", onID(http.StatusCreated, false, func(ctx context.Context, ac lock.Actor, id int64, in struct {
+		Body string `json:"body"`
+	}) (lock.TicketMessage, error) {
+		return a.svc.AddTicketMessage(ctx, ac, id, in.Body)
+	}))
 	h("GET /api/v1/audit", a.listAudit)
 	h("GET /api/v1/findings", a.listFindings)
 	h("GET /api/v1/findings/{id}/evidence/{name}", a.evidenceFile)
@@ -223,4 +240,11 @@ func list[T any](items []T) map[string]any {
 		items = []T{}
 	}
 	return map[string]any{"items": items}
+}
+
+// withNote adapts a service call taking a note to a handler body {"note":...}.
+func withNote[Out any](call func(context.Context, lock.Actor, int64, string) (Out, error)) func(context.Context, lock.Actor, int64, noteIn) (Out, error) {
+	return func(ctx context.Context, ac lock.Actor, id int64, in noteIn) (Out, error) {
+		return call(ctx, ac, id, in.Note)
+	}
 }

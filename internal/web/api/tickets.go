@@ -1,13 +1,10 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"padlock/internal/lock"
 )
-
-type contextT = context.Context
 
 func (a *API) listTickets(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	q := r.URL.Query()
@@ -38,57 +35,6 @@ func (a *API) openTicket(w http.ResponseWriter, r *http.Request, actor lock.Acto
 		return err
 	}
 	t, err := a.svc.OpenTicket(r.Context(), actor, in)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, t)
-	return nil
-}
-
-func (a *API) getTicket(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	t, err := a.svc.GetTicket(r.Context(), actor, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
-}
-
-func (a *API) addTicketMessage(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		Body string `json:"body"`
-	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	m, err := a.svc.AddTicketMessage(r.Context(), actor, id, in.Body)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, m)
-	return nil
-}
-
-func (a *API) orderKVM(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	var in struct {
-		Message string `json:"message"`
-	}
-	if err := decodeOptional(r, &in); err != nil {
-		return err
-	}
-	t, err := a.svc.OrderKVM(r.Context(), actor, id, in.Message)
 	if err != nil {
 		return err
 	}
