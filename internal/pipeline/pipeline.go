@@ -138,12 +138,12 @@ type Pipeline struct {
 	batch chan []flow.Record
 	found chan detect.Finding
 
-	mu      sync.Mutex
-	sinks   []*sink
-	pending []detect.Finding // engine goroutine only
-	stopped atomic.Bool
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	mu                sync.Mutex
+	sinks             []*sink
+	pending           []detect.Finding // engine goroutine only
+	stopping, stopped atomic.Bool
+	cancel            context.CancelFunc
+	wg                sync.WaitGroup
 
 	m metrics
 }
@@ -261,10 +261,11 @@ func (p *Pipeline) Start(ctx context.Context) error {
 // Stop stops taking records, lets the engine finish the queue and the
 // handler the findings, or gives up when ctx ends.
 func (p *Pipeline) Stop(ctx context.Context) error {
-	if p.cancel == nil || !p.stopped.CompareAndSwap(false, true) {
+	if p.cancel == nil || p.stopping.Swap(true) {
 		return nil
 	}
-	p.flushAll()
+	p.flushAll() // partial batches still reach the engine
+	p.stopped.Store(true)
 	p.cancel()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -419,6 +420,11 @@ func (p *Pipeline) runEngine(ctx context.Context) {
 func (p *Pipeline) handOver(ctx context.Context) {
 	for _, f := range p.pending {
 		p.m.findings.WithLabelValues(string(f.Kind)).Inc()
+		select {
+		case p.found <- f:
+			continue
+		default:
+		}
 		select {
 		case p.found <- f:
 		case <-ctx.Done():

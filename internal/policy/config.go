@@ -143,8 +143,9 @@ type Configuration struct {
 	InboundBlackhole InboundBlackhole     `yaml:"inbound_blackhole"`
 }
 
-// DefaultKind is the default policy of a kind: notify (staff see it, no
-// automatic lock until an operator opts in), one finding, 24h warnings.
+// DefaultKind is a kind's policy with action a and the default confidence
+// floor (one finding, no sample minimum beyond the detector's) and 24h
+// warnings.
 func DefaultKind(a Action) KindPolicy {
 	return KindPolicy{Action: a, Consecutive: 1, WarnDeadline: 24 * time.Hour}
 }
