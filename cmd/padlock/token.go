@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -22,22 +23,14 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("token "+sub, stderr)
-	configPath := fs.String("config", "", "configuration `file` (for store.dsn and data)")
-	dataDir := fs.String("data", "", "data `directory` (default from the configuration, ./padlock-data)")
+	open := storeFlags(fs)
 	role := fs.String("role", "", "role of the new token: admin, staff, billing, readonly or customer")
 	customer := fs.Int64("customer", 0, "customer `ID` a customer token acts as")
 	name := fs.String("name", "", "a name for the token (who or what uses it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		return err
-	}
-	if *dataDir != "" {
-		cfg.Data = *dataDir
-	}
-	db, err := openStore(ctx, cfg)
+	db, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,6 +84,23 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return db.RevokeToken(ctx, admin, id, time.Now())
 	}
 	return usageErrorf("unknown token command %q (create, list, revoke)", sub)
+}
+
+// storeFlags adds --config and --data to a command that works on the
+// database directly, and returns the function that opens it.
+func storeFlags(fs *flag.FlagSet) func(context.Context) (*store.DB, error) {
+	configPath := fs.String("config", "", "configuration `file` (for store.dsn and data)")
+	dataDir := fs.String("data", "", "data `directory` (default from the configuration, ./padlock-data)")
+	return func(ctx context.Context) (*store.DB, error) {
+		cfg, err := config.Load(*configPath)
+		if err != nil {
+			return nil, err
+		}
+		if *dataDir != "" {
+			cfg.Data = *dataDir
+		}
+		return openStore(ctx, cfg)
+	}
 }
 
 // openStore opens the database a configuration names.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"padlock/internal/config"
 	"padlock/internal/lock"
 )
 
@@ -24,8 +23,7 @@ func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("user "+sub, stderr)
-	configPath := fs.String("config", "", "configuration `file` (for store.dsn and data)")
-	dataDir := fs.String("data", "", "data `directory` (default from the configuration, ./padlock-data)")
+	open := storeFlags(fs)
 	email := fs.String("email", "", "the account's email address (its sign-in name)")
 	role := fs.String("role", "customer", "admin, staff or customer")
 	customer := fs.Int64("customer", 0, "customer `ID` of a customer account")
@@ -33,14 +31,7 @@ func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		return err
-	}
-	if *dataDir != "" {
-		cfg.Data = *dataDir
-	}
-	db, err := openStore(ctx, cfg)
+	db, err := open(ctx)
 	if err != nil {
 		return err
 	}
