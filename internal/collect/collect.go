@@ -14,6 +14,17 @@
 // exporter (address and source port) always land on the same socket and
 // thus the same decoder.
 //
+// Metrics (the names shared/bench expects; registered on the Registerer in
+// Dependencies, read from the sockets' counters at scrape time):
+// padlock_flow_records_decoded_total{proto} (records handed to the sink),
+// padlock_datagrams_received_total{listener},
+// padlock_datagrams_dropped_total{reason} (socket_buffer, truncated,
+// decode_error, no_template, panic), padlock_decode_errors_total{proto,cause},
+// padlock_flow_template_misses_total{proto},
+// padlock_collect_bytes_received_total{proto},
+// padlock_collect_receive_buffer_bytes{listener} and padlock_collect_exporters.
+// Per-exporter counts are in Exporters and StatusHandler, never in labels.
+//
 // collect imports flow, decode (the Decoder contract) and decode/packet (for
 // live capture), but no export decoder: cmd/padlock passes the NetFlow and
 // sFlow decoder constructors in Dependencies.
