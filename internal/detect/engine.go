@@ -76,9 +76,9 @@ type Engine struct {
 	nets      Networks
 	dets      []detector.Detector
 	foreign   []detector.ForeignObserver
-	hosts     map[detector.Key16]uint32
+	hosts     hostIndex
 	info      []hostInfo
-	last      []uint32 // per host: last record end, Unix seconds (dense: touched by every record)
+	hot       detector.Hosts // per host: every detector's small state and the last record end (Host.Last)
 	free      []uint32
 	rearm     map[rearmKey]int64
 	now       int64 // event time: highest record end seen (ns)
@@ -92,7 +92,13 @@ type Engine struct {
 	findings  *prometheus.CounterVec
 	suppress  prometheus.Counter
 
+	// the detectors again, concrete (nil when disabled): Record calls them
+	// directly, in the order of dets
 	packetLimit *packetlimit.Detector
+	netscan     *netscan.Detector
+	attack      *attack.Detector
+	spam        *spam.Detector
+	netconf     *netconf.Detector
 	o           detector.Orientation
 }
 
@@ -109,31 +115,34 @@ func New(conf Configuration, deps Dependencies) (*Engine, error) {
 	}
 	e := &Engine{
 		conf: conf, deps: deps, nets: deps.Networks,
-		hosts:  make(map[detector.Key16]uint32),
+		hosts:  newHostIndex(),
 		rearm:  make(map[rearmKey]int64),
 		expiry: conf.HostExpiry.D().Nanoseconds(),
 	}
 	e.sweep = max(e.expiry/4, int64(time.Second))
 	private := netconf.NewPrivateSet(conf.IncorrectNetworkConfig.PrivateDestinations)
 	env := detector.Env{Reporter: e, EvidencePackets: conf.Evidence.Packets, EvidenceProbes: conf.Evidence.Probes,
-		Private: private.Contains}
+		Private: private.Contains, Hosts: &e.hot}
 	if c := conf.PacketLimit; c.Enabled && len(c.Directions) > 0 {
 		e.packetLimit = packetlimit.New(c, env)
 		e.dets = append(e.dets, e.packetLimit)
 	}
 	if conf.Netscan.Enabled {
-		e.dets = append(e.dets, netscan.New(conf.Netscan, env))
+		e.netscan = netscan.New(conf.Netscan, env)
+		e.dets = append(e.dets, e.netscan)
 	}
 	if conf.Attack.Enabled {
-		e.dets = append(e.dets, attack.New(conf.Attack, env))
+		e.attack = attack.New(conf.Attack, env)
+		e.dets = append(e.dets, e.attack)
 	}
 	if conf.Spam.Enabled {
-		e.dets = append(e.dets, spam.New(conf.Spam, env))
+		e.spam = spam.New(conf.Spam, env)
+		e.dets = append(e.dets, e.spam)
 	}
 	if conf.IncorrectNetworkConfig.Enabled {
-		nc := netconf.New(conf.IncorrectNetworkConfig, env, deps.Networks)
-		e.dets = append(e.dets, nc)
-		e.foreign = append(e.foreign, nc)
+		e.netconf = netconf.New(conf.IncorrectNetworkConfig, env, deps.Networks)
+		e.dets = append(e.dets, e.netconf)
+		e.foreign = append(e.foreign, e.netconf)
 	}
 	if r := deps.Registerer; r != nil {
 		e.findings = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -194,18 +203,16 @@ func (e *Engine) Record(r *flow.Record) {
 	// otherwise escape to the heap on every record.
 	o := &e.o
 	if srcIn {
-		*o = detector.Orientation{Dir: detector.DirOut, Host: e.host(src, end), Addr: src, Remote: dst,
+		h := e.host(src, end)
+		*o = detector.Orientation{Dir: detector.DirOut, Host: h, Addr: src, Remote: dst,
 			LocalPort: r.SrcPort, RemotePort: r.DstPort, Start: start, End: end}
-		for _, d := range e.dets {
-			d.Observe(r, o)
-		}
+		e.observe(r, o, &e.hot.H[h])
 	}
 	if dstIn {
-		*o = detector.Orientation{Dir: detector.DirIn, Host: e.host(dst, end), Addr: dst, Remote: src,
+		h := e.host(dst, end)
+		*o = detector.Orientation{Dir: detector.DirIn, Host: h, Addr: dst, Remote: src,
 			LocalPort: r.DstPort, RemotePort: r.SrcPort, Start: start, End: end}
-		for _, d := range e.dets {
-			d.Observe(r, o)
-		}
+		e.observe(r, o, &e.hot.H[h])
 	}
 	if !srcIn && !dstIn {
 		for _, d := range e.foreign {
@@ -214,12 +221,31 @@ func (e *Engine) Record(r *flow.Record) {
 	}
 }
 
+// observe runs every detector over one orientation of a record, calling
+// each directly (no interface dispatch) with the host's shared record.
+func (e *Engine) observe(r *flow.Record, o *detector.Orientation, hr *detector.Host) {
+	if e.packetLimit != nil {
+		e.packetLimit.ObserveHost(r, o, hr)
+	}
+	if e.netscan != nil {
+		e.netscan.Observe(r, o)
+	}
+	if e.attack != nil {
+		e.attack.ObserveHost(r, o, hr)
+	}
+	if e.spam != nil {
+		e.spam.Observe(r, o)
+	}
+	if e.netconf != nil {
+		e.netconf.Observe(r, o)
+	}
+}
+
 func (e *Engine) host(a netip.Addr, now int64) uint32 {
-	k := a.As16()
 	sec := uint32(now / 1e9)
-	if h, ok := e.hosts[k]; ok {
-		if sec > e.last[h] {
-			e.last[h] = sec
+	if h, ok := e.hosts.get(a); ok {
+		if hr := &e.hot.H[h]; sec > hr.Last {
+			hr.Last = sec
 		}
 		return h
 	}
@@ -230,11 +256,10 @@ func (e *Engine) host(a netip.Addr, now int64) uint32 {
 	} else {
 		h = uint32(len(e.info))
 		e.info = append(e.info, hostInfo{})
-		e.last = append(e.last, 0)
 	}
 	e.info[h] = hostInfo{addr: a, used: true}
-	e.last[h] = sec
-	e.hosts[k] = h
+	e.hot.At(h).Last = sec
+	e.hosts.put(a, h)
 	return h
 }
 
@@ -284,13 +309,14 @@ func (e *Engine) expire(now int64) {
 	cut := (now - e.expiry) / 1e9
 	for h := range e.info {
 		in := &e.info[h]
-		if !in.used || int64(e.last[h]) >= cut {
+		if !in.used || int64(e.hot.H[h].Last) >= cut {
 			continue
 		}
-		delete(e.hosts, in.addr.As16())
+		e.hosts.del(in.addr)
 		for _, d := range e.dets {
 			d.Forget(uint32(h))
 		}
+		e.hot.H[h].Last = 0
 		*in = hostInfo{}
 		e.free = append(e.free, uint32(h))
 	}
@@ -300,7 +326,7 @@ func (e *Engine) expire(now int64) {
 			delete(e.rearm, k)
 		}
 	}
-	e.hostsPub.Store(int64(len(e.hosts)))
+	e.hostsPub.Store(int64(e.hosts.len()))
 }
 
 // Flush emits every verdict the records seen so far prove (end of input:
@@ -310,13 +336,13 @@ func (e *Engine) Flush() {
 		d.Flush()
 	}
 	e.published.Store(e.stats.Records)
-	e.hostsPub.Store(int64(len(e.hosts)))
+	e.hostsPub.Store(int64(e.hosts.len()))
 }
 
 // Stats returns the engine's counters (same goroutine as Record).
 func (e *Engine) Stats() Stats {
 	s := e.stats
-	s.Hosts = len(e.hosts)
+	s.Hosts = e.hosts.len()
 	return s
 }
 

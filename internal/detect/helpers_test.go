@@ -96,8 +96,17 @@ func (c *capture) tcpSession(at time.Duration, client netip.Addr, cp uint16, ser
 
 // sorted returns the records ordered by end time, as a capture has them.
 func (c *capture) sorted() []flow.Record {
-	r := slices.Clone(c.recs)
-	slices.SortStableFunc(r, func(a, b flow.Record) int { return a.End.Compare(b.End) })
+	// sort indexes, not the 250-byte records: the same stable order, and
+	// the benchmarks' million-record mixes build in a fraction of the time
+	idx := make([]int32, len(c.recs))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortStableFunc(idx, func(a, b int32) int { return c.recs[a].End.Compare(c.recs[b].End) })
+	r := make([]flow.Record, len(idx))
+	for i, j := range idx {
+		r[i] = c.recs[j]
+	}
 	return r
 }
 

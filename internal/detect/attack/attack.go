@@ -131,12 +131,6 @@ const (
 
 const nb = 6
 
-type gate struct {
-	gen  uint32
-	cur  [3]uint32 // floods (packets), brute (connections), reflection (packets)
-	prev [3]uint32
-}
-
 type slot struct {
 	target  detector.Key16
 	port    uint16
@@ -164,7 +158,7 @@ type Detector struct {
 	bw     int64 // bucket width seconds
 	login  [65536 / 64]uint64
 	amp    [65536 / 64]uint64
-	gates  []gate
+	gates  *detector.Hosts // the gate: AttackGen, AttackCur, AttackPrev; counts are floods (packets), brute (connections), reflection (packets)
 	hosts  []*hostState
 	pool   []*hostState
 	gateAt [3]uint64
@@ -173,7 +167,10 @@ type Detector struct {
 
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
-	d := &Detector{conf: conf, env: env, w: conf.Window.Seconds()}
+	d := &Detector{conf: conf, env: env, w: conf.Window.Seconds(), gates: env.Hosts}
+	if d.gates == nil {
+		d.gates = &detector.Hosts{}
+	}
 	d.bw = max(1, d.w/nb)
 	if conf.BruteForce.Enabled {
 		for _, p := range conf.BruteForce.Ports {
@@ -196,6 +193,16 @@ func has(set *[1024]uint64, p uint16) bool { return set[p/64]&(1<<(p%64)) != 0 }
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
+	if o.Dir == detector.DirIn {
+		d.inbound(r, o)
+		return
+	}
+	d.ObserveHost(r, o, d.gates.At(o.Host))
+}
+
+// ObserveHost is Observe with the host's record already at hand (the
+// engine's fast path).
+func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *detector.Host) {
 	if o.Dir == detector.DirIn {
 		d.inbound(r, o)
 		return
@@ -230,7 +237,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if class < 0 && !brute {
 		return
 	}
-	s := d.hostState(r, o, class, conns)
+	s := d.hostState(r, o, hr, class, conns)
 	if s == nil {
 		return
 	}
@@ -248,23 +255,19 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 
 // hostState passes the record through the host's gate and returns its
 // target table once the host is suspicious.
-func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, class int, conns uint64) *hostState {
+func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, g *detector.Host, class int, conns uint64) *hostState {
 	if int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil {
 		return d.hosts[o.Host]
 	}
-	for int(o.Host) >= len(d.gates) {
-		d.gates = append(d.gates, gate{})
-	}
-	g := &d.gates[o.Host]
 	gen := uint32(o.End/1e9/d.w) + 1
-	if gen != g.gen {
-		if gen == g.gen+1 {
-			g.prev = g.cur
+	if gen != g.AttackGen {
+		if gen == g.AttackGen+1 {
+			g.AttackPrev = g.AttackCur
 		} else {
-			g.prev = [3]uint32{}
+			g.AttackPrev = [3]uint32{}
 		}
-		g.cur = [3]uint32{}
-		g.gen = gen
+		g.AttackCur = [3]uint32{}
+		g.AttackGen = gen
 	}
 	gi, v := 0, r.Packets
 	switch {
@@ -273,8 +276,8 @@ func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, class int,
 	case class < 0 || (conns > 0 && class == classSYN):
 		gi, v = 1, conns
 	}
-	g.cur[gi] = uint32(min(uint64(g.cur[gi])+v, 0xffffffff))
-	if uint64(g.cur[gi])+uint64(g.prev[gi]) < d.gateAt[gi] {
+	g.AttackCur[gi] = uint32(min(uint64(g.AttackCur[gi])+v, 0xffffffff))
+	if uint64(g.AttackCur[gi])+uint64(g.AttackPrev[gi]) < d.gateAt[gi] {
 		return nil
 	}
 	for int(o.Host) >= len(d.hosts) {
@@ -464,8 +467,9 @@ func (d *Detector) Flush() {}
 
 // Forget implements detector.Detector.
 func (d *Detector) Forget(host uint32) {
-	if int(host) < len(d.gates) {
-		d.gates[host] = gate{}
+	if int(host) < len(d.gates.H) {
+		g := &d.gates.H[host]
+		g.AttackGen, g.AttackCur, g.AttackPrev = 0, [3]uint32{}, [3]uint32{}
 	}
 	if int(host) < len(d.hosts) && d.hosts[host] != nil {
 		s := d.hosts[host]

@@ -77,6 +77,55 @@ type Env struct {
 	// Private reports whether an address is private, CGNAT or bogon (never a
 	// legitimate destination on a public interface).
 	Private func(netip.Addr) bool
+	// Hosts is the table of per-host records the detectors share; the
+	// engine passes its own so that a record touches one host record, not
+	// one array per detector. Nil: the detector keeps a table of its own.
+	Hosts *Hosts
+}
+
+// Host is the small per-host state of every detector, kept together in one
+// record per internal address so that a record touches one or two cache
+// lines of host state instead of one line in each detector's own array. The
+// first 64 bytes are read by nearly every record; each direction's packet
+// meter is one more line (192 bytes in all, 64-byte aligned in large
+// tables). Each detector reads and writes only its own fields and clears
+// them in Forget.
+type Host struct {
+	// Last is the engine's last record end of the host, Unix seconds.
+	Last uint32
+	// AttackGen, AttackCur and AttackPrev are the attack detector's gate:
+	// the tumbling window's number and its and the previous window's counts.
+	AttackGen             uint32
+	AttackCur, AttackPrev [3]uint32
+	// ScanFilter is the netscan detector's filter of contact key hashes.
+	ScanFilter [2]uint64
+	// MeterHead and MeterHot are the packet_limit coarse meters' newest
+	// bucket and hot-ring index+1, per direction (0 out, 1 in).
+	MeterHead [2]uint32
+	MeterHot  [2]int32
+	// Meter are the packet_limit coarse buckets per direction.
+	Meter [2][16]uint32
+}
+
+// Hosts is a dense table of Host records indexed by host index.
+type Hosts struct{ H []Host }
+
+// At returns the record of host, growing the table when needed.
+func (t *Hosts) At(host uint32) *Host {
+	if int(host) < len(t.H) {
+		return &t.H[host]
+	}
+	return t.grow(host)
+}
+
+func (t *Hosts) grow(host uint32) *Host {
+	if int(host) >= cap(t.H) {
+		n := make([]Host, len(t.H), max(int(host)+1, 2*cap(t.H), 64))
+		copy(n, t.H)
+		t.H = n
+	}
+	t.H = t.H[:host+1]
+	return &t.H[host]
 }
 
 // Duration is a time.Duration that YAML and JSON read and write as a Go

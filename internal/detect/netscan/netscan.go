@@ -168,14 +168,18 @@ type Detector struct {
 	pool       []*hostState
 	queue      []uint32 // hosts with a pending verdict
 	scratchBuf []contact
-	filters    [][2]uint64
+	filters    *detector.Hosts // ScanFilter of each host
 	now        int64
 }
 
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
 	t := min(conf.MinDestinations, conf.MinPorts)
-	return &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), trigger: t, evalEvery: max(1, t/64)}
+	d := &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), trigger: t, evalEvery: max(1, t/64), filters: env.Hosts}
+	if d.filters == nil {
+		d.filters = &detector.Hosts{}
+	}
+	return d
 }
 
 func (d *Detector) state(host uint32, create bool) *hostState {
@@ -196,11 +200,8 @@ func (d *Detector) state(host uint32, create bool) *hostState {
 	} else {
 		s = &hostState{tab: make([]contact, 4)}
 	}
-	for int(host) >= len(d.filters) {
-		d.filters = append(d.filters, [2]uint64{})
-	}
 	s.host = host
-	d.filters[host] = [2]uint64{}
+	d.filters.At(host).ScanFilter = [2]uint64{}
 	d.hosts[host] = s
 	return s
 }
@@ -340,10 +341,12 @@ func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto u
 // mark sets the filter bit of a key hash. The filters are a dense array
 // (16 bytes per host) so that most inbound records — replies to nothing the
 // host initiated — are dismissed without touching the host's table.
-func (d *Detector) mark(host uint32, h uint64) { d.filters[host][h>>63] |= 1 << (h >> 57 & 63) }
+func (d *Detector) mark(host uint32, h uint64) {
+	d.filters.At(host).ScanFilter[h>>63] |= 1 << (h >> 57 & 63)
+}
 
 func (d *Detector) maybe(host uint32, h uint64) bool {
-	return int(host) < len(d.filters) && d.filters[host][h>>63]&(1<<(h>>57&63)) != 0
+	return int(host) < len(d.filters.H) && d.filters.H[host].ScanFilter[h>>63]&(1<<(h>>57&63)) != 0
 }
 
 func (d *Detector) find(s *hostState, dst *detector.Key16, port uint16, proto uint8) int {
@@ -441,7 +444,8 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 		old = tmp
 		clear(s.tab)
 	}
-	s.n, s.open, d.filters[s.host] = 0, 0, [2]uint64{}
+	s.n, s.open = 0, 0
+	d.filters.At(s.host).ScanFilter = [2]uint64{}
 	mask := len(s.tab) - 1
 	for k := range old {
 		c := &old[k]
@@ -650,7 +654,9 @@ func (d *Detector) Forget(host uint32) {
 	}
 	s := d.hosts[host]
 	d.hosts[host] = nil
-	d.filters[host] = [2]uint64{}
+	if int(host) < len(d.filters.H) {
+		d.filters.H[host].ScanFilter = [2]uint64{}
+	}
 	if len(s.tab) > 64 {
 		s.tab = make([]contact, 4)
 	} else {

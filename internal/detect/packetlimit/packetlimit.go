@@ -94,10 +94,18 @@ const Rule = "packet_limit.pps"
 
 const nCoarse = 16 // coarse buckets: 15 cover the window, one is partial
 
+// coarse is one direction's coarse meter, kept in the shared host record
+// (detector.Host): scaled packets per bucket (saturating), the bucket
+// number of the newest bucket (0 = empty) and the index+1 into
+// Detector.hot (0 when not hot).
 type coarse struct {
-	pk   [nCoarse]uint32 // scaled packets per bucket (saturating)
-	head uint32          // bucket number of the newest bucket; 0 = empty
-	hot  int32           // index+1 into Detector.hot, 0 when not hot
+	pk   *[nCoarse]uint32
+	head *uint32
+	hot  *int32
+}
+
+func meter(h *detector.Host, di int) coarse {
+	return coarse{pk: &h.Meter[di], head: &h.MeterHead[di], hot: &h.MeterHot[di]}
 }
 
 type ext struct {
@@ -145,14 +153,17 @@ type Detector struct {
 	promote uint64
 	demote  uint64
 	dirOn   [2]bool
-	hosts   [][2]coarse
+	hosts   *detector.Hosts
 	hot     []*hotState
 	free    []int32 // free hot indexes
 }
 
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
-	d := &Detector{conf: conf, env: env}
+	d := &Detector{conf: conf, env: env, hosts: env.Hosts}
+	if d.hosts == nil {
+		d.hosts = &detector.Hosts{}
+	}
 	d.w = conf.Window.Seconds()
 	d.cw = (d.w + nCoarse - 2) / (nCoarse - 1)
 	d.limit = conf.ThresholdPPS * uint64(d.w)
@@ -193,10 +204,17 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if !d.dirOn[di] {
 		return
 	}
-	for int(o.Host) >= len(d.hosts) {
-		d.hosts = append(d.hosts, [2]coarse{})
+	d.ObserveHost(r, o, d.hosts.At(o.Host))
+}
+
+// ObserveHost is Observe with the host's record already at hand (the
+// engine's fast path).
+func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *detector.Host) {
+	di := dirIndex(o.Dir)
+	if !d.dirOn[di] {
+		return
 	}
-	c := &d.hosts[o.Host][di]
+	c := meter(hr, di)
 	s0, s1 := o.Start/1e9, o.End/1e9
 	packets := r.Packets
 	if s1-s0 >= d.w { // only the last window of a long record can matter
@@ -204,7 +222,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		s0 = s1 - d.w + 1
 	}
 	d.addCoarse(c, s0, s1, packets)
-	if c.hot == 0 {
+	if *c.hot == 0 {
 		if d.coarseSum(c) < d.promote {
 			return
 		}
@@ -213,14 +231,14 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		d.release(c)
 		return
 	} else {
-		d.addFine(d.hot[c.hot-1], s0, s1, packets)
+		d.addFine(d.hot[*c.hot-1], s0, s1, packets)
 	}
-	h := d.hot[c.hot-1]
+	h := d.hot[*c.hot-1]
 	d.account(h, r, o)
 	d.evaluate(h, o.End)
 }
 
-func (d *Detector) coarseSum(c *coarse) uint64 {
+func (d *Detector) coarseSum(c coarse) uint64 {
 	var s uint64
 	for _, v := range c.pk {
 		s += uint64(v)
@@ -228,23 +246,25 @@ func (d *Detector) coarseSum(c *coarse) uint64 {
 	return s
 }
 
-func (d *Detector) addCoarse(c *coarse, s0, s1 int64, packets uint64) {
+func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 	b1 := uint32(s1 / d.cw)
-	if b1 > c.head {
-		if c.head == 0 || b1-c.head >= nCoarse {
-			c.pk = [nCoarse]uint32{}
+	head := *c.head
+	if b1 > head {
+		if head == 0 || b1-head >= nCoarse {
+			*c.pk = [nCoarse]uint32{}
 		} else {
-			for b := c.head + 1; b <= b1; b++ {
+			for b := head + 1; b <= b1; b++ {
 				c.pk[b%nCoarse] = 0
 			}
 		}
-		c.head = b1
+		head = b1
+		*c.head = b1
 	}
 	b0 := uint32(s0 / d.cw)
 	n := uint64(s1 - s0 + 1)
 	var done uint64
 	for b := b0; b <= b1; b++ {
-		if c.head-b >= nCoarse {
+		if head-b >= nCoarse {
 			continue
 		}
 		lo, hi := max(int64(b)*d.cw, s0), min(int64(b)*d.cw+d.cw-1, s1)
@@ -261,12 +281,12 @@ func (d *Detector) addCoarse(c *coarse, s0, s1 int64, packets uint64) {
 	}
 }
 
-func (d *Detector) promoteHost(c *coarse, o *detector.Orientation, di int, now int64) {
+func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, now int64) {
 	var h *hotState
 	if n := len(d.free); n > 0 {
-		c.hot = d.free[n-1] + 1
+		*c.hot = d.free[n-1] + 1
 		d.free = d.free[:n-1]
-		h = d.hot[c.hot-1]
+		h = d.hot[*c.hot-1]
 	} else {
 		h = &hotState{
 			pk:      make([]uint64, d.w),
@@ -277,7 +297,7 @@ func (d *Detector) promoteHost(c *coarse, o *detector.Orientation, di int, now i
 			h.gen[i].idx = make(map[detector.Key16]int32)
 		}
 		d.hot = append(d.hot, h)
-		c.hot = int32(len(d.hot))
+		*c.hot = int32(len(d.hot))
 	}
 	h.host, h.dir = o.Host, di
 	clear(h.pk)
@@ -291,10 +311,10 @@ func (d *Detector) promoteHost(c *coarse, o *detector.Orientation, di int, now i
 	// Seed from the coarse buckets, each attributed to its first second:
 	// never later than the packets really were, so the sum stays a lower bound.
 	for i := uint32(0); i < nCoarse; i++ {
-		if c.head < i {
+		if *c.head < i {
 			break
 		}
-		b := c.head - i
+		b := *c.head - i
 		v := c.pk[b%nCoarse]
 		if v == 0 {
 			continue
@@ -314,9 +334,9 @@ func (d *Detector) promoteHost(c *coarse, o *detector.Orientation, di int, now i
 	h.recSum++
 }
 
-func (d *Detector) release(c *coarse) {
-	d.free = append(d.free, c.hot-1)
-	c.hot = 0
+func (d *Detector) release(c coarse) {
+	d.free = append(d.free, *c.hot-1)
+	*c.hot = 0
 }
 
 func (d *Detector) advance(h *hotState, s int64) {
@@ -471,15 +491,16 @@ func (d *Detector) Flush() {}
 
 // Forget implements detector.Detector.
 func (d *Detector) Forget(host uint32) {
-	if int(host) >= len(d.hosts) {
+	if int(host) >= len(d.hosts.H) {
 		return
 	}
-	for i := range d.hosts[host] {
-		if c := &d.hosts[host][i]; c.hot != 0 {
+	hr := &d.hosts.H[host]
+	for i := range 2 {
+		if c := meter(hr, i); *c.hot != 0 {
 			d.release(c)
 		}
 	}
-	d.hosts[host] = [2]coarse{}
+	hr.Meter, hr.MeterHead, hr.MeterHot = [2][nCoarse]uint32{}, [2]uint32{}, [2]int32{}
 }
 
 // Hot returns the number of hosts with a per-second ring (for metrics).
