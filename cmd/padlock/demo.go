@@ -35,6 +35,14 @@ const demoInventory = `{"customers": [
    "servers": [{"name": "db7", "ips": ["203.0.113.77", "2001:db8:77::/64"]}]}
 ]}`
 
+// Demo web accounts. The password is printed at start; the demo listens on
+// loopback only unless told otherwise.
+const (
+	demoStaffEmail    = "staff@example.net"
+	demoCustomerEmail = "alice@example.net"
+	demoPassword      = "padlock-demo"
+)
+
 // applyDemoConfig makes the defaults fit the demo network: its customers
 // live in documentation ranges, which the whitelist would otherwise refuse
 // as bogons, and the client area has a base URL for mail links.
@@ -251,12 +259,28 @@ func (s *server) loadDemo(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Web accounts for the client and admin areas; a restarted demo keeps
+	// the accounts of its data directory.
+	for _, u := range []struct {
+		email string
+		role  lock.Role
+		cust  int64
+	}{{demoStaffEmail, lock.RoleStaff, 0}, {demoCustomerEmail, lock.RoleCustomer, alice.ID}} {
+		if _, err := s.db.UserByEmail(ctx, u.email); err == nil {
+			continue
+		}
+		if _, err := s.db.CreateUser(ctx, u.email, demoPassword, u.role, u.cust, now); err != nil {
+			return fmt.Errorf("demo user %s: %w", u.email, err)
+		}
+	}
 	fmt.Fprintf(stdout, `
 padlock demo: inventory loaded (customers Alice Example and Beispiel GmbH, servers web1, mail1, db7).
-  staff API token:            %s
-  customer API token (Alice): %s
-  try: curl -s -H "Authorization: Bearer %s" http://%s/api/v1/locks
+  admin area:   http://%[1]s/admin/   sign in as %[2]s, password %[4]s
+  client area:  http://%[1]s/client/  sign in as %[3]s, password %[4]s
+  staff API token:            %[5]s
+  customer API token (Alice): %[6]s
+  try: curl -s -H "Authorization: Bearer %[5]s" http://%[1]s/api/v1/locks
 
-`, staffTok, custTok, staffTok, s.cfg.Listen)
+`, s.cfg.Listen, demoStaffEmail, demoCustomerEmail, demoPassword, staffTok, custTok)
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"padlock/internal/config"
 	"padlock/internal/decode"
 	"padlock/internal/decode/netflow"
+	"padlock/internal/decode/sflow"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/bgp"
 	"padlock/internal/enforce/nftables"
@@ -30,6 +31,7 @@ import (
 	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
+	"padlock/internal/web/ui"
 )
 
 // component is what serve starts in order and stops in reverse.
@@ -148,12 +150,14 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 	// Enforcement drivers, then the reconcile loop over them.
 	var drivers []enforce.Driver
 	var driverComponents []named
+	var speaker *bgp.Speaker
 	if c := cfg.Enforce.BGP; c != nil {
 		sp, err := bgp.New(*c, logger.With("component", "bgp"))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("enforce.bgp: %w", err)
 		}
+		speaker = sp
 		drivers = append(drivers, sp.Blackhole(), sp.FlowSpec())
 		driverComponents = append(driverComponents, named{"bgp", sp})
 	}
@@ -186,6 +190,10 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		s.close()
 		return nil, fmt.Errorf("enforce: %w", err)
 	}
+	if speaker != nil {
+		// A session coming up applies what waited for it at once.
+		speaker.OnPeerChange(s.loop.Trigger)
+	}
 
 	// Detection pipeline: collector → engine → policy → store → lock service.
 	plog := logger.With("component", "policy")
@@ -214,8 +222,10 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		return nil, err
 	}
 	s.collector, err = collect.New(cfg.Collect, collect.Dependencies{
-		// The sFlow decoder joins here once internal/decode/sflow is in the tree.
-		Decoders:   collect.Decoders{NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) }},
+		Decoders: collect.Decoders{
+			NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) },
+			SFlow:   func() decode.Decoder { return sflow.New(sflow.Configuration{}) },
+		},
 		NewSink:    s.pipeline.NewSink,
 		Registerer: s.reg,
 		Logger:     logger.With("component", "collect"),
@@ -236,6 +246,25 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 	s.mux.Handle("GET /collector", s.collector.StatusHandler())
 	s.mux.HandleFunc("GET /policy/breaker", s.breakerState)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	webUI, err := ui.New(ui.Configuration{
+		BaseURL:         cfg.Web.BaseURL,
+		TrustedProxies:  cfg.Web.TrustedProxies,
+		SessionLifetime: cfg.Web.SessionLifetime,
+		SecureCookies:   cfg.Web.SecureCookies,
+	}, ui.Dependencies{
+		Service:     s.svc,
+		Store:       db,
+		Enforcement: s.loop,
+		Policy:      breakerView{s.policy},
+		Settings:    redacted(cfg),
+		Logger:      logger.With("component", "web"),
+	})
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s.components = append(s.components, named{"web", webUI})
+	s.mux.Handle("/", webUI)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	return s, nil
 }

@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"padlock/internal/config"
 	"padlock/internal/enforce"
+	"padlock/internal/enforce/webhook"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
@@ -20,6 +23,7 @@ import (
 	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
+	"padlock/internal/web/ui"
 )
 
 // storeAuth adapts the store's API tokens to the API's Authenticator.
@@ -327,4 +331,40 @@ func (l *lockStates) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, n, s)
 	}
+}
+
+// breakerView shows the policy's circuit breaker in the admin area.
+type breakerView struct{ p *policy.Policy }
+
+func (b breakerView) CircuitBreaker(context.Context) ui.BreakerState {
+	st := b.p.State()
+	out := ui.BreakerState{State: "closed", Detail: st.Reason, Since: st.Since}
+	if st.Open {
+		out.State = "open"
+	}
+	return out
+}
+
+// redacted is the configuration as the admin area shows it: secrets
+// (SMTP password, webhook secrets, the database DSN's password) replaced.
+func redacted(cfg config.Config) config.Config {
+	const hidden = "(hidden)"
+	if cfg.Notify.SMTP.Password != "" {
+		cfg.Notify.SMTP.Password = hidden
+	}
+	hooks := make([]webhook.Configuration, len(cfg.Enforce.Webhooks))
+	copy(hooks, cfg.Enforce.Webhooks)
+	for i := range hooks {
+		if hooks[i].Secret != "" {
+			hooks[i].Secret = hidden
+		}
+	}
+	cfg.Enforce.Webhooks = hooks
+	if u, err := url.Parse(cfg.Store.DSN); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "hidden")
+			cfg.Store.DSN = u.String()
+		}
+	}
+	return cfg
 }
