@@ -591,10 +591,10 @@ enforce:
 	metrics, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	for _, want := range []string{
-		"padlock_pipeline_records_total ", `padlock_pipeline_findings_total{kind="netscan"} 1`,
+		"padlock_ingest_records_total ", `padlock_ingest_findings_total{kind="netscan"} 1`,
 		`padlock_policy_decisions_total{action="lock",kind="netscan"} 1`, `padlock_pipeline_actions_total{action="lock",result="ok"} 1`,
 		`padlock_locks{state="locked"} 1`, "padlock_enforce_reconcile_duration_seconds_count", "padlock_policy_breaker_open 0",
-		"padlock_notify_outbox_depth", "padlock_pipeline_dropped_records_total 0",
+		"padlock_notify_outbox_depth", "padlock_ingest_dropped_records_total 0",
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"padlock/internal/flow"
 	"padlock/internal/policy"
@@ -35,18 +34,18 @@ func BenchmarkSinkToEngine(b *testing.B) {
 		r := &recs[i%len(recs)]
 		sink.Record(r)
 		if i%4096 == 4095 {
-			for len(e.p.batch) > cap(e.p.batch)/2 {
+			for e.p.in.Queued() > e.p.conf.Queue/2 {
 				time.Sleep(100 * time.Microsecond) // stay below the queue bound; a drop would fail
 			}
 		}
 	}
-	e.p.flushAll()
-	for len(e.p.batch) > 0 {
+	e.p.in.Stop(context.Background()) // flushes partial batches and works the queue off
+	for e.p.in.Queued() > 0 {
 		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-	if d := testutil.ToFloat64(e.p.m.dropped); d != 0 {
+	if d := metricValue(b, e.reg, "padlock_ingest_dropped_records_total"); d != 0 {
 		b.Fatalf("%v records dropped", d)
 	}
 }

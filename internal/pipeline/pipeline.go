@@ -24,7 +24,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +31,7 @@ import (
 	"padlock/internal/detect"
 	"padlock/internal/evidence"
 	"padlock/internal/flow"
+	"padlock/internal/ingest"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
@@ -39,18 +39,11 @@ import (
 	"padlock/internal/store"
 )
 
-// Configuration of the pipeline (the `pipeline:` section).
+// Configuration of the pipeline (the `pipeline:` section): the ingest
+// path's keys (queue, batch, flush_interval, expire_interval) and the
+// pipeline's own.
 type Configuration struct {
-	// Queue is the number of record batches that may wait for the engine;
-	// beyond it batches are dropped and counted. Default 1024.
-	Queue int `yaml:"queue"`
-	// Batch is the number of records per batch. Default 256.
-	Batch int `yaml:"batch"`
-	// FlushInterval hands partial batches to the engine. Default 50ms.
-	FlushInterval time.Duration `yaml:"flush_interval"`
-	// ExpireInterval ages engine state and confirms pending verdicts while
-	// no records arrive. Default 1s.
-	ExpireInterval time.Duration `yaml:"expire_interval"`
+	ingest.Configuration `yaml:",inline"`
 	// SweepInterval runs overdue warnings, whitelist expiry and blackhole
 	// expiry. Default 30s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
@@ -62,21 +55,15 @@ type Configuration struct {
 
 // DefaultConfiguration returns the defaults.
 func DefaultConfiguration() Configuration {
-	return Configuration{Queue: 1024, Batch: 256, FlushInterval: 50 * time.Millisecond, ExpireInterval: time.Second,
-		SweepInterval: 30 * time.Second, RecoverWithin: time.Hour}
+	return Configuration{Configuration: ingest.DefaultConfiguration(), SweepInterval: 30 * time.Second, RecoverWithin: time.Hour}
 }
 
 // Validate reports the first bad value, naming its key.
 func (c Configuration) Validate() error {
+	if err := c.Configuration.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.Queue < 1:
-		return errors.New("queue: must be >= 1")
-	case c.Batch < 1:
-		return errors.New("batch: must be >= 1")
-	case c.FlushInterval <= 0:
-		return errors.New("flush_interval: must be > 0")
-	case c.ExpireInterval <= 0:
-		return errors.New("expire_interval: must be > 0")
 	case c.SweepInterval <= 0:
 		return errors.New("sweep_interval: must be > 0")
 	case c.RecoverWithin < 0:
@@ -129,39 +116,22 @@ var Reasons = map[detect.Kind]lock.Reason{
 
 // Pipeline is the live path component.
 type Pipeline struct {
-	conf  Configuration
-	deps  Dependencies
-	now   func() time.Time
-	log   *slog.Logger
-	eng   *detect.Engine
-	nets  *networks
-	batch chan []flow.Record
-	found chan detect.Finding
-
-	mu                sync.Mutex
-	sinks             []*sink
-	pending           []detect.Finding // engine goroutine only
-	stopping, stopped atomic.Bool
-	cancel            context.CancelFunc
-	wg                sync.WaitGroup
+	conf   Configuration
+	deps   Dependencies
+	now    func() time.Time
+	log    *slog.Logger
+	in     *ingest.Ingest
+	nets   *networks
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	m metrics
 }
 
-type exporterKey struct {
-	exporter netip.Addr
-	domain   uint32
-	format   flow.Format
-	inIf     uint32
-}
-
 type metrics struct {
-	records, dropped prometheus.Counter
-	findings         *prometheus.CounterVec
-	outcomes         *prometheus.CounterVec
-	errors           *prometheus.CounterVec
-	toLock           prometheus.Histogram
-	queue            prometheus.GaugeFunc
+	outcomes *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	toLock   prometheus.Histogram
 }
 
 // New builds the pipeline and its detection engine. It does no I/O.
@@ -172,8 +142,7 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 	if deps.Policy == nil || deps.Store == nil || deps.Locks == nil {
 		return nil, errors.New("pipeline: policy, store and locks are required")
 	}
-	p := &Pipeline{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger,
-		batch: make(chan []flow.Record, conf.Queue), found: make(chan detect.Finding, 1024)}
+	p := &Pipeline{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -181,23 +150,20 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 		p.log = slog.Default()
 	}
 	p.nets = &networks{prefixes: detect.NewPrefixes(deps.Customers), locks: deps.Locks}
-	eng, err := detect.New(deps.Detect, detect.Dependencies{
-		Networks:   p.nets,
-		Protected:  deps.Protected,
-		OnFinding:  func(f detect.Finding) { p.pending = append(p.pending, f) },
-		Registerer: deps.Registerer,
+	in, err := ingest.New(conf.Configuration, ingest.Dependencies{
+		Detect:           deps.Detect,
+		Networks:         p.nets,
+		Protected:        deps.Protected,
+		OnSamplingChange: p.samplingChanged,
+		Clock:            deps.Clock,
+		Logger:           p.log,
+		Registerer:       deps.Registerer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	p.eng = eng
+	p.in = in
 	p.m = metrics{
-		records: prometheus.NewCounter(prometheus.CounterOpts{Name: "padlock_pipeline_records_total",
-			Help: "Records the collector handed to the pipeline."}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "padlock_pipeline_dropped_records_total",
-			Help: "Records dropped because the engine queue was full (or the pipeline stopped)."}),
-		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "padlock_pipeline_findings_total",
-			Help: "Findings by kind."}, []string{"kind"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "padlock_pipeline_actions_total",
 			Help: "What the pipeline did with findings, by policy outcome (record, notify, warn, lock, blackhole, review, ignore, appended) and result (ok, error)."},
 			[]string{"action", "result"}),
@@ -207,10 +173,8 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 			Help:    "From the last record of a finding (event time) to the committed lock.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 	}
-	p.m.queue = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "padlock_pipeline_queue_batches",
-		Help: "Record batches waiting for the engine."}, func() float64 { return float64(len(p.batch)) })
 	if r := deps.Registerer; r != nil {
-		for _, c := range []prometheus.Collector{p.m.records, p.m.dropped, p.m.findings, p.m.outcomes, p.m.errors, p.m.toLock, p.m.queue} {
+		for _, c := range []prometheus.Collector{p.m.outcomes, p.m.errors, p.m.toLock} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("pipeline: metrics: %w", err)
 			}
@@ -242,116 +206,46 @@ func (n *networks) Owner(a netip.Addr) (string, bool) {
 
 func (n *networks) MACOwner(m flow.MAC) (string, bool) { return n.prefixes.MACOwner(m) }
 
-// Start recovers interrupted actions and starts the engine, the finding
-// handler and the sweeper.
+// Start recovers interrupted actions and starts the ingest path, the
+// finding handler and the sweeper.
 func (p *Pipeline) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
 	if p.conf.RecoverWithin > 0 {
 		p.recover(ctx)
 	}
-	p.wg.Add(4)
-	go p.runEngine(ctx)
+	if err := p.in.Start(ctx); err != nil {
+		return err
+	}
+	p.wg.Add(2)
 	go p.runFindings(ctx)
 	go p.runSweeper(ctx)
-	go p.runFlusher(ctx)
 	return nil
 }
 
 // Stop stops taking records, lets the engine finish the queue and the
 // handler the findings, or gives up when ctx ends.
 func (p *Pipeline) Stop(ctx context.Context) error {
-	if p.cancel == nil || p.stopping.Swap(true) {
+	if p.cancel == nil {
 		return nil
 	}
-	p.flushAll() // partial batches still reach the engine
-	p.stopped.Store(true)
+	err := p.in.Stop(ctx)
 	p.cancel()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
 // Sink returns a sink safe for concurrent use (for tests and replay).
-func (p *Pipeline) Sink() flow.Sink { return p.NewSink(-1) }
+func (p *Pipeline) Sink() flow.Sink { return p.in.Sink() }
 
 // NewSink returns the sink of one collector goroutine (collect's NewSink).
-func (p *Pipeline) NewSink(int) flow.Sink {
-	s := &sink{p: p, buf: make([]flow.Record, 0, p.conf.Batch), sampling: map[exporterKey]uint32{}}
-	p.mu.Lock()
-	p.sinks = append(p.sinks, s)
-	p.mu.Unlock()
-	return s
-}
-
-type sink struct {
-	p        *Pipeline
-	mu       sync.Mutex
-	buf      []flow.Record
-	sampling map[exporterKey]uint32
-}
-
-func (s *sink) Record(r *flow.Record) {
-	s.p.m.records.Inc()
-	s.mu.Lock()
-	// The sampling rate per exporter, observation domain and input
-	// interface (an sFlow agent may sample its interfaces differently).
-	// SO_REUSEPORT keeps an exporter on one socket, so one sink sees all of
-	// its records.
-	k := exporterKey{r.Exporter, r.ObservationDomain, r.Format, r.InIf}
-	old, seen := s.sampling[k]
-	if (!seen && len(s.sampling) < maxSamplingKeys) || seen && old != r.SamplingRate {
-		s.sampling[k] = r.SamplingRate
-	}
-	s.buf = append(s.buf, *r)
-	var full []flow.Record
-	if len(s.buf) >= s.p.conf.Batch {
-		full, s.buf = s.buf, make([]flow.Record, 0, s.p.conf.Batch)
-	}
-	s.mu.Unlock()
-	if seen && old != r.SamplingRate {
-		s.p.samplingChanged(r, old)
-	}
-	if full != nil {
-		s.p.enqueue(full)
-	}
-}
-
-func (s *sink) flush() {
-	s.mu.Lock()
-	b := s.buf
-	if len(b) > 0 {
-		s.buf = make([]flow.Record, 0, s.p.conf.Batch)
-	}
-	s.mu.Unlock()
-	if len(b) > 0 {
-		s.p.enqueue(b)
-	}
-}
-
-var dropLog atomic.Int64
-
-func (p *Pipeline) enqueue(b []flow.Record) {
-	if !p.stopped.Load() {
-		select {
-		case p.batch <- b:
-			return
-		default:
-		}
-	}
-	p.m.dropped.Add(float64(len(b)))
-	if now := time.Now().Unix(); dropLog.Swap(now) != now {
-		p.log.Warn("engine queue full: records dropped", "records", len(b), "queue", cap(p.batch))
-	}
-}
-
-// maxSamplingKeys bounds the sampling-rate table of one sink.
-const maxSamplingKeys = 65536
+func (p *Pipeline) NewSink(worker int) flow.Sink { return p.in.NewSink(worker) }
 
 // samplingChanged tells the policy that an exporter's sampling rate changed.
 func (p *Pipeline) samplingChanged(r *flow.Record, old uint32) {
@@ -359,85 +253,9 @@ func (p *Pipeline) samplingChanged(r *flow.Record, old uint32) {
 	p.deps.Policy.SamplingChanged(r.Exporter.String(), old, r.SamplingRate, p.now())
 }
 
-func (p *Pipeline) flushAll() {
-	p.mu.Lock()
-	sinks := append([]*sink(nil), p.sinks...)
-	p.mu.Unlock()
-	for _, s := range sinks {
-		s.flush()
-	}
-}
-
-func (p *Pipeline) runFlusher(ctx context.Context) {
-	defer p.wg.Done()
-	t := time.NewTicker(p.conf.FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			p.flushAll()
-		}
-	}
-}
-
-// runEngine is the engine's one goroutine.
-func (p *Pipeline) runEngine(ctx context.Context) {
-	defer p.wg.Done()
-	defer close(p.found)
-	t := time.NewTicker(p.conf.ExpireInterval)
-	defer t.Stop()
-	for {
-		select {
-		case b := <-p.batch:
-			for i := range b {
-				p.eng.Record(&b[i])
-			}
-		case <-t.C:
-			p.eng.Expire(p.now())
-		case <-ctx.Done():
-			for {
-				select {
-				case b := <-p.batch:
-					for i := range b {
-						p.eng.Record(&b[i])
-					}
-					continue
-				default:
-				}
-				break
-			}
-			p.handOver(ctx)
-			return
-		}
-		p.handOver(ctx)
-	}
-}
-
-// handOver passes the engine's new findings to the handler; it blocks
-// rather than drop a finding (the record queue absorbs the wait).
-func (p *Pipeline) handOver(ctx context.Context) {
-	for _, f := range p.pending {
-		p.m.findings.WithLabelValues(string(f.Kind)).Inc()
-		select {
-		case p.found <- f:
-			continue
-		default:
-		}
-		select {
-		case p.found <- f:
-		case <-ctx.Done():
-			p.log.Warn("stopping: finding not handled", "kind", f.Kind, "internal_ip", f.InternalIP.String())
-		}
-	}
-	clear(p.pending)
-	p.pending = p.pending[:0]
-}
-
 func (p *Pipeline) runFindings(ctx context.Context) {
 	defer p.wg.Done()
-	for f := range p.found {
+	for f := range p.in.Findings() {
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		if err := p.Handle(hctx, f); err != nil {
 			p.log.Error("finding", "kind", f.Kind, "internal_ip", f.InternalIP.String(), "err", err)

@@ -311,7 +311,7 @@ func TestRecordsThroughEngine(t *testing.T) {
 		e.clk.Add(time.Second)
 		time.Sleep(50 * time.Millisecond)
 	}
-	if v := testutil.ToFloat64(e.p.m.records); v != 300 {
+	if v := metricValue(t, e.reg, "padlock_ingest_records_total"); v != 300 {
 		t.Errorf("records metric %v", v)
 	}
 	r := flow.Record{Start: time.Now(), End: time.Now(), Format: flow.FormatNetFlow9, Exporter: exporter, SamplingRate: 100,
@@ -390,7 +390,28 @@ func TestCircuitBreakerFromRecords(t *testing.T) {
 	if !st.Open || !strings.Contains(st.Reason, "servers tripped netscan") || n != 1 {
 		t.Errorf("breaker %+v, %d alerts", st, n)
 	}
-	if v := testutil.ToFloat64(e.p.m.dropped); v != 0 {
+	if v := metricValue(t, e.reg, "padlock_ingest_dropped_records_total"); v != 0 {
 		t.Errorf("%v records dropped", v)
 	}
+}
+
+// metricValue reads one unlabelled counter or gauge from the registry.
+func metricValue(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	tb.Fatalf("metric %s not registered", name)
+	return 0
 }
