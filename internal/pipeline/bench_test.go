@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"padlock/internal/flow"
 	"padlock/internal/policy"
 )
