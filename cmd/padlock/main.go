@@ -35,6 +35,7 @@ var commands = map[string]command{
 	"flows":        {"print the decoded flow records of capture files", cmdFlows},
 	"analyze":      {"run every detector over capture files and print the findings", cmdAnalyze},
 	"user":         {"create or list web accounts, change passwords", cmdUser},
+	"sensor":       {"collectors and detection only (edge probe, benchmarks): findings on stdout, /api/v1/flagged", cmdSensor},
 	// commands: keep one line per command, sorted by file
 }
 
