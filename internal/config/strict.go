@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -63,9 +64,12 @@ func decodeStrict(file string, data []byte, v any) error {
 			ke.Msg = fmt.Sprintf("wrong type: want %s, got %s", kindName(te.DstType.String()), kindName(te.SrcType.String()))
 		}
 	} else {
-		// Errors from UnmarshalText and friends ("time: invalid duration")
-		// carry no token; name the value the decoder was on when possible.
+		// Errors from UnmarshalText and friends ("time: invalid duration
+		// \"abc\"") carry no token: find the key by the quoted value.
 		ke.Msg = strings.TrimSpace(err.Error())
+		if m := quoted.FindStringSubmatch(ke.Msg); m != nil {
+			ke.Key, ke.Line = pathOfValue(data, m[1])
+		}
 	}
 	return ke
 }
@@ -112,6 +116,43 @@ func pathAt(data []byte, pos *token.Position) string {
 	}
 	found = strings.TrimPrefix(strings.TrimPrefix(found, "$"), ".")
 	return found
+}
+
+// quoted finds the first quoted value in an error message.
+var quoted = regexp.MustCompile(`"([^"]+)"`)
+
+// pathOfValue returns the dotted path and line of the first scalar whose
+// text is v ("" when none or when the value is ambiguous).
+func pathOfValue(data []byte, v string) (string, int) {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return "", 0
+	}
+	var paths []string
+	line := 0
+	for _, doc := range f.Docs {
+		ast.Walk(visitor(func(n ast.Node) {
+			switch n.Type() {
+			case ast.StringType, ast.IntegerType, ast.FloatType, ast.BoolType, ast.NullType, ast.InfinityType, ast.NanType:
+			default:
+				return
+			}
+			tk := n.GetToken()
+			if tk == nil || tk.Value != v {
+				return
+			}
+			// A mapping key is a scalar too; only values count.
+			p := strings.TrimPrefix(strings.TrimPrefix(n.GetPath(), "$"), ".")
+			if len(paths) == 0 && tk.Position != nil {
+				line = tk.Position.Line
+			}
+			paths = append(paths, p)
+		}), doc)
+	}
+	if len(paths) == 0 {
+		return "", 0
+	}
+	return paths[0], line
 }
 
 type visitor func(ast.Node)

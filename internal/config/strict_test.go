@@ -26,8 +26,9 @@ func TestDecodeStrictNamesTheKey(t *testing.T) {
 		{"wrong type", "detect:\n  netscan:\n    min_destinations: many\n",
 			"c.yaml:3: detect.netscan.min_destinations: wrong type: want a whole number"},
 		{"unknown top key", "customer: [203.0.113.0/24]\n", "c.yaml:1: customer: unknown key"},
-		{"bad prefix", "customers: [203.0.113.0/33]\n", "203.0.113.0/33"},
-		{"bad duration", "detect:\n  netscan:\n    window: soon\n", "invalid duration"},
+		{"bad prefix", "customers: [203.0.113.0/33]\n", "c.yaml:1: customers[0]: "},
+		{"bad address in prefix", "customers:\n  - 203.0.113.0/24\n  - 300.1.1.0/24\n", "c.yaml:3: customers[1]: "},
+		{"bad duration", "detect:\n  netscan:\n    window: soon\n", "c.yaml:3: detect.netscan.window: time: invalid duration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
