@@ -110,14 +110,29 @@ type lockOut struct {
 	Prefixes  []string  `json:"prefixes"`
 	CreatedAt time.Time `json:"created_at"`
 	Customer  int64     `json:"customer_id"`
+	// Enforcement is shown to staff tokens: applied, pending or refused.
+	Enforcement *struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	} `json:"enforcement"`
+}
+
+func (l lockOut) enforcement() string {
+	if l.Enforcement == nil {
+		return "-"
+	}
+	if l.Enforcement.Error != "" {
+		return l.Enforcement.State + ": " + l.Enforcement.Error
+	}
+	return l.Enforcement.State
 }
 
 func printLocks(w io.Writer, ls []lockOut) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tLOCKING ID\tSTATE\tREASON\tCUSTOMER\tSCOPE\tADDRESSES\tCREATED")
+	fmt.Fprintln(tw, "ID\tLOCKING ID\tSTATE\tREASON\tCUSTOMER\tSCOPE\tADDRESSES\tCREATED\tENFORCEMENT")
 	for _, l := range ls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", l.ID, l.LockingID, l.State, l.Reason, l.Customer, l.ScopeKind,
-			strings.Join(l.Prefixes, ","), l.CreatedAt.Local().Format("2006-01-02 15:04"))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.ID, l.LockingID, l.State, l.Reason, l.Customer, l.ScopeKind,
+			strings.Join(l.Prefixes, ","), l.CreatedAt.Local().Format("2006-01-02 15:04"), l.enforcement())
 	}
 	tw.Flush()
 }
@@ -189,7 +204,7 @@ func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := json.Unmarshal(raw, &l); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "lock %d (%s) %s: %s %s\n", l.ID, l.LockingID, l.State, l.Reason, strings.Join(l.Prefixes, ","))
+	fmt.Fprintf(stdout, "lock %d (%s) %s: %s %s; enforcement %s\n", l.ID, l.LockingID, l.State, l.Reason, strings.Join(l.Prefixes, ","), l.enforcement())
 	return nil
 }
 

@@ -242,7 +242,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		named{"pipeline", s.pipeline}, named{"collect", s.collector})
 
 	// HTTP: API, health, metrics.
-	s.mux.Handle("/api/v1/", api.New(api.Dependencies{Service: s.svc, Auth: storeAuth{db}, Findings: findingSource{db}, Logger: logger.With("component", "api")}))
+	s.mux.Handle("/api/v1/", api.New(api.Dependencies{Service: s.svc, Auth: storeAuth{db}, Findings: findingSource{db}, Enforcement: s.loop, Logger: logger.With("component", "api")}))
 	s.mux.Handle("GET /collector", s.collector.StatusHandler())
 	s.mux.HandleFunc("GET /policy/breaker", s.breakerState)
 	s.mux.HandleFunc("GET /healthz", s.healthz)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"padlock/internal/enforce"
 	"padlock/internal/lock"
 	"padlock/internal/store"
 )
@@ -25,7 +26,13 @@ func (s storeAuth) Authenticate(ctx context.Context, tok string) (lock.Actor, er
 	return a, err
 }
 
+// fakeEnforcement stands in for the reconcile loop's status table.
+type fakeEnforcement struct{ st map[int64]enforce.Status }
+
+func (f *fakeEnforcement) Status(id int64) (enforce.Status, bool) { s, ok := f.st[id]; return s, ok }
+
 type fixture struct {
+	enf    *fakeEnforcement
 	t      *testing.T
 	srv    *httptest.Server
 	db     *store.DB
@@ -53,7 +60,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, db: db, tokens: map[string]string{}}
-	f.srv = httptest.NewServer(New(Dependencies{Service: svc, Auth: storeAuth{db}}))
+	f.enf = &fakeEnforcement{st: map[int64]enforce.Status{}}
+	f.srv = httptest.NewServer(New(Dependencies{Service: svc, Auth: storeAuth{db}, Enforcement: f.enf}))
 	t.Cleanup(f.srv.Close)
 	for _, role := range []lock.Role{lock.RoleAdmin, lock.RoleStaff, lock.RoleBilling, lock.RoleReadonly} {
 		f.tokens[string(role)] = f.token(role, 0)
@@ -190,6 +198,16 @@ func TestAPIStory(t *testing.T) {
 		t.Fatalf("locking id %q", lid)
 	}
 
+	// Staff see whether the network applies the lock; customers do not see
+	// the internals.
+	if e, _ := l1.Body["enforcement"].(map[string]any); e["state"] != "pending" {
+		t.Fatalf("a lock the loop has not reconciled must show enforcement pending: %s", l1.Raw)
+	}
+	f.enf.st[l1.num("id")] = enforce.Status{LockID: l1.num("id"), State: enforce.StatePending, Err: "flowspec: no established peer"}
+	if e, _ := f.must(f.do(staff, "GET", "/api/v1/locks/"+itoa(l1.num("id")), ""), 200).Body["enforcement"].(map[string]any); e["state"] != "pending" || e["error"] != "flowspec: no established peer" {
+		t.Fatalf("enforcement not shown to staff: %v", e)
+	}
+
 	// Billing may lock for non-payment only.
 	billing := f.tokens["billing"]
 	f.must(f.do(billing, "POST", "/api/v1/locks", `{"scope":{"storage_box_id":`+itoa(box)+`},"reason":"non_payment"}`), 201)
@@ -199,7 +217,9 @@ func TestAPIStory(t *testing.T) {
 	// The customer acts through the same API, on its own things only.
 	cust := f.token(lock.RoleCustomer, alice)
 	other := f.token(lock.RoleCustomer, bob)
-	f.must(f.do(cust, "GET", "/api/v1/locks/"+lockID, ""), 200)
+	if got := f.must(f.do(cust, "GET", "/api/v1/locks/"+lockID, ""), 200); got.Body["enforcement"] != nil {
+		t.Fatalf("customer sees enforcement internals: %s", got.Raw)
+	}
 	f.must(f.do(other, "GET", "/api/v1/locks/"+lockID, ""), 404)
 	f.must(f.do(other, "POST", "/api/v1/locks/"+lockID+"/unlock-requests", `{"message":"mine?"}`), 404)
 	f.must(f.do(other, "GET", "/api/v1/servers/"+itoa(web1), ""), 404)

@@ -51,7 +51,7 @@ func (a *API) createLock(w http.ResponseWriter, r *http.Request, actor lock.Acto
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, l)
+	writeJSON(w, http.StatusCreated, a.view(actor, l))
 	return nil
 }
 
@@ -87,7 +87,11 @@ func (a *API) listLocks(w http.ResponseWriter, r *http.Request, actor lock.Actor
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list(ls))
+	views := make([]lockView, len(ls))
+	for i, l := range ls {
+		views[i] = a.view(actor, l)
+	}
+	writeJSON(w, http.StatusOK, list(views))
 	return nil
 }
 
@@ -102,13 +106,59 @@ func validState(s lock.State) bool {
 
 type decisionOut struct {
 	UnlockRequest lock.UnlockRequest `json:"unlock_request"`
-	Lock          lock.Lock          `json:"lock"`
+	Lock          lockView           `json:"lock"`
+}
+
+// lockView is a lock as the API shows it: for staff with its enforcement
+// state ("applied", or "pending"/"refused" with the error), so a lock is
+// never presented as effective while the network does not apply it.
+type lockView struct {
+	lock.Lock
+	Enforcement *enforcementView `json:"enforcement,omitempty"`
+}
+
+type enforcementView struct {
+	State    string    `json:"state"`
+	Error    string    `json:"error,omitempty"`
+	Since    time.Time `json:"since,omitzero"`
+	Attempts int       `json:"attempts,omitempty"`
+}
+
+func (a *API) view(actor lock.Actor, l lock.Lock) lockView {
+	v := lockView{Lock: l}
+	if a.enf == nil || actor.Role == lock.RoleCustomer {
+		return v
+	}
+	if st, ok := a.enf.Status(l.ID); ok {
+		v.Enforcement = &enforcementView{State: string(st.State), Error: st.Err, Since: st.Since, Attempts: st.Attempts}
+	} else if lock.Active(l.State, l.WarnUntil, time.Now()) {
+		v.Enforcement = &enforcementView{State: "pending", Error: "not reconciled yet"}
+	} else {
+		v.Enforcement = &enforcementView{State: "none"}
+	}
+	return v
+}
+
+// viewed wraps a lock getter so its result carries the enforcement state.
+func (a *API) viewed(get func(context.Context, lock.Actor, int64) (lock.Lock, error)) func(context.Context, lock.Actor, int64) (lockView, error) {
+	return func(ctx context.Context, ac lock.Actor, id int64) (lockView, error) {
+		l, err := get(ctx, ac, id)
+		return a.view(ac, l), err
+	}
+}
+
+// viewedNote is viewed for calls that take a note.
+func (a *API) viewedNote(call func(context.Context, lock.Actor, int64, string) (lock.Lock, error)) func(context.Context, lock.Actor, int64, string) (lockView, error) {
+	return func(ctx context.Context, ac lock.Actor, id int64, note string) (lockView, error) {
+		l, err := call(ctx, ac, id, note)
+		return a.view(ac, l), err
+	}
 }
 
 func (a *API) decide(call func(context.Context, lock.Actor, int64, string) (lock.UnlockRequest, lock.Lock, error)) handlerFunc {
 	return onID(http.StatusOK, true, func(ctx context.Context, actor lock.Actor, id int64, in noteIn) (decisionOut, error) {
 		ur, l, err := call(ctx, actor, id, in.Note)
-		return decisionOut{UnlockRequest: ur, Lock: l}, err
+		return decisionOut{UnlockRequest: ur, Lock: a.view(actor, l)}, err
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"padlock/internal/enforce"
 	"padlock/internal/lock"
 )
 
@@ -26,13 +27,20 @@ type FindingSource interface {
 	EvidenceFile(ctx context.Context, a lock.Actor, findingID int64, name string) (contentType string, data []byte, err error)
 }
 
+// Enforcement tells whether a lock is in effect on the network
+// (enforce.Loop implements it); nil leaves the field out.
+type Enforcement interface {
+	Status(lockID int64) (enforce.Status, bool)
+}
+
 // Dependencies are what the API needs.
 type Dependencies struct {
-	Service  *lock.Service
-	Auth     Authenticator
-	Findings FindingSource
-	Logger   *slog.Logger
-	Clock    func() time.Time
+	Service     *lock.Service
+	Auth        Authenticator
+	Findings    FindingSource
+	Enforcement Enforcement
+	Logger      *slog.Logger
+	Clock       func() time.Time
 }
 
 // API is the REST API handler.
@@ -40,6 +48,7 @@ type API struct {
 	svc      *lock.Service
 	auth     Authenticator
 	findings FindingSource
+	enf      Enforcement
 	log      *slog.Logger
 	now      func() time.Time
 	mux      *http.ServeMux
@@ -53,7 +62,7 @@ func OpenAPI() []byte { return openapiDoc }
 
 // New builds the API handler. It does no I/O.
 func New(deps Dependencies) *API {
-	a := &API{svc: deps.Service, auth: deps.Auth, findings: deps.Findings, log: deps.Logger, now: deps.Clock, mux: http.NewServeMux()}
+	a := &API{svc: deps.Service, auth: deps.Auth, findings: deps.Findings, enf: deps.Enforcement, log: deps.Logger, now: deps.Clock, mux: http.NewServeMux()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -90,9 +99,9 @@ func (a *API) routes() {
 	h("GET /api/v1/inventory/export", a.exportInventory)
 	h("POST /api/v1/locks", a.createLock)
 	h("GET /api/v1/locks", a.listLocks)
-	h("GET /api/v1/locks/{id}", byID(a.svc.GetLock))
-	h("POST /api/v1/locks/{id}/unlock", onID(http.StatusOK, true, withNote(a.svc.Unlock)))
-	h("POST /api/v1/locks/{id}/relock", onID(http.StatusOK, true, withNote(a.svc.Relock)))
+	h("GET /api/v1/locks/{id}", byID(a.viewed(a.svc.GetLock)))
+	h("POST /api/v1/locks/{id}/unlock", onID(http.StatusOK, true, withNote(a.viewedNote(a.svc.Unlock))))
+	h("POST /api/v1/locks/{id}/relock", onID(http.StatusOK, true, withNote(a.viewedNote(a.svc.Relock))))
 	h("GET /api/v1/locks/{id}/whitelist", listByID(a.svc.ListWhitelist))
 	h("POST /api/v1/locks/{id}/whitelist", onID(http.StatusCreated, false, func(ctx context.Context, ac lock.Actor, id int64, in struct {
 		IP string `json:"ip"`
