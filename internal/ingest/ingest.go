@@ -199,19 +199,28 @@ type sink struct {
 	mu       sync.Mutex
 	buf      []flow.Record
 	sampling map[exporterKey]uint32
+	// last is the key and rate of the previous record: consecutive records
+	// almost always come from the same exporter, so the table is consulted
+	// only when the exporter or its rate changes.
+	last     exporterKey
+	lastRate uint32
 }
 
 func (s *sink) Record(r *flow.Record) {
-	s.in.records.Inc()
 	s.mu.Lock()
-	// The sampling rate per exporter, observation domain and input
-	// interface (an sFlow agent may sample its interfaces differently).
-	// SO_REUSEPORT keeps an exporter on one socket, so one sink sees all of
-	// its records.
 	k := exporterKey{r.Exporter, r.ObservationDomain, r.Format, r.InIf}
-	old, seen := s.sampling[k]
-	if (!seen && len(s.sampling) < maxSamplingKeys) || seen && old != r.SamplingRate {
-		s.sampling[k] = r.SamplingRate
+	changed, old := false, uint32(0)
+	if k != s.last || r.SamplingRate != s.lastRate {
+		// The sampling rate per exporter, observation domain and input
+		// interface (an sFlow agent may sample its interfaces
+		// differently). SO_REUSEPORT keeps an exporter on one socket, so
+		// one sink sees all of its records.
+		prev, seen := s.sampling[k]
+		if (!seen && len(s.sampling) < maxSamplingKeys) || seen && prev != r.SamplingRate {
+			s.sampling[k] = r.SamplingRate
+		}
+		changed, old = seen && prev != r.SamplingRate, prev
+		s.last, s.lastRate = k, r.SamplingRate
 	}
 	s.buf = append(s.buf, *r)
 	var full []flow.Record
@@ -219,7 +228,7 @@ func (s *sink) Record(r *flow.Record) {
 		full, s.buf = s.buf, make([]flow.Record, 0, s.in.conf.Batch)
 	}
 	s.mu.Unlock()
-	if seen && old != r.SamplingRate && s.in.deps.OnSamplingChange != nil {
+	if changed && s.in.deps.OnSamplingChange != nil {
 		s.in.deps.OnSamplingChange(r, old)
 	}
 	if full != nil {
@@ -242,6 +251,7 @@ func (s *sink) flush() {
 var dropLog atomic.Int64
 
 func (in *Ingest) enqueue(b []flow.Record) {
+	in.records.Add(float64(len(b)))
 	if !in.stopped.Load() {
 		select {
 		case in.batch <- b:

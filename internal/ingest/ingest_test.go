@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"context"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"padlock/internal/detect"
+	"padlock/internal/flow"
+)
+
+func newIngest(t *testing.T, conf Configuration, onChange func(*flow.Record, uint32)) (*Ingest, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	in, err := New(conf, Dependencies{
+		Detect:           detect.Defaults(),
+		Networks:         detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}),
+		OnSamplingChange: onChange,
+		Registerer:       reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, reg
+}
+
+// A horizontal SYN scan handed to a collector sink comes out as a netscan
+// finding, and a change of an exporter's sampling rate is reported once.
+func TestScanThroughSinkAndSamplingChange(t *testing.T) {
+	var changes atomic.Int32
+	in, reg := newIngest(t, DefaultConfiguration(), func(r *flow.Record, old uint32) {
+		if old != 1 || r.SamplingRate != 100 {
+			t.Errorf("sampling change %d → %d", old, r.SamplingRate)
+		}
+		changes.Add(1)
+	})
+	if err := in.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink := in.NewSink(0)
+	exporter := netip.MustParseAddr("127.0.0.1")
+	now := time.Now()
+	for i := range 400 {
+		r := flow.Record{Start: now, End: now, Format: flow.FormatNetFlow9, Exporter: exporter, SamplingRate: 1,
+			SrcAddr: netip.MustParseAddr("203.0.113.10"), DstAddr: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}),
+			SrcPort: 40000, DstPort: 22, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Packets: 1, Bytes: 44, SampledPackets: 1, SampledBytes: 44}
+		sink.Record(&r)
+	}
+	r := flow.Record{Start: now, End: now, Format: flow.FormatNetFlow9, Exporter: exporter, SamplingRate: 100,
+		SrcAddr: netip.MustParseAddr("198.51.100.1"), DstAddr: netip.MustParseAddr("203.0.113.20"), Proto: flow.ProtoUDP, Packets: 100}
+	sink.Record(&r)
+	sink.Record(&r)
+	// Event time moves past the netscan answer grace: the verdict is due.
+	later := now.Add(10 * time.Second)
+	r.Start, r.End = later, later
+	sink.Record(&r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []detect.Finding
+	for f := range in.Findings() {
+		got = append(got, f)
+	}
+	if len(got) != 1 || got[0].Kind != detect.KindNetscan || got[0].InternalIP != netip.MustParseAddr("203.0.113.10") {
+		t.Fatalf("findings %+v", got)
+	}
+	if n := changes.Load(); n != 1 {
+		t.Errorf("%d sampling changes reported, want 1", n)
+	}
+	if v := testutil.ToFloat64(in.records); v != 403 {
+		t.Errorf("records counted %v, want 403", v)
+	}
+	_ = reg
+}
+
+// A full queue drops whole batches and counts them; it never blocks the
+// collector.
+func TestFullQueueDropsAndCounts(t *testing.T) {
+	conf := DefaultConfiguration()
+	conf.Queue, conf.Batch = 1, 10
+	in, _ := newIngest(t, conf, nil)
+	// Not started: nothing drains the queue.
+	sink := in.NewSink(0)
+	now := time.Now()
+	done := make(chan struct{})
+	go func() {
+		for range 50 {
+			r := flow.Record{Start: now, End: now, SrcAddr: netip.MustParseAddr("203.0.113.10"), DstAddr: netip.MustParseAddr("198.18.0.1"), Proto: 17, Packets: 1}
+			sink.Record(&r)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the sink blocked on a full queue")
+	}
+	if d := testutil.ToFloat64(in.dropped); d != 40 {
+		t.Errorf("dropped %v records, want 40 (4 of 5 batches)", d)
+	}
+}
