@@ -32,13 +32,17 @@
 // the highest sampling rate and the number of contributing records
 // (Samples); every detector has a min_samples floor.
 //
-// Cost. Record does one map lookup per internal end and no allocation in
-// steady state. The engine is single-goroutine; to scale, shard records by
-// internal address over one engine per core. Memory per active internal
-// address is a host slot (~40 bytes plus the map entry), a packet-limit
-// meter (72 bytes per direction) and an attack gate (28 bytes); hosts that
-// initiate contact carry a small contact table (128 bytes to start), and
-// only suspicious hosts get per-second rings, target tables and sample
-// buffers. A million active addresses stay well under 1 GiB
-// (TestMemoryMillionHosts).
+// Cost. Record does one lookup per internal end in an open-addressing
+// table of IPv4 addresses (a map for IPv6), calls the detectors directly,
+// and allocates nothing in steady state. Every detector's small per-host
+// state — last record end, packet-limit meters, attack gate, netscan
+// filter — sits in one engine-owned record per host (detector.Host, 192
+// bytes): a record touches its first cache line and its direction's meter
+// line, not one line in each detector's own array. The engine is
+// single-goroutine; to scale, shard records by internal address over one
+// engine per core. Memory per active internal address is that record, a
+// host slot (~40 bytes) and 16 bytes of index; hosts that initiate contact
+// carry a small contact table (128 bytes to start), and only suspicious
+// hosts get per-second rings, target tables and sample buffers. A million
+// active addresses stay well under 1 GiB (TestMemoryMillionHosts).
 package detect

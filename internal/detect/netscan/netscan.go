@@ -338,9 +338,10 @@ func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto u
 	}
 }
 
-// mark sets the filter bit of a key hash. The filters are a dense array
-// (16 bytes per host) so that most inbound records — replies to nothing the
-// host initiated — are dismissed without touching the host's table.
+// mark sets the filter bit of a key hash. The filters live in the shared
+// host record (detector.Host.ScanFilter, 16 bytes per host) so that most
+// inbound records — replies to nothing the host initiated — are dismissed
+// without touching the host's table.
 func (d *Detector) mark(host uint32, h uint64) {
 	d.filters.At(host).ScanFilter[h>>63] |= 1 << (h >> 57 & 63)
 }
