@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/mail"
 	"net/netip"
 	"time"
 )
@@ -121,7 +122,17 @@ type InboundBlackhole struct {
 	Enabled bool `yaml:"enabled"`
 	// Expiry lifts the blackhole by itself. Default 1h.
 	Expiry time.Duration `yaml:"expiry"`
+	// Method is the enforcement method of the blackhole, chosen here and
+	// not by the reason's method (packet_limit and network_attack default
+	// to flowspec, which is not a remotely triggered blackhole). One of
+	// BlackholeMethods; default "blackhole" (RTBH /32 and /128 with
+	// 65535:666).
+	Method string `yaml:"method"`
 }
+
+// BlackholeMethods are the values of inbound_blackhole.method: the
+// enforcement methods the lock configuration knows (locks.reasons.*.method).
+var BlackholeMethods = []string{"blackhole", "bgp_blackhole", "rtbh", "flowspec", "nftables", "webhook"}
 
 // Configuration is the `policy:` section.
 type Configuration struct {
@@ -136,6 +147,11 @@ type Configuration struct {
 	// Protected prefixes are never acted on (added to the top-level
 	// `protected:` list).
 	Protected []netip.Prefix `yaml:"protected"`
+
+	// StaffEmail receives staff alerts through the mail outbox: one mail
+	// each time the circuit breaker opens, and one per case whose action
+	// is notify. Empty (default): alerts are only logged.
+	StaffEmail string `yaml:"staff_email"`
 
 	AutoLockLimit    RateLimit            `yaml:"auto_lock_limit"`
 	CircuitBreaker   BreakerConfiguration `yaml:"circuit_breaker"`
@@ -164,7 +180,7 @@ func DefaultConfiguration() Configuration {
 		AutoLockLimit:          RateLimit{PerHour: 20, PerCustomer: 5},
 		CircuitBreaker:         BreakerConfiguration{Servers: 10, Within: 5 * time.Minute, SamplingChange: true},
 		Escalation:             Escalation{LockAfter: 1, StaffUnlockAfter: 3, Lookback: 8760 * time.Hour},
-		InboundBlackhole:       InboundBlackhole{Expiry: time.Hour},
+		InboundBlackhole:       InboundBlackhole{Expiry: time.Hour, Method: "blackhole"},
 	}
 }
 
@@ -280,6 +296,21 @@ func (c Configuration) Validate() error {
 	}
 	if c.InboundBlackhole.Enabled && c.InboundBlackhole.Expiry <= 0 {
 		return fmt.Errorf("inbound_blackhole.expiry: must be > 0")
+	}
+	if m := c.InboundBlackhole.Method; m != "" {
+		ok := false
+		for _, x := range BlackholeMethods {
+			ok = ok || m == x
+		}
+		if !ok {
+			return fmt.Errorf("inbound_blackhole.method: must be one of blackhole, bgp_blackhole, rtbh, flowspec, nftables, webhook, not %q", m)
+		}
+	}
+	if c.StaffEmail != "" {
+		a, err := mail.ParseAddress(c.StaffEmail)
+		if err != nil || a.Name != "" || a.Address != c.StaffEmail {
+			return fmt.Errorf("staff_email: %q is not a bare email address (like abuse-staff@example.net)", c.StaffEmail)
+		}
 	}
 	return nil
 }

@@ -51,6 +51,12 @@ type Input struct {
 	// PriorLocks is the number of earlier locks of the customer for the
 	// finding's reason within the escalation lookback.
 	PriorLocks int
+	// SpoofedSource: the finding has no internal address and IP is the
+	// spoofed source address it was reported for, which belongs to nobody.
+	// Such findings never count towards the circuit breaker (random
+	// spoofing from one server is not many servers tripping a detector)
+	// and are never acted on automatically: there is no owner to lock.
+	SpoofedSource bool
 }
 
 // Decision is what happens to one finding.
@@ -71,6 +77,10 @@ type Decision struct {
 	Expiry time.Duration
 	// StaffUnlock marks the n-th lock of a repeat offender.
 	StaffUnlock bool
+	// Method is the enforcement method the action asks for where the
+	// policy chooses it (ActionBlackhole: inbound_blackhole.method);
+	// empty: the lock reason's method.
+	Method string
 }
 
 // Resolve is the pure part of the decision: protected prefixes, group and
@@ -110,6 +120,10 @@ func Resolve(c *Configuration, in Input) Decision {
 	if in.Direction == "in" {
 		if c.InboundBlackhole.Enabled && (in.Kind == "packet_limit" || in.Kind == "network_attack") {
 			d.Configured, d.Action, d.Expiry = ActionBlackhole, ActionBlackhole, c.InboundBlackhole.Expiry
+			d.Method = c.InboundBlackhole.Method
+			if d.Method == "" {
+				d.Method = "blackhole"
+			}
 			d.Why = "inbound overload: blackhole to protect the network"
 		} else {
 			d.Configured, d.Action = ActionRecord, ActionRecord
@@ -131,8 +145,13 @@ func Resolve(c *Configuration, in Input) Decision {
 		d.Why = fmt.Sprintf("below the confidence floor: held %d of %d consecutive findings", in.CaseCount, kp.Consecutive)
 		return d
 	}
+	if d.Action.Automatic() && in.SpoofedSource {
+		d.Action, d.Method = ActionReview, ""
+		d.Why = "spoofed source " + in.IP.String() + " belongs to nobody and no sender could be attributed: queued for review"
+		return d
+	}
 	if d.Action.Automatic() && in.CustomerID == 0 {
-		d.Action = ActionReview
+		d.Action, d.Method = ActionReview, ""
 		d.Why = "no owner in the inventory: queued for review"
 		return d
 	}
@@ -250,7 +269,7 @@ func (p *Policy) Decide(in Input, now time.Time) Decision {
 	var trip *BreakerState
 	p.mu.Lock()
 	p.maybeReset(now)
-	if d.Action != ActionIgnore && in.Direction != "in" {
+	if d.Action != ActionIgnore && in.Direction != "in" && !in.SpoofedSource {
 		trip = p.observe(in.Kind, in.IP, now)
 	}
 	if d.Action.Automatic() {

@@ -75,7 +75,14 @@ func TestResolve(t *testing.T) {
 		{"third lock needs staff", with(func(in *Input) { in.IP = ip("198.51.100.9"); in.PriorLocks = 2 }),
 			Decision{Action: ActionLock, Configured: ActionLock, Why: "lock number 3: only staff may unlock", WarnDeadline: 24 * time.Hour, StaffUnlock: true}},
 		{"inbound victim blackholed", with(func(in *Input) { in.IP = ip("198.51.100.9"); in.Kind = "packet_limit"; in.Direction = "in" }),
-			Decision{Action: ActionBlackhole, Configured: ActionBlackhole, Why: "inbound overload: blackhole to protect the network", WarnDeadline: 24 * time.Hour, Expiry: 30 * time.Minute}},
+			Decision{Action: ActionBlackhole, Configured: ActionBlackhole, Why: "inbound overload: blackhole to protect the network", WarnDeadline: 24 * time.Hour, Expiry: 30 * time.Minute, Method: "blackhole"}},
+		{"spoofed source nobody owns is reviewed", with(func(in *Input) {
+			in.IP = ip("198.18.77.77")
+			in.Kind = "incorrect_network_config"
+			in.CustomerID = 0
+			in.SpoofedSource = true
+		}),
+			Decision{Action: ActionReview, Configured: ActionWarn, Why: "spoofed source 198.18.77.77 belongs to nobody and no sender could be attributed: queued for review", WarnDeadline: 24 * time.Hour}},
 		{"inbound netscan is never the victim's fault", with(func(in *Input) { in.IP = ip("198.51.100.9"); in.Direction = "in" }),
 			Decision{Action: ActionRecord, Configured: ActionRecord, Why: "inbound: the address is a victim; recorded (inbound_blackhole disabled)", WarnDeadline: 24 * time.Hour}},
 		{"unknown kind", with(func(in *Input) { in.IP = ip("198.51.100.9"); in.Kind = "telepathy" }),
@@ -226,6 +233,9 @@ func TestValidate(t *testing.T) {
 		{"negative limit", func(c *Configuration) { c.AutoLockLimit.PerHour = -1 }, "auto_lock_limit.per_hour"},
 		{"breaker without window", func(c *Configuration) { c.CircuitBreaker.Within = 0 }, "circuit_breaker.within"},
 		{"blackhole without expiry", func(c *Configuration) { c.InboundBlackhole = InboundBlackhole{Enabled: true} }, "inbound_blackhole.expiry"},
+		{"blackhole method", func(c *Configuration) { c.InboundBlackhole.Method = "nullroute" }, `inbound_blackhole.method: must be one of blackhole, bgp_blackhole, rtbh, flowspec, nftables, webhook, not "nullroute"`},
+		{"staff email with name", func(c *Configuration) { c.StaffEmail = "NOC <noc@example.net>" }, "staff_email:"},
+		{"staff email not an address", func(c *Configuration) { c.StaffEmail = "noc" }, "staff_email:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,5 +249,51 @@ func TestValidate(t *testing.T) {
 	}
 	if err := DefaultConfiguration().Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
+	}
+	c := DefaultConfiguration()
+	c.StaffEmail = "noc@example.net"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("staff_email noc@example.net: %v", err)
+	}
+}
+
+// TestBlackholeMethodExplicit: the inbound blackhole asks for an RTBH by
+// default, and for the configured method otherwise, whatever method the
+// reason has.
+func TestBlackholeMethodExplicit(t *testing.T) {
+	c := DefaultConfiguration()
+	c.InboundBlackhole.Enabled = true
+	in := Input{Kind: "network_attack", Direction: "in", IP: ip("198.51.100.9"), Samples: 500, CustomerID: 7, CaseCount: 1}
+	if d := Resolve(&c, in); d.Action != ActionBlackhole || d.Method != "blackhole" {
+		t.Errorf("default: %+v", d)
+	}
+	c.InboundBlackhole.Method = "nftables"
+	if d := Resolve(&c, in); d.Method != "nftables" {
+		t.Errorf("configured nftables: %+v", d)
+	}
+	in.Direction = "out"
+	if d := Resolve(&c, in); d.Method != "" {
+		t.Errorf("an outbound lock uses the reason's method, got %q", d.Method)
+	}
+}
+
+// TestSpoofedSourcesDoNotTripBreaker: a server spoofing hundreds of random
+// source addresses yields one finding per source; they are not hundreds of
+// servers and must not stop automatic locking for everybody.
+func TestSpoofedSourcesDoNotTripBreaker(t *testing.T) {
+	c := DefaultConfiguration()
+	n := 0
+	p, _ := New(c, Dependencies{OnTrip: func(BreakerState) { n++ }})
+	for i := range 200 {
+		d := p.Decide(Input{Kind: "incorrect_network_config", Direction: "out", IP: ip(fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)), Samples: 20, CaseCount: 1, SpoofedSource: true}, t0.Add(time.Duration(i)*time.Millisecond))
+		if d.Action != ActionReview {
+			t.Fatalf("spoofed source %d: %+v", i, d)
+		}
+	}
+	if p.State().Open || n != 0 {
+		t.Fatalf("breaker opened by spoofed sources: %+v", p.State())
+	}
+	if d := p.Decide(Input{Kind: "netscan", Direction: "out", IP: ip("198.51.100.1"), Samples: 300, CustomerID: 1, CaseCount: 1}, t0.Add(time.Second)); d.Action != ActionLock {
+		t.Errorf("netscan after the spoofing: %+v", d)
 	}
 }
