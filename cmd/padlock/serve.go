@@ -51,7 +51,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataDir := fs.String("data", "", "data `directory` (overrides the file's data:)")
 	listen := fs.String("listen", "", "HTTP listen `address` (overrides the file's listen:)")
 	demo := fs.Bool("demo", false, "load a demo inventory, create demo credentials and replay a bundled netscan")
-	demoCapture := fs.String("demo-capture", "", "NetFlow v9 export `capture` the demo replays (default: testdata/demo/scan-nmap-syn.netflow9.pcap, looked up from the working directory and the binary's)")
+	demoCapture := fs.String("demo-capture", "", "NetFlow v9 export `capture` the demo replays (default: testdata/demo/scan.netflow9.pcap, looked up from the working directory and the binary's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
