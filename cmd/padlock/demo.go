@@ -43,6 +43,22 @@ const (
 	demoPassword      = "padlock-demo"
 )
 
+// demoBGPListen is 127.0.0.1:10179, or a free loopback port when another
+// program (a second demo) holds that one.
+func demoBGPListen() string {
+	const want = "127.0.0.1:10179"
+	ln, err := net.Listen("tcp", want)
+	if err == nil {
+		ln.Close()
+		return want
+	}
+	if ln, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	return want
+}
+
 // applyDemoConfig makes the defaults fit the demo network: its customers
 // live in documentation ranges, which the whitelist would otherwise refuse
 // as bogons, and the client area has a base URL for mail links.
@@ -64,7 +80,7 @@ func applyDemoConfig(cfg *config.Config) {
 		b := bgp.DefaultConfiguration()
 		b.ASN = 65001
 		b.RouterID = netip.MustParseAddr("127.0.0.1")
-		b.Listen = "127.0.0.1:10179"
+		b.Listen = demoBGPListen()
 		b.NextHop = netip.MustParseAddr("192.0.2.1")
 		b.Peers = []bgp.Peer{{Address: netip.MustParseAddr("127.0.0.2"), ASN: 65002, Port: 10179}}
 		cfg.Enforce.BGP = &b
