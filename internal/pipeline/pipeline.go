@@ -7,8 +7,12 @@
 // It owns the joins between those components and nothing else: batching and
 // the queue between collector goroutines and the single engine goroutine
 // (bounded; a full queue drops the batch and counts it), the mapping of
-// finding kinds to lock reasons, evidence attachments, crash recovery of
-// decided-but-not-applied actions, and the periodic sweeper (overdue
+// finding kinds to lock reasons, evidence attachments, the attribution of
+// spoofed-source findings (by the sender's MAC in the inventory, else a
+// review case keyed by the spoofed address), staff alerts through the
+// outbox (policy.staff_email: one mail per breaker trip, one per notify
+// case), crash recovery of decided-but-not-applied actions, and the
+// periodic sweeper (warnings that lapse without recurrence, overdue
 // warnings, expired whitelists, expired inbound-protection blackholes).
 // It imports flow, detect, evidence, policy, lock, inventory, mail and the
 // store's value types; it must not import collectors, decoders, enforcement
@@ -21,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -76,8 +81,12 @@ func (c Configuration) Validate() error {
 type Store interface {
 	RecordFinding(ctx context.Context, in store.FindingInput, now time.Time) (store.FindingCase, bool, error)
 	ListFindings(ctx context.Context, f store.FindingFilter) ([]store.FindingCase, error)
+	Finding(ctx context.Context, id int64) (store.FindingCase, error)
+	CloseFinding(ctx context.Context, id, lockID int64, now time.Time) error
 	SetFindingLock(ctx context.Context, id, lockID int64) error
 	FindingEvidence(ctx context.Context, findingID int64, withData bool) ([]store.Evidence, error)
+	// EnqueueMail queues a staff alert in the outbox.
+	EnqueueMail(ctx context.Context, m mail.Message, now time.Time) (int64, error)
 }
 
 // Locks is what the pipeline needs from the lock service (lock.Service).
@@ -86,6 +95,8 @@ type Locks interface {
 	CreateLock(ctx context.Context, a lock.Actor, req lock.CreateLockRequest, idempotencyKey string) (lock.Lock, error)
 	GetLock(ctx context.Context, a lock.Actor, id int64) (lock.Lock, error)
 	ListLocks(ctx context.Context, a lock.Actor, f lock.LockFilter) ([]lock.Lock, error)
+	// ListServers finds the server behind a spoofing MAC.
+	ListServers(ctx context.Context, a lock.Actor, f lock.InventoryFilter) ([]inventory.Server, error)
 	Unlock(ctx context.Context, a lock.Actor, lockID int64, note string) (lock.Lock, error)
 	LockOverdue(ctx context.Context) (int, error)
 	ExpireWhitelists(ctx context.Context) (int, error)
@@ -124,6 +135,16 @@ type Pipeline struct {
 	nets   *networks
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// kick wakes the sweeper to send a breaker alert at once.
+	kick chan struct{}
+
+	// macs maps server MACs to servers, rebuilt when the inventory index
+	// changes; used by Handle only (one goroutine).
+	macs *macTable
+	// alertMu guards alerted: the Since of the last breaker trip a staff
+	// mail was queued for.
+	alertMu sync.Mutex
+	alerted time.Time
 
 	m metrics
 }
@@ -142,7 +163,7 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 	if deps.Policy == nil || deps.Store == nil || deps.Locks == nil {
 		return nil, errors.New("pipeline: policy, store and locks are required")
 	}
-	p := &Pipeline{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger}
+	p := &Pipeline{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger, kick: make(chan struct{}, 1)}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -165,10 +186,10 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 	p.in = in
 	p.m = metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "padlock_pipeline_actions_total",
-			Help: "What the pipeline did with findings, by policy outcome (record, notify, warn, lock, blackhole, review, ignore, appended) and result (ok, error)."},
+			Help: "What the pipeline did with findings, by policy outcome (record, notify, warn, lock, blackhole, review, ignore, appended; lapsed: a warning lifted without recurrence) and result (ok, error)."},
 			[]string{"action", "result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "padlock_pipeline_errors_total",
-			Help: "Errors by stage (store, lock, sweep, recover)."}, []string{"stage"}),
+			Help: "Errors by stage (store, lock, sweep, recover, alert)."}, []string{"stage"}),
 		toLock: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "padlock_pipeline_finding_to_lock_seconds",
 			Help:    "From the last record of a finding (event time) to the committed lock.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
@@ -251,6 +272,10 @@ func (p *Pipeline) NewSink(worker int) flow.Sink { return p.in.NewSink(worker) }
 func (p *Pipeline) samplingChanged(r *flow.Record, old uint32) {
 	p.log.Error("exporter sampling rate changed: automatic actions stop", "exporter", r.Exporter.String(), "in_if", r.InIf, "from", old, "to", r.SamplingRate)
 	p.deps.Policy.SamplingChanged(r.Exporter.String(), old, r.SamplingRate, p.now())
+	select { // the sweeper goroutine queues the staff mail
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (p *Pipeline) runFindings(ctx context.Context) {
@@ -265,10 +290,26 @@ func (p *Pipeline) runFindings(ctx context.Context) {
 }
 
 // detail is the finding's JSON form stored with its case: the finding
-// without its bulky evidence, and the policy's decision.
+// without its bulky evidence, how a finding without an internal end was
+// attributed, and the policy's decision.
 type detail struct {
 	detect.Finding
+	// SpoofedSource flags an incorrect_network_config finding whose source
+	// belongs to nobody (Finding.Source); the case is keyed by the server
+	// the sender's MAC belongs to, or else by the spoofed address itself.
+	SpoofedSource bool `json:"spoofed_source,omitempty"`
+	// AttributedBy says how the case found its owner: "mac" (the
+	// inventory knows the sender's MAC) or "none" (keyed by the spoofed
+	// source address, customer 0, for review).
+	AttributedBy string `json:"attributed_by,omitempty"`
+	// Server is the server the sender's MAC belongs to.
+	Server   *serverRef   `json:"server,omitempty"`
 	Decision decisionJSON `json:"decision"`
+}
+
+type serverRef struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
 }
 
 type decisionJSON struct {
@@ -279,9 +320,17 @@ type decisionJSON struct {
 	WarnDeadline string        `json:"warn_deadline,omitempty"`
 	Expiry       string        `json:"expiry,omitempty"`
 	StaffUnlock  bool          `json:"staff_unlock,omitempty"`
-	DecidedAt    time.Time     `json:"decided_at"`
+	// Method is the enforcement method the policy chose (blackhole).
+	Method    string    `json:"method,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
 	// Key is the idempotency key of the lock the action creates.
 	Key string `json:"key,omitempty"`
+	// ServerID makes the lock cover the whole server (a spoofing sender
+	// found by its MAC) instead of the case's address.
+	ServerID int64 `json:"server_id,omitempty"`
+	// StaffNotified: a staff mail was queued for this case (notify);
+	// carried over to the case's later findings so it is sent once.
+	StaffNotified bool `json:"staff_notified,omitempty"`
 }
 
 // activeStates are the lock states in which a new finding only appends.
@@ -291,20 +340,45 @@ var activeStates = map[lock.State]bool{lock.StateWarned: true, lock.StateLocked:
 // called from one goroutine; tests call it directly.
 func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	now := p.now()
+	// The case's address: the internal end, or for a spoofed source the
+	// server its sender's MAC belongs to, or else the spoofed address.
+	ip := f.InternalIP
 	var customer int64
-	if e, ok := p.deps.Locks.Index().Lookup(f.InternalIP); ok {
-		customer = e.CustomerID
+	var att struct {
+		spoofed bool
+		by      string
+		server  *inventory.Server
+	}
+	if !ip.IsValid() && f.Source.IsValid() {
+		att.spoofed, att.by, ip = true, "none", f.Source
+		if sv, ok := p.serverOfMAC(ctx, f.MAC); ok {
+			att.by, att.server, ip, customer = "mac", &sv, serverAddr(sv), sv.CustomerID
+		}
+	}
+	if !ip.IsValid() {
+		return fmt.Errorf("finding %s (%s) has neither an internal address nor a source", f.Kind, f.Rule)
+	}
+	if att.server == nil {
+		if e, ok := p.deps.Locks.Index().Lookup(ip); ok {
+			customer = e.CustomerID
+		}
 	}
 	reason, hasReason := Reasons[f.Kind]
-	open, err := p.deps.Store.ListFindings(ctx, store.FindingFilter{IP: f.InternalIP, Kind: string(f.Kind), State: "open", Limit: 1})
+	open, err := p.deps.Store.ListFindings(ctx, store.FindingFilter{IP: ip, Kind: string(f.Kind), State: "open", Limit: 1})
 	if err != nil {
 		p.m.errors.WithLabelValues("store").Inc()
 		return fmt.Errorf("open case: %w", err)
 	}
 	count := 1
 	var activeLock int64
+	var prev decisionJSON
 	if len(open) > 0 {
 		count = open[0].Count + 1
+		var pd struct {
+			Decision decisionJSON `json:"decision"`
+		}
+		_ = json.Unmarshal(open[0].Detail, &pd)
+		prev = pd.Decision
 		if id := open[0].LockID; id != 0 {
 			if l, err := p.deps.Locks.GetLock(ctx, lock.System, id); err == nil && activeStates[l.State] {
 				activeLock = id
@@ -319,8 +393,10 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 		if customer != 0 && hasReason {
 			prior = p.priorLocks(ctx, customer, reason, now)
 		}
-		d = p.deps.Policy.Decide(policy.Input{Kind: string(f.Kind), Direction: string(f.Direction), IP: f.InternalIP,
-			Samples: f.Samples, Protected: f.Protected, CustomerID: customer, CaseCount: count, PriorLocks: prior}, now)
+		d = p.deps.Policy.Decide(policy.Input{Kind: string(f.Kind), Direction: string(f.Direction), IP: ip,
+			Samples: f.Samples, Protected: f.Protected, CustomerID: customer, CaseCount: count, PriorLocks: prior,
+			SpoofedSource: att.spoofed && att.server == nil}, now)
+		p.alertBreaker(ctx)
 	}
 	if !hasReason && d.Action.Automatic() {
 		d.Action, d.Why = policy.ActionReview, fmt.Sprintf("no lock reason for kind %q: queued for review", f.Kind)
@@ -331,44 +407,65 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	for _, x := range files {
 		ev = append(ev, store.Evidence{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
 	}
-	dj := decisionJSON{Action: d.Action, Configured: d.Configured, Why: d.Why, Group: d.Group, StaffUnlock: d.StaffUnlock, DecidedAt: now}
+	dj := decisionJSON{Action: d.Action, Configured: d.Configured, Why: d.Why, Group: d.Group, StaffUnlock: d.StaffUnlock, DecidedAt: now,
+		StaffNotified: prev.StaffNotified}
 	if d.Action == policy.ActionWarn {
 		dj.WarnDeadline = d.WarnDeadline.String()
 	}
 	if d.Action == policy.ActionBlackhole {
-		dj.Expiry = d.Expiry.String()
+		dj.Expiry, dj.Method = d.Expiry.String(), d.Method
+	}
+	if att.server != nil {
+		dj.ServerID = att.server.ID
+	}
+	notifyStaff := d.Action == policy.ActionNotify && !prev.StaffNotified && p.staffEmail() != ""
+	if notifyStaff {
+		dj.StaffNotified = true
 	}
 	slim := f
 	slim.Probes, slim.Packets, slim.Summary = nil, nil, nil
 	// The case ID is unknown before it is recorded: the key uses the IP,
 	// kind and the case's count, unique per appended finding.
 	if d.Action.Automatic() {
-		dj.Key = fmt.Sprintf("finding:%s:%s:%d:%d", f.Kind, f.InternalIP, count, now.UnixMicro())
+		dj.Key = fmt.Sprintf("finding:%s:%s:%d:%d", f.Kind, ip, count, now.UnixMicro())
 	}
-	raw, err := json.Marshal(detail{Finding: slim, Decision: dj})
+	dt := detail{Finding: slim, Decision: dj}
+	if att.spoofed {
+		dt.SpoofedSource, dt.AttributedBy = true, att.by
+		if att.server != nil {
+			dt.Server = &serverRef{ID: att.server.ID, Name: att.server.Name}
+		}
+	}
+	raw, err := json.Marshal(dt)
 	if err != nil {
 		return err
 	}
-	fc, _, err := p.deps.Store.RecordFinding(ctx, store.FindingInput{Kind: string(f.Kind), InternalIP: f.InternalIP, CustomerID: customer,
+	fc, _, err := p.deps.Store.RecordFinding(ctx, store.FindingInput{Kind: string(f.Kind), InternalIP: ip, CustomerID: customer,
 		FirstSeen: f.FirstSeen, LastSeen: f.LastSeen, Detail: raw, Evidence: ev}, now)
 	if err != nil {
 		p.m.errors.WithLabelValues("store").Inc()
 		p.m.outcomes.WithLabelValues(string(d.Action), "error").Inc()
 		return err
 	}
-	log := p.log.With("finding_id", fc.ID, "kind", string(f.Kind), "rule", f.Rule, "internal_ip", f.InternalIP.String(),
+	log := p.log.With("finding_id", fc.ID, "kind", string(f.Kind), "rule", f.Rule, "internal_ip", ip.String(),
 		"customer_id", customer, "action", string(d.Action), "why", d.Why)
+	if att.spoofed {
+		log = log.With("spoofed_source", f.Source.String(), "attributed_by", att.by)
+	}
 	switch d.Action {
 	case policy.ActionNotify, policy.ActionReview:
 		log.Warn("finding needs staff attention")
 	case policy.ActionIgnore, policy.ActionRecord, "appended":
 		log.Info("finding recorded")
 	}
+	if notifyStaff {
+		p.mailStaff(ctx, notifyMail(fc, f, dt, customer, files), "notify", log)
+	}
 	if !d.Action.Automatic() {
 		p.m.outcomes.WithLabelValues(string(d.Action), "ok").Inc()
 		return nil
 	}
-	l, err := p.apply(ctx, fc.ID, f.InternalIP, reason, dj, files)
+	l, err := p.apply(ctx, fc.ID, ip, reason, dj, files)
 	if err != nil {
 		p.m.errors.WithLabelValues("lock").Inc()
 		p.m.outcomes.WithLabelValues(string(d.Action), "error").Inc()
@@ -382,17 +479,159 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	return nil
 }
 
+// macTable maps the MACs of the inventory's servers to their server.
+type macTable struct {
+	idx   *inventory.Index
+	byMAC map[flow.MAC]inventory.Server
+}
+
+// serverOfMAC returns the server the inventory assigns mac to. The table
+// is rebuilt when the lock service's index changed since it was built.
+func (p *Pipeline) serverOfMAC(ctx context.Context, mac flow.MAC) (inventory.Server, bool) {
+	if mac.IsZero() {
+		return inventory.Server{}, false
+	}
+	if idx := p.deps.Locks.Index(); p.macs == nil || p.macs.idx != idx {
+		t := &macTable{idx: idx, byMAC: map[flow.MAC]inventory.Server{}}
+		var after int64
+		for {
+			svs, err := p.deps.Locks.ListServers(ctx, lock.System, lock.InventoryFilter{Limit: 1000, AfterID: after})
+			if err != nil {
+				p.m.errors.WithLabelValues("store").Inc()
+				p.log.Error("servers by MAC", "err", err)
+				return inventory.Server{}, false // try again with the next finding
+			}
+			for _, sv := range svs {
+				after = max(after, sv.ID)
+				if len(sv.IPs) == 0 {
+					continue
+				}
+				for _, m := range sv.MACs {
+					hw, err := net.ParseMAC(m)
+					if err != nil || len(hw) != 6 {
+						continue
+					}
+					t.byMAC[flow.MAC(hw)] = sv
+				}
+			}
+			if len(svs) < 1000 {
+				break
+			}
+		}
+		p.macs = t
+	}
+	sv, ok := p.macs.byMAC[mac]
+	return sv, ok
+}
+
+// serverAddr is the address a server's case is keyed by: its first single
+// address (IPv4 before IPv6), else the first address of its first prefix.
+func serverAddr(sv inventory.Server) netip.Addr {
+	var best netip.Addr
+	for _, pf := range sv.IPs {
+		if pf.IsSingleIP() && (!best.IsValid() || best.Is6() && pf.Addr().Is4()) {
+			best = pf.Addr()
+		}
+	}
+	if !best.IsValid() && len(sv.IPs) > 0 {
+		best = sv.IPs[0].Addr()
+	}
+	return best
+}
+
+// staffEmail is policy.staff_email (empty: alerts are only logged).
+func (p *Pipeline) staffEmail() string { return p.deps.Policy.Configuration().StaffEmail }
+
+// mailStaff queues a staff alert in the outbox. A failure is logged and
+// counted; the finding stays visible in the admin area.
+func (p *Pipeline) mailStaff(ctx context.Context, m mail.Message, what string, log *slog.Logger) bool {
+	m.To = p.staffEmail()
+	if m.To == "" {
+		return false
+	}
+	id, err := p.deps.Store.EnqueueMail(ctx, m, p.now())
+	if err != nil {
+		p.m.errors.WithLabelValues("alert").Inc()
+		log.Error("staff alert not queued", "alert", what, "err", err)
+		return false
+	}
+	log.Info("staff alert queued", "alert", what, "mail_id", id, "to", m.To)
+	return true
+}
+
+// Staff alert mail kinds (mail.Message.Kind).
+const (
+	MailStaffNotify  = "staff_notify"
+	MailStaffBreaker = "staff_breaker"
+)
+
+func notifyMail(fc store.FindingCase, f detect.Finding, dt detail, customer int64, files []evidence.File) mail.Message {
+	var b strings.Builder
+	fmt.Fprintf(&b, "padlock recorded a finding whose policy action is notify: no customer mail was sent and nothing was locked.\n\n")
+	fmt.Fprintf(&b, "Case:        %d\n", fc.ID)
+	fmt.Fprintf(&b, "Kind:        %s (%s, direction %s)\n", f.Kind, f.Rule, f.Direction)
+	fmt.Fprintf(&b, "Address:     %s\n", fc.InternalIP)
+	if dt.SpoofedSource {
+		fmt.Fprintf(&b, "Spoofed src: %s (attributed by %s)\n", f.Source, dt.AttributedBy)
+	}
+	if customer != 0 {
+		fmt.Fprintf(&b, "Customer:    %d\n", customer)
+	} else {
+		fmt.Fprintf(&b, "Customer:    none in the inventory\n")
+	}
+	fmt.Fprintf(&b, "Measured:    %g %s (threshold %g)\n", f.Measured, f.Unit, f.Threshold)
+	fmt.Fprintf(&b, "Seen:        %s – %s (sampling 1:%d, %d samples)\n", f.FirstSeen.UTC().Format(time.RFC3339), f.LastSeen.UTC().Format(time.RFC3339), f.SamplingRate, f.Samples)
+	if f.Detail != "" {
+		fmt.Fprintf(&b, "Detail:      %s\n", f.Detail)
+	}
+	fmt.Fprintf(&b, "Policy:      %s\n", dt.Decision.Why)
+	fmt.Fprintf(&b, "\nLater findings of this case are appended to it without another mail.\n")
+	m := mail.Message{Subject: fmt.Sprintf("[padlock] %s from %s (case %d): notify", f.Kind, fc.InternalIP, fc.ID), Text: b.String(), Kind: MailStaffNotify}
+	for _, x := range files {
+		m.Attachments = append(m.Attachments, mail.Attachment{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
+	}
+	return m
+}
+
+// alertBreaker queues one staff mail per circuit-breaker trip (a trip is
+// identified by the time it opened). Safe for concurrent use.
+func (p *Pipeline) alertBreaker(ctx context.Context) {
+	st := p.deps.Policy.State()
+	if !st.Open || p.staffEmail() == "" {
+		return
+	}
+	p.alertMu.Lock()
+	defer p.alertMu.Unlock()
+	if st.Since.Equal(p.alerted) {
+		return
+	}
+	text := fmt.Sprintf("The circuit breaker opened at %s: %s.\n\nAutomatic warnings, locks and blackholes have stopped; new findings queue for review in the admin area.\nClose the breaker there once the cause is understood.\n",
+		st.Since.UTC().Format(time.RFC3339), st.Reason)
+	m := mail.Message{Subject: "[padlock] circuit breaker open: automatic actions stopped", Text: text, Kind: MailStaffBreaker}
+	if p.mailStaff(ctx, m, "breaker", p.log.With("reason", st.Reason)) {
+		p.alerted = st.Since
+	}
+}
+
 // apply creates (or re-locks) the lock a decision asks for and links it to
 // the case. The idempotency key makes a repeat after a crash return the same
 // lock.
 func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reason lock.Reason, d decisionJSON, files []evidence.File) (lock.Lock, error) {
 	req := lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{ip}}, Reason: reason, FindingID: caseID}
+	if d.ServerID != 0 {
+		req.Scope = lock.Scope{ServerID: d.ServerID}
+	}
 	var note []string
 	switch d.Action {
 	case policy.ActionBlackhole:
 		exp, _ := time.ParseDuration(d.Expiry)
+		method := d.Method
+		if method == "" {
+			method = "blackhole"
+		}
 		note = append(note, policy.InboundProtectionMarker+" expires "+d.DecidedAt.Add(exp).UTC().Format(time.RFC3339)+":",
-			"this address receives more traffic than the network can carry; it is blackholed to protect the network, not because of anything the customer did.")
+			"this address receives more traffic than the network can carry; it is blackholed to protect the network, not because of anything the customer did.",
+			MethodMarker+" "+method+".")
 	case policy.ActionWarn:
 		dl, _ := time.ParseDuration(d.WarnDeadline)
 		until := d.DecidedAt.Add(dl)
@@ -425,6 +664,23 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 	return l, nil
 }
 
+// MethodMarker precedes the enforcement method the policy chose for a lock
+// in its note ("[method] blackhole."), until the lock service stores a
+// method per lock: enforcement can read it with NoteMethod.
+const MethodMarker = "[method]"
+
+// NoteMethod returns the enforcement method the pipeline wrote into a
+// lock's note (MethodMarker), if any.
+func NoteMethod(note string) (string, bool) {
+	_, rest, ok := strings.Cut(note, MethodMarker+" ")
+	if !ok {
+		return "", false
+	}
+	m, _, _ := strings.Cut(rest, ".")
+	m = strings.TrimSpace(m)
+	return m, m != ""
+}
+
 func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.Reason, now time.Time) int {
 	ls, err := p.deps.Locks.ListLocks(ctx, lock.System, lock.LockFilter{CustomerID: customer, Reason: reason, Limit: 1000})
 	if err != nil {
@@ -435,7 +691,10 @@ func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.R
 	cut := now.Add(-p.deps.Policy.Configuration().Escalation.Lookback)
 	n := 0
 	for _, l := range ls {
-		if l.CreatedAt.After(cut) && !strings.Contains(l.Note, policy.InboundProtectionMarker) {
+		// A warning that lapsed (unlocked without ever being locked) was
+		// never a lock.
+		lapsed := l.State == lock.StateUnlocked && l.LockedAt == nil
+		if l.CreatedAt.After(cut) && !lapsed && !strings.Contains(l.Note, policy.InboundProtectionMarker) {
 			n++
 		}
 	}
@@ -504,13 +763,18 @@ func (p *Pipeline) runSweeper(ctx context.Context) {
 			return
 		case <-t.C:
 			p.Sweep(ctx)
+		case <-p.kick:
+			p.alertBreaker(ctx)
 		}
 	}
 }
 
-// Sweep escalates overdue warnings, expires whitelists and lifts expired
-// inbound-protection blackholes.
+// Sweep lets warnings without recurrence lapse, escalates the other
+// overdue warnings, expires whitelists, lifts expired inbound-protection
+// blackholes and sends a pending breaker alert.
 func (p *Pipeline) Sweep(ctx context.Context) {
+	p.alertBreaker(ctx)
+	p.lapseWarnings(ctx)
 	if n, err := p.deps.Locks.LockOverdue(ctx); err != nil {
 		p.m.errors.WithLabelValues("sweep").Inc()
 		p.log.Error("sweep: overdue warnings", "err", err)
@@ -542,6 +806,61 @@ func (p *Pipeline) Sweep(ctx context.Context) {
 			}
 			p.log.Info("sweep: inbound protection lifted", "lock_id", l.ID, "locking_id", l.LockingID)
 		}
+	}
+}
+
+// LapseNote is the note of a warning the sweeper lifted because its case
+// got no new evidence after the warning.
+const LapseNote = "warning lapsed: no recurrence"
+
+// lapseWarnings implements the policy's warn semantics: a warning locks at
+// its deadline only when the abuse continued. For each warning the pipeline
+// created whose deadline passes before the next sweep (a warning past its
+// deadline is already enforced, so waiting for the deadline itself would
+// block an innocent address until the sweep after it), the warning's case
+// is checked: no finding appended since the warning was issued means no
+// recurrence, and the warning is unlocked with LapseNote and the case
+// closed. Warnings whose case got new evidence are left to LockOverdue. A
+// recurrence after the lapse opens a new case; within the lock's probation
+// the lock service re-locks at once.
+func (p *Pipeline) lapseWarnings(ctx context.Context) {
+	now := p.now()
+	horizon := now.Add(p.conf.SweepInterval)
+	ls, err := p.deps.Locks.ListLocks(ctx, lock.System, lock.LockFilter{State: lock.StateWarned, Limit: 1000})
+	if err != nil {
+		p.m.errors.WithLabelValues("sweep").Inc()
+		p.log.Error("sweep: warnings", "err", err)
+		return
+	}
+	for _, l := range ls {
+		if l.WarnUntil == nil || l.WarnUntil.After(horizon) || l.FindingID == 0 || l.CreatedBy != lock.System.String() {
+			continue
+		}
+		c, err := p.deps.Store.Finding(ctx, l.FindingID)
+		if err != nil {
+			p.m.errors.WithLabelValues("sweep").Inc()
+			p.log.Error("sweep: case of a warning", "lock_id", l.ID, "finding_id", l.FindingID, "err", err)
+			continue
+		}
+		// The warning was created after its case's finding was recorded;
+		// any later finding appended to the case moves UpdatedAt past it.
+		if c.UpdatedAt.After(l.CreatedAt) {
+			continue
+		}
+		if _, err := p.deps.Locks.Unlock(ctx, lock.System, l.ID, LapseNote); err != nil {
+			p.m.errors.WithLabelValues("sweep").Inc()
+			p.log.Error("sweep: lapse warning", "lock_id", l.ID, "err", err)
+			continue
+		}
+		if c.State == "open" {
+			if err := p.deps.Store.CloseFinding(ctx, c.ID, 0, now); err != nil {
+				p.m.errors.WithLabelValues("sweep").Inc()
+				p.log.Error("sweep: close case of a lapsed warning", "finding_id", c.ID, "err", err)
+			}
+		}
+		p.m.outcomes.WithLabelValues("lapsed", "ok").Inc()
+		p.log.Info("sweep: warning lapsed without recurrence", "lock_id", l.ID, "locking_id", l.LockingID, "finding_id", c.ID,
+			"warn_until", l.WarnUntil.UTC().Format(time.RFC3339), "case_count", c.Count)
 	}
 }
 

@@ -31,7 +31,8 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -51,6 +52,17 @@ type env struct {
 // newEnv builds a real SQLite store and lock service with n customers, each
 // owning one server 198.51.100.i, and a pipeline over them.
 func newEnv(t testing.TB, n int, pc policy.Configuration, wrap func(Locks) Locks) *env {
+	t.Helper()
+	var doc inventory.Document
+	for i := 1; i <= n; i++ {
+		doc.Customers = append(doc.Customers, inventory.DocCustomer{Name: fmt.Sprintf("c%d", i), Email: fmt.Sprintf("c%d@example.net", i),
+			Servers: []inventory.DocServer{{Name: fmt.Sprintf("s%d", i), IPs: []string{fmt.Sprintf("198.51.100.%d", i)}}}})
+	}
+	return newEnvDoc(t, doc, netip.MustParsePrefix("198.51.100.0/24"), pc, wrap)
+}
+
+// newEnvDoc is newEnv with an explicit inventory and internal network.
+func newEnvDoc(t testing.TB, doc inventory.Document, customers netip.Prefix, pc policy.Configuration, wrap func(Locks) Locks) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{clk: &clock{t: time.Now().UTC().Truncate(time.Second)}, reg: prometheus.NewRegistry()}
@@ -76,11 +88,6 @@ func newEnv(t testing.TB, n int, pc policy.Configuration, wrap func(Locks) Locks
 	if err := e.svc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var doc inventory.Document
-	for i := 1; i <= n; i++ {
-		doc.Customers = append(doc.Customers, inventory.DocCustomer{Name: fmt.Sprintf("c%d", i), Email: fmt.Sprintf("c%d@example.net", i),
-			Servers: []inventory.DocServer{{Name: fmt.Sprintf("s%d", i), IPs: []string{fmt.Sprintf("198.51.100.%d", i)}}}})
-	}
 	if _, err := e.svc.Import(ctx, lock.Actor{Role: lock.RoleAdmin, Name: "test"}, doc); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +101,7 @@ func newEnv(t testing.TB, n int, pc policy.Configuration, wrap func(Locks) Locks
 	}
 	conf := DefaultConfiguration()
 	conf.FlushInterval, conf.ExpireInterval = 10*time.Millisecond, 20*time.Millisecond
-	e.p, err = New(conf, Dependencies{Detect: detect.Defaults(), Customers: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+	e.p, err = New(conf, Dependencies{Detect: detect.Defaults(), Customers: []netip.Prefix{customers},
 		Policy: e.pol, Store: db, Locks: e.locks, Clock: e.clk.Now, Logger: quiet, Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)
@@ -263,6 +270,9 @@ func TestInboundBlackholeExpires(t *testing.T) {
 	ls, _ := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{})
 	if len(ls) != 1 || !strings.HasPrefix(ls[0].Note, policy.InboundProtectionMarker) || ls[0].Reason != lock.ReasonPacketLimit {
 		t.Fatalf("locks %+v", ls)
+	}
+	if m, ok := NoteMethod(ls[0].Note); !ok || m != "blackhole" {
+		t.Errorf("method %q %v from %q: the victim's blackhole must be an RTBH, not the reason's method", m, ok, ls[0].Note)
 	}
 	if exp, ok := BlackholeExpiry(ls[0].Note); !ok || !exp.Equal(now.Add(30*time.Minute)) {
 		t.Errorf("expiry %v %v from %q", exp, ok, ls[0].Note)
