@@ -217,6 +217,13 @@ func (c Config) Validate() error {
 			return err
 		}
 	}
+	webhooks := make([]string, 0, len(c.Enforce.Webhooks))
+	for _, w := range c.Enforce.Webhooks {
+		webhooks = append(webhooks, w.Name)
+	}
+	if err := check("locks", c.Locks.Validate(webhooks...)); err != nil {
+		return err
+	}
 	if err := check("notify", c.Notify.Validate()); err != nil {
 		return err
 	}

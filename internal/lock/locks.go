@@ -27,6 +27,15 @@ type CreateLockRequest struct {
 	// LockOverdue moves it to locked.
 	WarnUntil *time.Time `json:"warn_until,omitempty"`
 	FindingID int64      `json:"finding_id,omitempty"`
+	// ExpiresAt makes the lock end by itself at that time (it must lie in
+	// the future and after WarnUntil): enforcement drops it then and
+	// ExpireLocks unlocks it. Nil: the lock lasts until unlocked.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// StaffUnlockOnly: only staff may lift the lock (see Lock).
+	StaffUnlockOnly bool `json:"staff_unlock_only,omitempty"`
+	// InboundProtection: the lock protects the network from traffic
+	// towards a victim (see Lock).
+	InboundProtection bool `json:"inbound_protection,omitempty"`
 	// Evidence files are handed to Render for the lock mail.
 	Evidence []mail.Attachment `json:"-"`
 }
@@ -76,6 +85,11 @@ func (s *Service) CreateLock(ctx context.Context, a Actor, req CreateLockRequest
 	}
 	if len(idempotencyKey) > 200 {
 		return Lock{}, invalid("idempotency_key", "idempotency key is longer than 200 characters")
+	}
+	req = legacyMarkers(req)
+	if req.ExpiresAt != nil {
+		x := req.ExpiresAt.UTC().Truncate(time.Microsecond)
+		req.ExpiresAt = &x
 	}
 	hash := requestHash(req)
 	var out Lock
@@ -129,16 +143,27 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 	if req.WarnUntil != nil && !req.WarnUntil.After(t.now) {
 		return Lock{}, invalid("warn_until", "the warning deadline must be in the future")
 	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(t.now) {
+		return Lock{}, invalid("expires_at", "the expiry must be in the future")
+	}
+	if req.ExpiresAt != nil && req.WarnUntil != nil && !req.ExpiresAt.After(*req.WarnUntil) {
+		return Lock{}, invalid("expires_at", "the expiry must be after the warning deadline")
+	}
 	l, err := t.resolveScope(req.Scope)
 	if err != nil {
 		return Lock{}, err
 	}
 	l.Reason, l.Note, l.FindingID = req.Reason, req.Note, req.FindingID
+	l.ExpiresAt, l.StaffUnlockOnly, l.InboundProtection = req.ExpiresAt, req.StaffUnlockOnly, req.InboundProtection
 
 	// Recurrence within probation: re-lock the old lock at once.
 	old, err := t.tx.ProbationLock(ctx, l.CustomerID, l.ScopeKey, l.Reason, t.now)
 	switch {
 	case err == nil:
+		// The recurrence's own terms apply: its expiry (or none), its
+		// kind; staff-only stays once set.
+		old.ExpiresAt, old.InboundProtection = req.ExpiresAt, req.InboundProtection
+		old.StaffUnlockOnly = old.StaffUnlockOnly || req.StaffUnlockOnly
 		if err := t.apply(&old, ActionRelock, req.Note, Event{Evidence: req.Evidence}); err != nil {
 			return Lock{}, err
 		}
@@ -300,8 +325,12 @@ func (t *txn) apply(l *Lock, act Action, note string, ev Event) error {
 		l.UnlockedAt, l.ProbationUntil = nil, nil
 	case ActionApproveUnlock, ActionUnlock:
 		l.UnlockedAt = &now
-		p := now.Add(t.s.cfg.Probation)
-		l.ProbationUntil = &p
+		// An inbound-protection blackhole protected a victim: nothing to
+		// be on probation for.
+		if !l.InboundProtection {
+			p := now.Add(t.s.cfg.Probation)
+			l.ProbationUntil = &p
+		}
 	}
 	if err := t.tx.UpdateLock(t.ctx, l); err != nil {
 		return err
@@ -434,6 +463,9 @@ func (s *Service) Apply(ctx context.Context, a Actor, lockID int64, act Action, 
 			if !a.mayLock(l.Reason) {
 				return forbidden("role %s may not decide unlock requests for %s", a.Role, l.Reason)
 			}
+			if err := staffOnly(a, l); err != nil {
+				return err
+			}
 			if _, err := Transition(l.State, act); err != nil {
 				return fmt.Errorf("lock %s: %w", l.LockingID, err)
 			}
@@ -456,6 +488,11 @@ func (s *Service) Apply(ctx context.Context, a Actor, lockID int64, act Action, 
 		if !a.mayLock(l.Reason) {
 			return forbidden("role %s may not %s a %s lock", a.Role, act, l.Reason)
 		}
+		if act == ActionUnlock {
+			if err := staffOnly(a, l); err != nil {
+				return err
+			}
+		}
 		return t.apply(&l, act, note, Event{})
 	})
 	return l, err
@@ -476,9 +513,18 @@ func (s *Service) Relock(ctx context.Context, a Actor, lockID int64, note string
 	return s.Apply(ctx, a, lockID, ActionRelock, note)
 }
 
+// staffOnly refuses a non-staff actor on a StaffUnlockOnly lock.
+func staffOnly(a Actor, l Lock) error {
+	if l.StaffUnlockOnly && !a.staff() {
+		return forbidden("lock %s can only be lifted by staff after review", l.LockingID)
+	}
+	return nil
+}
+
 // ClearNonPayment unlocks every non_payment lock of a customer (billing
-// after a payment). Locks for other reasons stay. It returns the locks it
-// unlocked.
+// after a payment). Locks for other reasons stay, and so do non_payment
+// locks marked StaffUnlockOnly when the caller is not staff. It returns the
+// locks it unlocked.
 func (s *Service) ClearNonPayment(ctx context.Context, a Actor, customerID int64, note string) ([]Lock, error) {
 	if !a.mayLock(ReasonNonPayment) {
 		return nil, forbidden("role %s may not unlock", a.Role)
@@ -498,6 +544,10 @@ func (s *Service) ClearNonPayment(ctx context.Context, a Actor, customerID int64
 				l, err := t.tx.Lock(ctx, l.ID, true)
 				if err != nil {
 					return err
+				}
+				if staffOnly(a, l) != nil {
+					s.log.Info("payment does not lift a staff-only lock", "lock_id", l.ID, "locking_id", l.LockingID)
+					continue
 				}
 				if err := t.apply(&l, ActionUnlock, note, Event{}); err != nil {
 					return err
@@ -536,4 +586,71 @@ func (s *Service) LockOverdue(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// ExpiredNote is the note of the unlock ExpireLocks writes (audit event
+// and the unlock mail's Event.Note).
+const ExpiredNote = "the lock expired"
+
+// ExpireLocks unlocks every lock whose ExpiresAt has passed, as the system
+// actor: each gets an unlock audit event with ExpiredNote and the customer
+// an unlock mail. Enforcement does not wait for it (the desired state drops
+// a lock at its expiry); run it periodically. It returns how many locks it
+// unlocked.
+func (s *Service) ExpireLocks(ctx context.Context) (int, error) {
+	n := 0
+	err := s.update(ctx, System, func(t *txn) error {
+		n = 0
+		ls, err := t.tx.ExpiredLocks(ctx, t.now, 1000)
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			l, err := t.tx.Lock(ctx, l.ID, true)
+			if err != nil {
+				return err
+			}
+			if l.State == StateUnlocked || l.ExpiresAt == nil || t.now.Before(*l.ExpiresAt) {
+				continue
+			}
+			if err := t.apply(&l, ActionUnlock, ExpiredNote, Event{}); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Legacy note markers: before Lock had ExpiresAt, StaffUnlockOnly and
+// InboundProtection, the pipeline wrote these (policy.InboundProtectionMarker,
+// policy.StaffUnlockMarker) into the note. CreateLock still reads them, so
+// a caller that only writes the note gets the real fields.
+const (
+	legacyInboundMarker = "[inbound-protection]"
+	legacyStaffMarker   = "[staff-unlock-only]"
+)
+
+// legacyMarkers sets the request's fields from note markers it carries:
+// "[inbound-protection] expires 2026-11-25T13:00:00Z: ..." and
+// "[staff-unlock-only]".
+func legacyMarkers(req CreateLockRequest) CreateLockRequest {
+	if strings.Contains(req.Note, legacyStaffMarker) {
+		req.StaffUnlockOnly = true
+	}
+	_, rest, ok := strings.Cut(req.Note, legacyInboundMarker)
+	if !ok {
+		return req
+	}
+	req.InboundProtection = true
+	if req.ExpiresAt == nil {
+		const utc = "2006-01-02T15:04:05Z" // the pipeline's fixed-width UTC form
+		if ts, ok := strings.CutPrefix(rest, " expires "); ok && len(ts) >= len(utc) {
+			if x, err := time.Parse(time.RFC3339, ts[:len(utc)]); err == nil {
+				req.ExpiresAt = &x
+			}
+		}
+	}
+	return req
 }

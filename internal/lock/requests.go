@@ -84,6 +84,9 @@ func (t *txn) decide(reqID int64, approve bool, note string) (UnlockRequest, Loc
 	if !t.actor.mayLock(l.Reason) {
 		return r, l, forbidden("role %s may not decide unlock requests for %s", t.actor.Role, l.Reason)
 	}
+	if err := staffOnly(t.actor, l); err != nil {
+		return r, l, err
+	}
 	if r.State != RequestOpen {
 		return r, l, conflict(r.ID, "unlock request %d is already %s", r.ID, r.State)
 	}
@@ -206,9 +209,12 @@ func (s *Service) CheckWhitelistIP(ip string) (netip.Addr, error) {
 
 // AddWhitelist gives one address temporary access to a locked product. It
 // replaces the lock's previous entry (one address at a time) and expires
-// after the reason's whitelist TTL. Refused with ErrForbidden when the
-// reason does not offer whitelisting, ErrInvalidTransition when the lock is
-// not locked, ErrValidation (field "ip") for a bad address.
+// after the reason's whitelist TTL. Refused with ErrInvalidTransition when
+// the lock is not active, ErrForbidden when the reason does not offer
+// whitelisting or the lock's enforcement method cannot let a single source
+// through to every target of the lock (a blackhole; a storage box unless
+// its method can; see Dependencies.CanWhitelist), ErrValidation (field
+// "ip") for a bad address. WhitelistOffered tells in advance.
 func (s *Service) AddWhitelist(ctx context.Context, a Actor, lockID int64, ip string) (Whitelist, error) {
 	if a.Role != RoleCustomer && !a.staff() {
 		return Whitelist{}, forbidden("role %s may not whitelist", a.Role)
@@ -223,11 +229,8 @@ func (s *Service) AddWhitelist(ctx context.Context, a Actor, lockID int64, ip st
 			return err
 		}
 		pol := s.cfg.Reasons[l.Reason]
-		if !pol.Whitelist {
-			return forbidden("whitelisting is not available for locks because of %s", l.Reason)
-		}
-		if !Active(l.State, l.WarnUntil, t.now) {
-			return &Error{Kind: ErrInvalidTransition, Message: fmt.Sprintf("lock %s is %s; whitelisting is only possible while the product is locked", l.LockingID, l.State)}
+		if r := s.whitelistRefusal(l, t.now); r != nil {
+			return r.err
 		}
 		addr, err := s.CheckWhitelistIP(ip)
 		if err != nil {

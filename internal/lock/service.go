@@ -29,7 +29,15 @@ type Dependencies struct {
 	// desired enforcement state (typically: wake the reconcile loop). It
 	// must not block.
 	OnChange func(Change)
-	Logger   *slog.Logger
+	// CanWhitelist says whether enforcement method (a normalized method
+	// name: bgp_blackhole, flowspec, nftables, a webhook driver's name)
+	// can let a whitelisted source through to a target of the given
+	// kind. AddWhitelist refuses, and WhitelistOffered does not offer, a
+	// whitelist unless it holds for every target of the lock. Nil means
+	// DefaultCanWhitelist. Wire it from the enforcement drivers'
+	// Capabilities: Allow, Supports(scope) and AllowScopes (nil: Scopes).
+	CanWhitelist func(method string, target TargetKind) bool
+	Logger       *slog.Logger
 	// Registerer registers the service's metrics (nil: not registered).
 	Registerer prometheus.Registerer
 }
@@ -42,6 +50,7 @@ type Service struct {
 	now     func() time.Time
 	render  func(Event) ([]mail.Message, error)
 	changed func(Change)
+	canWL   func(method string, target TargetKind) bool
 	log     *slog.Logger
 	index   atomic.Pointer[inventory.Index]
 	// refresh serializes index rebuilds so a slower rebuild never replaces
@@ -59,12 +68,15 @@ func New(cfg Configuration, deps Dependencies) (*Service, error) {
 	if deps.Store == nil {
 		return nil, errors.New("lock: no store")
 	}
-	s := &Service{cfg: cfg, store: deps.Store, now: deps.Clock, render: deps.Render, changed: deps.OnChange, log: deps.Logger}
+	s := &Service{cfg: cfg, store: deps.Store, now: deps.Clock, render: deps.Render, changed: deps.OnChange, canWL: deps.CanWhitelist, log: deps.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.canWL == nil {
+		s.canWL = DefaultCanWhitelist
 	}
 	s.changes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "padlock_lock_changes_total",
@@ -89,6 +101,9 @@ func (s *Service) Policy(r Reason) (ReasonPolicy, bool) {
 	p, ok := s.cfg.Reasons[r]
 	return p, ok
 }
+
+// canWhitelist asks the enforcement capability for one target kind.
+func (s *Service) canWhitelist(method string, k TargetKind) bool { return s.canWL(method, k) }
 
 // Index returns the current inventory index (never nil after Start).
 func (s *Service) Index() *inventory.Index { return s.index.Load() }

@@ -55,6 +55,9 @@ type Tx interface {
 	// ProbationLock returns the newest unlocked lock of the customer with
 	// the same scope key and reason whose probation lasts beyond now.
 	ProbationLock(ctx context.Context, customerID int64, scopeKey string, reason Reason, now time.Time) (Lock, error)
+	// ExpiredLocks returns locks not unlocked whose ExpiresAt is at or
+	// before now, oldest expiry first.
+	ExpiredLocks(ctx context.Context, now time.Time, limit int) ([]Lock, error)
 
 	InsertWhitelist(ctx context.Context, w *Whitelist) error
 	ActiveWhitelistOf(ctx context.Context, lockID int64, now time.Time) ([]Whitelist, error)

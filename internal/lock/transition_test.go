@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // TestAllowedEveryStatePair pins the lifecycle: for every pair of states
@@ -135,32 +133,6 @@ func TestCheckWhitelistIP(t *testing.T) {
 		if !errors.As(err, &e) || e.Kind != ErrValidation || e.Field != "ip" {
 			t.Errorf("%q: %v, want ErrValidation on ip", bad, err)
 		}
-	}
-}
-
-func TestConfigurationDefaults(t *testing.T) {
-	c, err := Configuration{Reasons: map[Reason]ReasonPolicy{ReasonSpam: {WhitelistTTL: time.Hour}}}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[Reason]bool{}
-	for _, r := range Reasons {
-		p, ok := c.Reasons[r]
-		if !ok || p.CustomerText == "" || p.Method == "" || p.WhitelistTTL <= 0 {
-			t.Errorf("reason %s: incomplete policy %+v", r, p)
-		}
-		got[r] = p.Whitelist
-	}
-	want := map[Reason]bool{ReasonNonPayment: false, ReasonIllegalContent: false, ReasonAbuse: true, ReasonSpam: false,
-		ReasonNetworkAttack: true, ReasonNetscan: true, ReasonPacketLimit: true, ReasonIncorrectNetwork: true}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("whitelist offered per reason (-want +got):\n%s", diff)
-	}
-	if c.Reasons[ReasonSpam].WhitelistTTL != time.Hour || c.Reasons[ReasonAbuse].WhitelistTTL != 24*time.Hour {
-		t.Errorf("TTLs: %v %v", c.Reasons[ReasonSpam].WhitelistTTL, c.Reasons[ReasonAbuse].WhitelistTTL)
-	}
-	if _, err := (Configuration{Reasons: map[Reason]ReasonPolicy{"bored": {}}}).withDefaults(); err == nil || !strings.Contains(err.Error(), "bored") {
-		t.Errorf("unknown reason accepted: %v", err)
 	}
 }
 

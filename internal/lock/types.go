@@ -94,9 +94,22 @@ type Lock struct {
 	LockedAt       *time.Time `json:"locked_at,omitempty"`
 	UnlockedAt     *time.Time `json:"unlocked_at,omitempty"`
 	ProbationUntil *time.Time `json:"probation_until,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	CreatedBy      string     `json:"created_by"`
+	// ExpiresAt makes the lock end by itself: at that time enforcement
+	// stops applying it and ExpireLocks unlocks it (audit event and unlock
+	// mail). Nil: the lock lasts until someone unlocks it.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// StaffUnlockOnly marks a lock only staff may lift after review (the
+	// n-th lock of a repeat offender): billing cannot unlock it, neither
+	// directly nor through ClearNonPayment, and the customer is told that
+	// staff must review the unlock request.
+	StaffUnlockOnly bool `json:"staff_unlock_only,omitempty"`
+	// InboundProtection marks a blackhole that protects the network from
+	// traffic towards a victim: the customer did nothing wrong, the mail
+	// says so, and its unlock starts no probation.
+	InboundProtection bool      `json:"inbound_protection,omitempty"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+	CreatedBy         string    `json:"created_by"`
 	// ScopeKey identifies the product for recurrence detection
 	// ("server:12", "ips:198.51.100.7,198.51.100.8", ...).
 	ScopeKey string `json:"-"`
@@ -241,6 +254,9 @@ type ActiveLock struct {
 	ScopeKind    ScopeKind      `json:"scope_kind"`
 	Prefixes     []netip.Prefix `json:"prefixes"`
 	StorageBoxID int64          `json:"storage_box_id,omitempty"`
+	// ExpiresAt is when the lock ends by itself (nil: never); the desired
+	// state drops the lock at that time even before ExpireLocks ran.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	// Method is the enforcement method configured for the reason
 	// (filled by Service.DesiredState; empty from the store).
 	Method string `json:"method"`
@@ -270,7 +286,7 @@ const (
 	EventWarning               = "warning"
 	EventLock                  = "lock"
 	EventRelock                = "relock"
-	EventUnlock                = "unlock"
+	EventUnlock                = "unlock" // also a lock that expired (Note ExpiredNote)
 	EventWhitelistAdded        = "whitelist_added"
 	EventWhitelistExpired      = "whitelist_expired"
 	EventUnlockRequestReceived = "unlock_request_received"
@@ -282,7 +298,10 @@ const (
 )
 
 // Event is what happened, handed to Render to produce the customer's mails
-// inside the transaction of the change.
+// inside the transaction of the change. The lock's ExpiresAt,
+// StaffUnlockOnly and InboundProtection tell the renderer when a blackhole
+// lifts, that only staff can unlock, and that the customer is the victim.
+// Kind unlock with Note ExpiredNote is a lock that ended by itself.
 type Event struct {
 	Kind          string             `json:"kind"` // lock, warning, relock, unlock, whitelist_added, unlock_request_received, unlock_request_approved, unlock_request_rejected, ticket_message, kvm_order
 	At            time.Time          `json:"at"`

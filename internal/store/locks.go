@@ -14,7 +14,8 @@ import (
 )
 
 const lockCols = `id, locking_id, customer_id, reason, state, scope_kind, scope, scope_key, note, finding_id,
-	warn_until, locked_at, unlocked_at, probation_until, created_at, updated_at, created_by`
+	warn_until, locked_at, unlocked_at, probation_until, created_at, updated_at, created_by,
+	expires_at, staff_unlock_only, inbound_protection`
 
 func (t *txImpl) InsertLock(ctx context.Context, l *lock.Lock) error {
 	scope, err := json.Marshal(l.Scope)
@@ -22,11 +23,12 @@ func (t *txImpl) InsertLock(ctx context.Context, l *lock.Lock) error {
 		return err
 	}
 	id, err := t.insert(ctx, "insert lock", `INSERT INTO locks (locking_id, customer_id, reason, state, scope_kind, scope, scope_key,
-		storage_box_id, note, finding_id, warn_until, locked_at, unlocked_at, probation_until, created_at, updated_at, created_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		storage_box_id, note, finding_id, warn_until, locked_at, unlocked_at, probation_until, created_at, updated_at, created_by,
+		expires_at, staff_unlock_only, inbound_protection)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		l.LockingID, l.CustomerID, string(l.Reason), string(l.State), string(l.ScopeKind), string(scope), l.ScopeKey,
 		l.Scope.StorageBoxID, l.Note, l.FindingID, usPtr(l.WarnUntil), usPtr(l.LockedAt), usPtr(l.UnlockedAt), usPtr(l.ProbationUntil),
-		us(l.CreatedAt), us(l.UpdatedAt), l.CreatedBy)
+		us(l.CreatedAt), us(l.UpdatedAt), l.CreatedBy, usPtr(l.ExpiresAt), l.StaffUnlockOnly, l.InboundProtection)
 	if err != nil {
 		return err
 	}
@@ -39,11 +41,13 @@ func (t *txImpl) InsertLock(ctx context.Context, l *lock.Lock) error {
 	return nil
 }
 
-// UpdateLock writes the lifecycle fields; scope and prefixes never change.
+// UpdateLock writes the lifecycle fields (a relock may also change the
+// expiry and the flags); scope and prefixes never change.
 func (t *txImpl) UpdateLock(ctx context.Context, l *lock.Lock) error {
 	r, err := t.exec(ctx, "update lock", `UPDATE locks SET state = ?, note = ?, warn_until = ?, locked_at = ?, unlocked_at = ?,
-		probation_until = ?, updated_at = ? WHERE id = ?`,
-		string(l.State), l.Note, usPtr(l.WarnUntil), usPtr(l.LockedAt), usPtr(l.UnlockedAt), usPtr(l.ProbationUntil), us(l.UpdatedAt), l.ID)
+		probation_until = ?, updated_at = ?, expires_at = ?, staff_unlock_only = ?, inbound_protection = ? WHERE id = ?`,
+		string(l.State), l.Note, usPtr(l.WarnUntil), usPtr(l.LockedAt), usPtr(l.UnlockedAt), usPtr(l.ProbationUntil), us(l.UpdatedAt),
+		usPtr(l.ExpiresAt), l.StaffUnlockOnly, l.InboundProtection, l.ID)
 	if err != nil {
 		return err
 	}
@@ -60,10 +64,10 @@ func (t *txImpl) locks(ctx context.Context, what, cond, tail string, args ...any
 	for rows.Next() {
 		var l lock.Lock
 		var reason, state, kind, scope string
-		var warn, locked, unlocked, prob sql.NullInt64
+		var warn, locked, unlocked, prob, expires sql.NullInt64
 		var created, updated int64
 		if err := rows.Scan(&l.ID, &l.LockingID, &l.CustomerID, &reason, &state, &kind, &scope, &l.ScopeKey, &l.Note, &l.FindingID,
-			&warn, &locked, &unlocked, &prob, &created, &updated, &l.CreatedBy); err != nil {
+			&warn, &locked, &unlocked, &prob, &created, &updated, &l.CreatedBy, &expires, &l.StaffUnlockOnly, &l.InboundProtection); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -73,6 +77,7 @@ func (t *txImpl) locks(ctx context.Context, what, cond, tail string, args ...any
 			return nil, fmt.Errorf("%s: lock %d scope: %w", what, l.ID, err)
 		}
 		l.WarnUntil, l.LockedAt, l.UnlockedAt, l.ProbationUntil = fromNull(warn), fromNull(locked), fromNull(unlocked), fromNull(prob)
+		l.ExpiresAt = fromNull(expires)
 		l.CreatedAt, l.UpdatedAt = fromUS(created), fromUS(updated)
 		l.Prefixes = []netip.Prefix{}
 		idx[l.ID] = len(out)
@@ -202,6 +207,13 @@ func (t *txImpl) ProbationLock(ctx context.Context, customerID int64, scopeKey s
 		return lock.Lock{}, &lock.Error{Kind: lock.ErrNotFound, Message: "no lock in probation"}
 	}
 	return l[0], nil
+}
+
+// ExpiredLocks returns the locks not unlocked whose expiry is at or before
+// now, oldest expiry first.
+func (t *txImpl) ExpiredLocks(ctx context.Context, now time.Time, limit int) ([]lock.Lock, error) {
+	return t.locks(ctx, "expired locks", ` WHERE expires_at IS NOT NULL AND expires_at <= ? AND state <> 'unlocked'`,
+		fmt.Sprintf(" ORDER BY expires_at, id LIMIT %d", limitOf(limit)), us(now))
 }
 
 // Whitelist.
@@ -512,13 +524,20 @@ func (t *txImpl) EnqueueMail(ctx context.Context, m mail.Message, now time.Time)
 	return enqueue(ctx, t, m, now)
 }
 
+// activeLocks is the condition of an active lock at a time (two
+// placeholders, both now): locked, unlock_requested or warned past the
+// deadline, and not past its expiry. q qualifies the columns ("l.").
+func activeLocks(q string) string {
+	return `((` + q + `state IN ('locked', 'unlock_requested') OR (` + q + `state = 'warned' AND ` + q + `warn_until IS NOT NULL AND ` + q + `warn_until <= ?))
+		AND (` + q + `expires_at IS NULL OR ` + q + `expires_at > ?))`
+}
+
 // DesiredState returns the active locks (locked, unlock_requested, warned
-// past the deadline) with their prefixes or storage box, and the unexpired,
-// unremoved whitelist entries of those locks.
+// past the deadline; not past their expiry) with their prefixes or storage
+// box, and the unexpired, unremoved whitelist entries of those locks.
 func (t *txImpl) DesiredState(ctx context.Context, now time.Time) (lock.DesiredState, error) {
 	ds := lock.DesiredState{At: now, Locks: []lock.ActiveLock{}, Whitelist: []lock.ActiveWhitelist{}}
-	const active = `(state IN ('locked', 'unlock_requested') OR (state = 'warned' AND warn_until IS NOT NULL AND warn_until <= ?))`
-	rows, err := t.query(ctx, "desired state", `SELECT id, locking_id, customer_id, reason, state, scope_kind, storage_box_id FROM locks WHERE `+active+` ORDER BY id`, us(now))
+	rows, err := t.query(ctx, "desired state", `SELECT id, locking_id, customer_id, reason, state, scope_kind, storage_box_id, expires_at FROM locks WHERE `+activeLocks("")+` ORDER BY id`, us(now), us(now))
 	if err != nil {
 		return ds, err
 	}
@@ -526,11 +545,13 @@ func (t *txImpl) DesiredState(ctx context.Context, now time.Time) (lock.DesiredS
 	for rows.Next() {
 		var l lock.ActiveLock
 		var reason, state, kind string
-		if err := rows.Scan(&l.ID, &l.LockingID, &l.CustomerID, &reason, &state, &kind, &l.StorageBoxID); err != nil {
+		var expires sql.NullInt64
+		if err := rows.Scan(&l.ID, &l.LockingID, &l.CustomerID, &reason, &state, &kind, &l.StorageBoxID, &expires); err != nil {
 			rows.Close()
 			return ds, err
 		}
 		l.Reason, l.State, l.ScopeKind = lock.Reason(reason), lock.State(state), lock.ScopeKind(kind)
+		l.ExpiresAt = fromNull(expires)
 		l.Prefixes = []netip.Prefix{}
 		idx[l.ID] = len(ds.Locks)
 		ds.Locks = append(ds.Locks, l)
@@ -539,7 +560,7 @@ func (t *txImpl) DesiredState(ctx context.Context, now time.Time) (lock.DesiredS
 	if err := rows.Err(); err != nil {
 		return ds, err
 	}
-	prows, err := t.query(ctx, "desired state prefixes", `SELECT lp.lock_id, lp.prefix FROM lock_prefixes lp JOIN locks l ON l.id = lp.lock_id WHERE `+strings.ReplaceAll(active, "state", "l.state")+``, us(now))
+	prows, err := t.query(ctx, "desired state prefixes", `SELECT lp.lock_id, lp.prefix FROM lock_prefixes lp JOIN locks l ON l.id = lp.lock_id WHERE `+activeLocks("l."), us(now), us(now))
 	if err != nil {
 		return ds, err
 	}
@@ -567,7 +588,7 @@ func (t *txImpl) DesiredState(ctx context.Context, now time.Time) (lock.DesiredS
 		sortPrefixes(ds.Locks[i].Prefixes)
 	}
 	wrows, err := t.query(ctx, "desired state whitelist", `SELECT w.id, w.lock_id, w.ip, w.expires_at FROM whitelist w JOIN locks l ON l.id = w.lock_id
-		WHERE w.removed_at IS NULL AND w.expires_at > ? AND `+strings.ReplaceAll(active, "state", "l.state")+` ORDER BY w.id`, us(now), us(now))
+		WHERE w.removed_at IS NULL AND w.expires_at > ? AND `+activeLocks("l.")+` ORDER BY w.id`, us(now), us(now), us(now))
 	if err != nil {
 		return ds, err
 	}

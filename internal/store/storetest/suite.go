@@ -780,7 +780,7 @@ func testDesiredState(t *testing.T, open Opener) {
 		t.Fatal(err)
 	}
 	want := []lock.ActiveLock{{ID: box.ID, LockingID: box.LockingID, CustomerID: e.A.ID, Reason: lock.ReasonNonPayment, State: lock.StateLocked,
-		ScopeKind: lock.ScopeStorageBox, Prefixes: []netip.Prefix{}, StorageBoxID: e.BoxA.ID, Method: "blackhole"}}
+		ScopeKind: lock.ScopeStorageBox, Prefixes: []netip.Prefix{}, StorageBoxID: e.BoxA.ID, Method: lock.MethodBlackhole}}
 	if diff := cmp.Diff(want, ds.Locks, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("desired locks before the deadline (-want +got):\n%s", diff)
 	}

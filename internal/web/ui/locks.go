@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"padlock/internal/enforce"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
@@ -175,29 +174,12 @@ func prefixes(ps []netip.Prefix) string {
 	return strings.Join(s, ", ")
 }
 
-// blackholeMethods drop every packet to the address at the routers, so no
-// single source can be let through.
-var blackholeMethods = map[string]bool{"blackhole": true, enforce.MethodBlackhole: true}
-
 // whitelistOffer says whether the customer can whitelist an address for
-// the lock now and, if not, why not in plain words.
+// the lock now and, if not, why not in plain words. The service decides,
+// with the same rules AddWhitelist enforces (state, reason policy, what the
+// enforcement method can let through for the lock's targets).
 func (u *UI) whitelistOffer(l lock.Lock, now time.Time) (bool, string) {
-	pol, _ := u.svc.Policy(l.Reason)
-	switch {
-	case l.State == lock.StateUnlocked:
-		return false, "The product is unlocked; there is nothing to whitelist."
-	case !lock.Active(l.State, l.WarnUntil, now):
-		return false, "The product is only warned, not locked yet: you can still reach it normally."
-	case !pol.Whitelist && l.Reason == lock.ReasonNonPayment:
-		return false, "Whitelisting is not available for a lock because of non-payment; the lock ends as soon as the payment is received."
-	case !pol.Whitelist:
-		return false, "Whitelisting is not available for locks because of " + strings.ToLower(reasonLabel(l.Reason)) + "."
-	case l.ScopeKind == lock.ScopeStorageBox:
-		return false, "A storage box has no address we could let you through to."
-	case blackholeMethods[pol.Method]:
-		return false, "This lock drops all traffic to the address at our routers, so no single address can be let through."
-	}
-	return true, ""
+	return u.svc.WhitelistOfferedAt(l, now)
 }
 
 // activeWhitelist returns the unexpired, unremoved entries of a lock.
