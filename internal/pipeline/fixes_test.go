@@ -336,6 +336,23 @@ func TestStaffAlertNotify(t *testing.T) {
 		}
 	}
 
+	// A burst of notify cases (random spoofing: one case per source) is
+	// capped per hour.
+	for i := range StaffNotifyPerHour + 10 {
+		if err := e.p.Handle(ctx, scanFinding(fmt.Sprintf("198.18.%d.%d", i/200, i%200+1), e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, m := range staffMails(t, e, "noc@example.net") {
+		if m.Kind == MailStaffNotify {
+			n++
+		}
+	}
+	if n != StaffNotifyPerHour+1 {
+		t.Errorf("%d notify mails after a burst, want the hourly cap %d (one of the first two still in the hour)", n, StaffNotifyPerHour)
+	}
+
 	pc.StaffEmail = ""
 	q := newEnv(t, 1, pc, nil)
 	if err := q.p.Handle(ctx, scanFinding("198.51.100.1", q.clk.Now())); err != nil {

@@ -145,6 +145,9 @@ type Pipeline struct {
 	// mail was queued for.
 	alertMu sync.Mutex
 	alerted time.Time
+	// notified are the times of the notify mails of the last hour
+	// (Handle's goroutine only), capped at StaffNotifyPerHour.
+	notified []time.Time
 
 	m metrics
 }
@@ -418,7 +421,7 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	if att.server != nil {
 		dj.ServerID = att.server.ID
 	}
-	notifyStaff := d.Action == policy.ActionNotify && !prev.StaffNotified && p.staffEmail() != ""
+	notifyStaff := d.Action == policy.ActionNotify && !prev.StaffNotified && p.staffEmail() != "" && p.notifyBudget(now)
 	if notifyStaff {
 		dj.StaffNotified = true
 	}
@@ -537,6 +540,28 @@ func serverAddr(sv inventory.Server) netip.Addr {
 		best = sv.IPs[0].Addr()
 	}
 	return best
+}
+
+// StaffNotifyPerHour caps the staff mails for notify cases (a server
+// spoofing random sources yields one case per source): beyond it cases are
+// only logged and shown in the admin area; a capped case mails with its
+// next finding once the hour has room again.
+const StaffNotifyPerHour = 30
+
+// notifyBudget takes one notify mail from the hourly budget.
+func (p *Pipeline) notifyBudget(now time.Time) bool {
+	cut := now.Add(-time.Hour)
+	i := 0
+	for i < len(p.notified) && !p.notified[i].After(cut) {
+		i++
+	}
+	p.notified = append(p.notified[:0], p.notified[i:]...)
+	if len(p.notified) >= StaffNotifyPerHour {
+		p.log.Warn("staff notify mail suppressed: hourly cap reached", "per_hour", StaffNotifyPerHour)
+		return false
+	}
+	p.notified = append(p.notified, now)
+	return true
 }
 
 // staffEmail is policy.staff_email (empty: alerts are only logged).
