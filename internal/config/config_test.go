@@ -1,11 +1,15 @@
 package config
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"padlock/internal/lock"
 )
 
 func TestFullFile(t *testing.T) {
@@ -103,6 +107,12 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		{"breaker without window", "within: 5m", "within: 0s", "policy.circuit_breaker.within"},
 		{"group prefix with host bits", "prefixes: [203.0.113.128/25]", "prefixes: [203.0.113.129/25]", "policy.groups[0].prefixes[0]"},
 		{"bad pipeline queue", "queue: 1024", "queue: 0", "pipeline.queue"},
+		{"unknown lock reason", "spam: {whitelist_ttl: 2h}", "bogus: {whitelist_ttl: 2h}", "c.yaml: locks.reasons.bogus: unknown reason"},
+		{"zero whitelist ttl", "spam: {whitelist_ttl: 2h}", "spam: {whitelist_ttl: 0s}", "c.yaml: locks.reasons.spam.whitelist_ttl: must be > 0"},
+		{"misspelt lock method", "non_payment: {method: blackhole}", "non_payment: {method: nftabels}",
+			`c.yaml: locks.reasons.non_payment.method: unknown method "nftabels" (bgp_blackhole, flowspec, nftables, webhook or a configured webhook name)`},
+		{"unknown key in a lock reason", "spam: {whitelist_ttl: 2h}", "spam: {whitelist_tll: 2h}", "locks.reasons.spam.whitelist_tll: unknown key"},
+		{"lock own network with host bits", "own_networks: [203.0.113.0/24]", "own_networks: [203.0.113.9/24]", "locks.own_networks[0]: 203.0.113.9/24 has host bits set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,3 +130,39 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// TestLocksSection: a reason entry overrides only the keys it names (the
+// whitelist stays on when only its TTL changes), method aliases are
+// accepted, and a method may name a configured webhook driver.
+func TestLocksSection(t *testing.T) {
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := lock.New(c.Locks, lock.Dependencies{Store: noStore{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spam, _ := svc.Policy(lock.ReasonSpam)
+	if !spam.Whitelist || spam.WhitelistTTL != 2*time.Hour || spam.Method != lock.MethodNftables || spam.CustomerText == "" {
+		t.Errorf("spam policy %+v: want whitelist on, 2h, nftables, the default text", spam)
+	}
+	np, _ := svc.Policy(lock.ReasonNonPayment)
+	if np.Method != lock.MethodBlackhole || np.Whitelist {
+		t.Errorf("non_payment policy %+v", np)
+	}
+	doc := "enforce:\n  webhooks:\n    - {name: storage-hook, url: \"http://127.0.0.1:9/\", secret: s, timeout: 10s, attempts: 5, min_backoff: 1s, max_backoff: 30s}\nlocks:\n  reasons:\n    abuse: {method: storage-hook}\n"
+	if _, err := Parse("w.yaml", []byte(doc)); err != nil {
+		t.Errorf("method naming a configured webhook: %v", err)
+	}
+	if _, err := Parse("w.yaml", []byte(strings.Replace(doc, "name: storage-hook", "name: other-hook", 1))); err == nil ||
+		!strings.Contains(err.Error(), `locks.reasons.abuse.method: unknown method "storage-hook"`) {
+		t.Errorf("method naming no webhook: %v", err)
+	}
+}
+
+// noStore is never reached: the test only reads policies.
+type noStore struct{}
+
+func (noStore) Update(context.Context, func(lock.Tx) error) error { return errors.New("no store") }
+func (noStore) View(context.Context, func(lock.Tx) error) error   { return errors.New("no store") }
