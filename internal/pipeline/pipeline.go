@@ -100,6 +100,8 @@ type Locks interface {
 	Unlock(ctx context.Context, a lock.Actor, lockID int64, note string) (lock.Lock, error)
 	LockOverdue(ctx context.Context) (int, error)
 	ExpireWhitelists(ctx context.Context) (int, error)
+	// ExpireLocks lifts locks whose ExpiresAt passed (inbound protection).
+	ExpireLocks(ctx context.Context) (int, error)
 }
 
 // Dependencies of the pipeline.
@@ -650,13 +652,21 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 	switch d.Action {
 	case policy.ActionBlackhole:
 		exp, _ := time.ParseDuration(d.Expiry)
+		until := d.DecidedAt.Add(exp).UTC()
+		if !until.After(p.now()) { // recovered after its expiry: a short one
+			until = p.now().Add(time.Minute).UTC()
+		}
+		req.InboundProtection, req.ExpiresAt = true, &until
 		method := d.Method
 		if method == "" {
 			method = "blackhole"
 		}
-		note = append(note, policy.InboundProtectionMarker+" expires "+d.DecidedAt.Add(exp).UTC().Format(time.RFC3339)+":",
+		// The marker text stays in the note for readers of the note
+		// (cmd/padlock's mail renderer until it reads InboundProtection
+		// and ExpiresAt); the lock service takes the fields above.
+		note = append(note, policy.InboundProtectionMarker+" expires "+until.Format(time.RFC3339)+":",
 			"this address receives more traffic than the network can carry; it is blackholed to protect the network, not because of anything the customer did.",
-			MethodMarker+" "+method+".")
+			MethodMarker+" "+lock.NormalizeMethod(method)+".")
 	case policy.ActionWarn:
 		dl, _ := time.ParseDuration(d.WarnDeadline)
 		until := d.DecidedAt.Add(dl)
@@ -666,6 +676,7 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 		req.WarnUntil = &until
 	}
 	if d.StaffUnlock {
+		req.StaffUnlockOnly = true
 		note = append(note, policy.StaffUnlockMarker+" repeat offence: only staff may unlock.")
 	}
 	note = append(note, "automatic: "+d.Why)
@@ -690,7 +701,7 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 }
 
 // MethodMarker precedes the enforcement method the policy chose for a lock
-// in its note ("[method] blackhole."), until the lock service stores a
+// in its note ("[method] bgp_blackhole."), until the lock service stores a
 // method per lock: enforcement can read it with NoteMethod.
 const MethodMarker = "[method]"
 
@@ -719,7 +730,7 @@ func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.R
 		// A warning that lapsed (unlocked without ever being locked) was
 		// never a lock.
 		lapsed := l.State == lock.StateUnlocked && l.LockedAt == nil
-		if l.CreatedAt.After(cut) && !lapsed && !strings.Contains(l.Note, policy.InboundProtectionMarker) {
+		if l.CreatedAt.After(cut) && !lapsed && !l.InboundProtection && !strings.Contains(l.Note, policy.InboundProtectionMarker) {
 			n++
 		}
 	}
@@ -812,6 +823,14 @@ func (p *Pipeline) Sweep(ctx context.Context) {
 	} else if n > 0 {
 		p.log.Info("sweep: whitelist entries expired", "count", n)
 	}
+	if n, err := p.deps.Locks.ExpireLocks(ctx); err != nil {
+		p.m.errors.WithLabelValues("sweep").Inc()
+		p.log.Error("sweep: expired locks", "err", err)
+	} else if n > 0 {
+		p.log.Info("sweep: inbound protection lifted at its expiry", "count", n)
+	}
+	// Blackholes created before locks had ExpiresAt carry the expiry only
+	// in their note.
 	now := p.now()
 	for _, r := range []lock.Reason{lock.ReasonPacketLimit, lock.ReasonNetworkAttack} {
 		ls, err := p.deps.Locks.ListLocks(ctx, lock.System, lock.LockFilter{State: lock.StateLocked, Reason: r, Limit: 1000})
@@ -821,7 +840,7 @@ func (p *Pipeline) Sweep(ctx context.Context) {
 		}
 		for _, l := range ls {
 			exp, ok := BlackholeExpiry(l.Note)
-			if !ok || now.Before(exp) {
+			if l.ExpiresAt != nil || !ok || now.Before(exp) {
 				continue
 			}
 			if _, err := p.deps.Locks.Unlock(ctx, lock.System, l.ID, "inbound protection expired"); err != nil {
@@ -890,7 +909,8 @@ func (p *Pipeline) lapseWarnings(ctx context.Context) {
 }
 
 // BlackholeExpiry reads the expiry of an inbound-protection lock from its
-// note ("[inbound-protection] expires 2026-11-25T13:00:00Z: ...").
+// note ("[inbound-protection] expires 2026-11-25T13:00:00Z: ..."). Locks
+// carry it as Lock.ExpiresAt now; this reads older locks' notes.
 func BlackholeExpiry(note string) (time.Time, bool) {
 	_, rest, ok := strings.Cut(note, policy.InboundProtectionMarker+" expires ")
 	if !ok {

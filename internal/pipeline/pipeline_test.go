@@ -271,7 +271,10 @@ func TestInboundBlackholeExpires(t *testing.T) {
 	if len(ls) != 1 || !strings.HasPrefix(ls[0].Note, policy.InboundProtectionMarker) || ls[0].Reason != lock.ReasonPacketLimit {
 		t.Fatalf("locks %+v", ls)
 	}
-	if m, ok := NoteMethod(ls[0].Note); !ok || m != "blackhole" {
+	if !ls[0].InboundProtection || ls[0].ExpiresAt == nil || !ls[0].ExpiresAt.Equal(now.Add(30*time.Minute)) {
+		t.Errorf("inbound protection %v, expires %v; want the lock's own fields set", ls[0].InboundProtection, ls[0].ExpiresAt)
+	}
+	if m, ok := NoteMethod(ls[0].Note); !ok || m != lock.MethodBlackhole {
 		t.Errorf("method %q %v from %q: the victim's blackhole must be an RTBH, not the reason's method", m, ok, ls[0].Note)
 	}
 	if exp, ok := BlackholeExpiry(ls[0].Note); !ok || !exp.Equal(now.Add(30*time.Minute)) {
@@ -284,8 +287,11 @@ func TestInboundBlackholeExpires(t *testing.T) {
 	}
 	e.clk.Add(2 * time.Minute)
 	e.p.Sweep(ctx)
-	if l, _ := e.svc.GetLock(ctx, lock.System, ls[0].ID); l.State != lock.StateUnlocked {
-		t.Fatalf("not lifted after expiry: %s", l.State)
+	if l, _ := e.svc.GetLock(ctx, lock.System, ls[0].ID); l.State != lock.StateUnlocked || l.ProbationUntil != nil {
+		t.Fatalf("not lifted after expiry: %s (probation %v: a victim is on no probation)", l.State, l.ProbationUntil)
+	}
+	if a, _ := e.svc.ListAudit(ctx, lock.System, lock.AuditFilter{LockID: ls[0].ID, Action: string(lock.ActionUnlock)}); len(a) != 1 || a[0].Note != lock.ExpiredNote {
+		t.Errorf("unlock audit %+v, want one with %q", a, lock.ExpiredNote)
 	}
 }
 
