@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 	"padlock/internal/lock"
 	"padlock/internal/notify"
 	"padlock/internal/policy"
+	"padlock/internal/store"
+	"padlock/internal/web/api"
 )
 
 // TestInboundProtectionMail: a lock whose note carries the pipeline's
@@ -42,5 +47,47 @@ func TestInboundProtectionMail(t *testing.T) {
 	}
 	if strings.Contains(msgs[0].Subject, "under attack") || strings.Contains(msgs[0].Text, "not your fault") {
 		t.Errorf("ordinary lock mailed as inbound protection:\n%s\n%s", msgs[0].Subject, msgs[0].Text)
+	}
+}
+
+// TestFindingsAreCustomerScoped: through the API a customer sees only its
+// own finding cases and their evidence; another customer's are 404, as if
+// they did not exist; staff see all.
+func TestFindingsAreCustomerScoped(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	rec := func(ip string, cust int64) int64 {
+		c, _, err := db.RecordFinding(ctx, store.FindingInput{Kind: "netscan", InternalIP: netip.MustParseAddr(ip), CustomerID: cust,
+			FirstSeen: now, LastSeen: now, Detail: []byte(`{"rule":"netscan.horizontal","direction":"out","measured":300,"threshold":250,"samples":300}`),
+			Evidence: []store.Evidence{{Name: "netscan.log", ContentType: "text/plain", Data: []byte("#### log of " + ip)}}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	mine, theirs := rec("203.0.113.10", 1), rec("203.0.113.77", 2)
+	src := findingSource{db}
+	alice := lock.Actor{Role: lock.RoleCustomer, CustomerID: 1, Name: "alice"}
+	fs, err := src.ListFindings(ctx, alice, api.FindingFilter{})
+	if err != nil || len(fs) != 1 || fs[0].ID != mine || fs[0].Rule != "netscan.horizontal" || fs[0].Evidence[0] != "netscan.log" {
+		t.Fatalf("alice's findings: %+v, %v", fs, err)
+	}
+	if _, data, err := src.EvidenceFile(ctx, alice, mine, "netscan.log"); err != nil || string(data) != "#### log of 203.0.113.10" {
+		t.Fatalf("own evidence: %q, %v", data, err)
+	}
+	if _, _, err := src.EvidenceFile(ctx, alice, theirs, "netscan.log"); !errors.Is(err, lock.ErrNotFound) {
+		t.Fatalf("another customer's evidence: %v, want not found", err)
+	}
+	if _, _, err := src.EvidenceFile(ctx, alice, theirs+100, "netscan.log"); !errors.Is(err, lock.ErrNotFound) {
+		t.Fatalf("a missing case: %v, want not found", err)
+	}
+	staff := lock.Actor{Role: lock.RoleStaff, Name: "noc"}
+	if fs, err := src.ListFindings(ctx, staff, api.FindingFilter{}); err != nil || len(fs) != 2 {
+		t.Fatalf("staff see %d findings, %v", len(fs), err)
 	}
 }

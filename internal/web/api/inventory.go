@@ -205,12 +205,24 @@ func (a *API) importInventory(w http.ResponseWriter, r *http.Request, actor lock
 	return nil
 }
 
-// exportInventory returns the inventory document (JSON).
+// exportInventory returns the inventory document, JSON by default or CSV
+// with ?format=csv (or Accept: text/csv); both re-import unchanged.
 func (a *API) exportInventory(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	doc, err := a.svc.Export(r.Context(), actor)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, doc)
-	return nil
+	format := r.URL.Query().Get("format")
+	if format == "" && strings.HasPrefix(r.Header.Get("Accept"), "text/csv") {
+		format = "csv"
+	}
+	switch format {
+	case "", "json":
+		w.Header().Set("Content-Type", "application/json")
+		return inventory.EncodeJSON(w, doc)
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		return inventory.EncodeCSV(w, doc)
+	}
+	return badRequest("format", "format must be json or csv, not %q", format)
 }

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestAPITicketsBoxesRequestsExport covers the endpoints the story test
+// does not: storage boxes, tickets and KVM orders, unlock requests by ID
+// and by lock, and the inventory export in both formats (re-importing an
+// export changes nothing).
+func TestAPITicketsBoxesRequestsExport(t *testing.T) {
+	f := newFixture(t)
+	staff := f.tokens["staff"]
+	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
+	bob := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Bob","email":"bob@example.org"}`), 201).num("id")
+	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	box := f.must(f.do(staff, "POST", "/api/v1/storage-boxes", `{"customer_id":`+itoa(alice)+`,"name":"bx11","host":"bx11.example.net"}`), 201).num("id")
+	f.must(f.do(staff, "POST", "/api/v1/addresses", `{"customer_id":`+itoa(bob)+`,"prefix":"203.0.113.64/28","note":"routed"}`), 201)
+	cust := f.token("customer", alice)
+	other := f.token("customer", bob)
+
+	// Storage boxes: the owner sees its box, another customer gets 404.
+	if b := f.must(f.do(cust, "GET", "/api/v1/storage-boxes/"+itoa(box), ""), 200); b.Body["name"] != "bx11" {
+		t.Fatalf("box %s", b.Raw)
+	}
+	f.must(f.do(other, "GET", "/api/v1/storage-boxes/"+itoa(box), ""), 404)
+	if l := f.must(f.do(other, "GET", "/api/v1/storage-boxes", ""), 200); len(l.Body["items"].([]any)) != 0 {
+		t.Fatalf("bob lists alice's boxes: %s", l.Raw)
+	}
+
+	// A lock, then a KVM order and a support ticket about it.
+	lk := f.must(f.do(staff, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"abuse"}`), 201).num("id")
+	kvm := f.must(f.do(cust, "POST", "/api/v1/servers/"+itoa(web1)+"/kvm", `{"message":"need console to fix sshd"}`), 201)
+	if kvm.Body["kind"] != "kvm_console" {
+		t.Fatalf("kvm order %s", kvm.Raw)
+	}
+	f.must(f.do(other, "POST", "/api/v1/servers/"+itoa(web1)+"/kvm", `{}`), 404)
+	tk := f.must(f.do(cust, "POST", "/api/v1/tickets", `{"lock_id":`+itoa(lk)+`,"subject":"why locked?","message":"please explain"}`), 201).num("id")
+	f.must(f.do(staff, "POST", "/api/v1/tickets/"+itoa(tk)+"/messages", `{"body":"see the attached log"}`), 201)
+	th := f.must(f.do(cust, "GET", "/api/v1/tickets/"+itoa(tk), ""), 200)
+	if msgs, _ := th.Body["messages"].([]any); len(msgs) != 2 {
+		t.Fatalf("ticket thread %s", th.Raw)
+	}
+	f.must(f.do(other, "GET", "/api/v1/tickets/"+itoa(tk), ""), 404)
+	f.must(f.do(other, "POST", "/api/v1/tickets/"+itoa(tk)+"/messages", `{"body":"hi"}`), 404)
+	if l := f.must(f.do(cust, "GET", "/api/v1/tickets", ""), 200); len(l.Body["items"].([]any)) != 2 {
+		t.Fatalf("alice's tickets %s", l.Raw)
+	}
+
+	// Unlock requests by ID and per lock.
+	ur := f.must(f.do(cust, "POST", "/api/v1/locks/"+itoa(lk)+"/unlock-requests", `{"message":"fixed: removed the bot"}`), 201).num("id")
+	if g := f.must(f.do(cust, "GET", "/api/v1/unlock-requests/"+itoa(ur), ""), 200); g.Body["state"] != "open" {
+		t.Fatalf("request %s", g.Raw)
+	}
+	f.must(f.do(other, "GET", "/api/v1/unlock-requests/"+itoa(ur), ""), 404)
+	if l := f.must(f.do(cust, "GET", "/api/v1/locks/"+itoa(lk)+"/unlock-requests", ""), 200); len(l.Body["items"].([]any)) != 1 {
+		t.Fatalf("requests of the lock %s", l.Raw)
+	}
+	f.must(f.do(other, "GET", "/api/v1/locks/"+itoa(lk)+"/unlock-requests", ""), 404)
+	rej := f.must(f.do(staff, "POST", "/api/v1/unlock-requests/"+itoa(ur)+"/reject", `{"note":"the bot is still running"}`), 200)
+	if r := rej.Body["unlock_request"].(map[string]any); r["state"] != "rejected" || r["note"] != "the bot is still running" {
+		t.Fatalf("reject %s", rej.Raw)
+	}
+
+	// Export, then import the export again: nothing changes.
+	for _, format := range []string{"json", "csv"} {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/inventory/export?format="+format, nil)
+		req.Header.Set("Authorization", "Bearer "+staff)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), "bx11") || !strings.Contains(string(body), "203.0.113.64/28") {
+			t.Fatalf("%s export: %d %s", format, res.StatusCode, body)
+		}
+		ct := "application/json"
+		if format == "csv" {
+			ct = "text/csv"
+		}
+		req, _ = http.NewRequest("POST", f.srv.URL+"/api/v1/inventory/import", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer "+staff)
+		req.Header.Set("Content-Type", ct)
+		res, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(out), `"created": 0`) || !strings.Contains(string(out), `"updated": 0`) {
+			t.Fatalf("re-import of the %s export changed something: %d %s", format, res.StatusCode, out)
+		}
+	}
+	f.must(f.do(cust, "POST", "/api/v1/inventory/import", `{"customers":[]}`), 403)
+	f.must(f.do(staff, "GET", "/api/v1/inventory/export?format=xml", ""), 400)
+}
