@@ -33,13 +33,13 @@ func (f *fakeEnforcement) Status(id int64) (enforce.Status, bool) { s, ok := f.s
 
 type fixture struct {
 	enf    *fakeEnforcement
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	db     *store.DB
 	tokens map[string]string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
