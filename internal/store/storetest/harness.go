@@ -180,6 +180,16 @@ func (e *Events) Kinds() []string {
 	return out
 }
 
+// Last returns the last rendered event.
+func (e *Events) Last() lock.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.list) == 0 {
+		return lock.Event{}
+	}
+	return e.list[len(e.list)-1]
+}
+
 // FailWith makes Render fail (nil: succeed again).
 func (e *Events) FailWith(err error) { e.mu.Lock(); e.fail = err; e.mu.Unlock() }
 
@@ -200,11 +210,16 @@ func (e *Events) render(ev lock.Event) ([]mail.Message, error) {
 }
 
 // NewEnv opens a database, starts a service with cfg and creates the
-// fixture inventory.
-func NewEnv(t testing.TB, open Opener, cfg lock.Configuration) *Env {
+// fixture inventory. Each deps function may change the service's
+// dependencies (e.g. CanWhitelist) before it starts.
+func NewEnv(t testing.TB, open Opener, cfg lock.Configuration, deps ...func(*lock.Dependencies)) *Env {
 	t.Helper()
 	e := &Env{DB: open(t), Clock: NewClock(), Ctx: context.Background(), Events: &Events{}, Changes: &Changes{}}
-	svc, err := lock.New(cfg, lock.Dependencies{Store: e.DB, Clock: e.Clock.Now, Render: e.Events.render, OnChange: e.Changes.add})
+	d := lock.Dependencies{Store: e.DB, Clock: e.Clock.Now, Render: e.Events.render, OnChange: e.Changes.add}
+	for _, f := range deps {
+		f(&d)
+	}
+	svc, err := lock.New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
