@@ -142,19 +142,22 @@ type pending struct {
 	proto    uint8
 }
 
+// hostState is kept in a dense array indexed by host; the fields a probe
+// or an answer reads come first (one cache line), the verdict's after.
 type hostState struct {
 	tab       []contact
 	n         int
+	open      int // unanswered contacts (stale ones included until a rehash)
+	samples   *detector.Samples
+	host      uint32
+	maxRate   uint32
+	pend      pending
+	used      bool
+	queued    bool
+	fullUntil uint32 // the table was found full; no room before this second
 	evalSkip  int
 	muted     int64
-	pend      pending
-	queued    bool
-	maxRate   uint32
-	samples   *detector.Samples
 	dropped   uint64
-	host      uint32
-	open      int    // unanswered contacts (stale ones included until a rehash)
-	fullUntil uint32 // the table was found full; no room before this second
 }
 
 // Detector is the netscan detector.
@@ -164,8 +167,7 @@ type Detector struct {
 	w          uint32
 	trigger    int
 	evalEvery  int
-	hosts      []*hostState
-	pool       []*hostState
+	hosts      []hostState
 	queue      []uint32 // hosts with a pending verdict
 	scratchBuf []contact
 	filters    *detector.Hosts // ScanFilter of each host
@@ -182,27 +184,26 @@ func New(conf Configuration, env detector.Env) *Detector {
 	return d
 }
 
+// state returns the host's state, nil if it has none and create is false.
+// The pointer is valid until the next state(_, true).
 func (d *Detector) state(host uint32, create bool) *hostState {
 	if int(host) < len(d.hosts) {
-		if s := d.hosts[host]; s != nil || !create {
+		if s := &d.hosts[host]; s.used {
 			return s
 		}
-	} else if !create {
+	}
+	if !create {
 		return nil
 	}
-	for int(host) >= len(d.hosts) {
-		d.hosts = append(d.hosts, nil)
+	if int(host) >= len(d.hosts) {
+		d.hosts = append(d.hosts, make([]hostState, int(host)+1-len(d.hosts))...)
 	}
-	var s *hostState
-	if n := len(d.pool); n > 0 {
-		s = d.pool[n-1]
-		d.pool = d.pool[:n-1]
-	} else {
-		s = &hostState{tab: make([]contact, 4)}
+	s := &d.hosts[host]
+	if s.tab == nil {
+		s.tab = make([]contact, 4)
 	}
-	s.host = host
+	s.used, s.host = true, host
 	d.filters.At(host).ScanFilter = [2]uint64{}
-	d.hosts[host] = s
 	return s
 }
 
@@ -650,11 +651,10 @@ func (d *Detector) Flush() {
 
 // Forget implements detector.Detector.
 func (d *Detector) Forget(host uint32) {
-	if int(host) >= len(d.hosts) || d.hosts[host] == nil {
+	s := d.state(host, false)
+	if s == nil {
 		return
 	}
-	s := d.hosts[host]
-	d.hosts[host] = nil
 	if int(host) < len(d.filters.H) {
 		d.filters.H[host].ScanFilter = [2]uint64{}
 	}
@@ -664,5 +664,4 @@ func (d *Detector) Forget(host uint32) {
 		clear(s.tab)
 	}
 	*s = hostState{tab: s.tab}
-	d.pool = append(d.pool, s)
 }
