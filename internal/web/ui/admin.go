@@ -621,34 +621,3 @@ func (u *UI) adminTickets(w http.ResponseWriter, r *http.Request, s *session) er
 	u.render(w, r, http.StatusOK, "tickets", s, map[string]any{"Title": "Tickets", "Tickets": ts})
 	return nil
 }
-
-func (u *UI) adminTicket(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathInt(r, "id")
-	if err != nil {
-		return err
-	}
-	tk, err := u.svc.GetTicket(r.Context(), s.Actor, id)
-	if err != nil {
-		return err
-	}
-	var l *lock.Lock
-	if tk.LockID != 0 {
-		if x, err := u.svc.GetLock(r.Context(), s.Actor, tk.LockID); err == nil {
-			l = &x
-		}
-	}
-	u.render(w, r, http.StatusOK, "ticket", s, map[string]any{"Title": fmt.Sprintf("Ticket #%d", tk.ID), "T": tk, "Lock": l, "Reply": fmt.Sprintf("/admin/tickets/%d/reply", tk.ID)})
-	return nil
-}
-
-func (u *UI) adminTicketReply(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathInt(r, "id")
-	if err != nil {
-		return err
-	}
-	_, err = u.svc.AddTicketMessage(r.Context(), s.Actor, id, r.PostFormValue("body"))
-	if errors.Is(err, lock.ErrNotFound) {
-		return err
-	}
-	return u.back(w, r, fmt.Sprintf("/admin/tickets/%d", id), "Reply sent to the customer.", err)
-}

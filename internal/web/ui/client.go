@@ -409,33 +409,41 @@ func (u *UI) clientOpenTicket(w http.ResponseWriter, r *http.Request, s *session
 	return u.back(w, r, back, "Your ticket was sent.", err)
 }
 
-func (u *UI) clientTicket(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathInt(r, "id")
-	if err != nil {
-		return err
-	}
-	tk, err := u.svc.GetTicket(r.Context(), s.Actor, id)
-	if err != nil {
-		return err
-	}
-	var l *lock.Lock
-	if tk.LockID != 0 {
-		if x, err := u.svc.GetLock(r.Context(), s.Actor, tk.LockID); err == nil {
-			l = &x
+// ticketPage shows one ticket's thread in an area ("client" or "admin");
+// the service decides whether the actor may see it.
+func (u *UI) ticketPage(area string) func(http.ResponseWriter, *http.Request, *session) error {
+	return func(w http.ResponseWriter, r *http.Request, s *session) error {
+		id, err := pathInt(r, "id")
+		if err != nil {
+			return err
 		}
+		tk, err := u.svc.GetTicket(r.Context(), s.Actor, id)
+		if err != nil {
+			return err
+		}
+		var l *lock.Lock
+		if tk.LockID != 0 {
+			if x, err := u.svc.GetLock(r.Context(), s.Actor, tk.LockID); err == nil {
+				l = &x
+			}
+		}
+		u.render(w, r, http.StatusOK, "ticket", s, map[string]any{"Title": fmt.Sprintf("Ticket #%d", tk.ID), "T": tk, "Lock": l,
+			"Reply": fmt.Sprintf("/%s/tickets/%d/reply", area, tk.ID)})
+		return nil
 	}
-	u.render(w, r, http.StatusOK, "ticket", s, map[string]any{"Title": fmt.Sprintf("Ticket #%d", tk.ID), "T": tk, "Lock": l, "Reply": fmt.Sprintf("/client/tickets/%d/reply", tk.ID)})
-	return nil
 }
 
-func (u *UI) clientTicketReply(w http.ResponseWriter, r *http.Request, s *session) error {
-	id, err := pathInt(r, "id")
-	if err != nil {
-		return err
+// ticketReply adds a message to a ticket and goes back to its thread.
+func (u *UI) ticketReply(area, done string) func(http.ResponseWriter, *http.Request, *session) error {
+	return func(w http.ResponseWriter, r *http.Request, s *session) error {
+		id, err := pathInt(r, "id")
+		if err != nil {
+			return err
+		}
+		_, err = u.svc.AddTicketMessage(r.Context(), s.Actor, id, r.PostFormValue("body"))
+		if errors.Is(err, lock.ErrNotFound) {
+			return err
+		}
+		return u.back(w, r, fmt.Sprintf("/%s/tickets/%d", area, id), done, err)
 	}
-	_, err = u.svc.AddTicketMessage(r.Context(), s.Actor, id, r.PostFormValue("body"))
-	if errors.Is(err, lock.ErrNotFound) {
-		return err
-	}
-	return u.back(w, r, fmt.Sprintf("/client/tickets/%d", id), "Your reply was sent.", err)
 }

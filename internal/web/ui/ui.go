@@ -239,8 +239,8 @@ func (u *UI) routes(m *http.ServeMux) {
 	c("POST /client/servers/{id}/kvm", u.clientKVM)
 	c("GET /client/tickets", u.clientTickets)
 	c("POST /client/tickets", u.clientOpenTicket)
-	c("GET /client/tickets/{id}", u.clientTicket)
-	c("POST /client/tickets/{id}/reply", u.clientTicketReply)
+	c("GET /client/tickets/{id}", u.ticketPage("client"))
+	c("POST /client/tickets/{id}/reply", u.ticketReply("client", "Your reply was sent."))
 	m.Handle("/client/", u.customer(func(w http.ResponseWriter, r *http.Request, s *session) error { return errNotFound }))
 
 	a := func(pattern string, fn handlerFunc) { m.Handle(pattern, u.staff(fn)) }
@@ -262,8 +262,8 @@ func (u *UI) routes(m *http.ServeMux) {
 	a("GET /admin/audit", u.adminAudit)
 	a("GET /admin/policy", u.adminPolicy)
 	a("GET /admin/tickets", u.adminTickets)
-	a("GET /admin/tickets/{id}", u.adminTicket)
-	a("POST /admin/tickets/{id}/reply", u.adminTicketReply)
+	a("GET /admin/tickets/{id}", u.ticketPage("admin"))
+	a("POST /admin/tickets/{id}/reply", u.ticketReply("admin", "Reply sent to the customer."))
 	m.Handle("/admin/", u.staff(func(w http.ResponseWriter, r *http.Request, s *session) error { return errNotFound }))
 }
 
