@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -13,10 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gopacket/gopacket/pcapgo"
+
 	"padlock/internal/collect"
 	"padlock/internal/config"
+	"padlock/internal/decode/packet"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/bgp"
+	"padlock/internal/flow"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 )
@@ -191,61 +196,30 @@ func restampNetFlow9(g []byte, now uint32) {
 	}
 }
 
-// udpPayloads returns the UDP payloads of an IPv4 classic pcap file
-// (link types Ethernet, null/loopback, raw IP, Linux cooked).
+// udpPayloads returns the UDP payloads of a capture file (pcap or pcapng,
+// any link type the packet parser knows).
 func udpPayloads(data []byte) ([][]byte, error) {
-	if len(data) < 24 {
-		return nil, errors.New("not a pcap file")
+	rd, err := pcapgo.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
 	}
-	var bo binary.ByteOrder
-	switch binary.LittleEndian.Uint32(data) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		bo = binary.LittleEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		bo = binary.BigEndian
-	default:
-		return nil, errors.New("not a classic pcap file")
-	}
-	link := bo.Uint32(data[20:])
+	link := uint32(rd.LinkType())
 	var out [][]byte
-	for off := 24; off+16 <= len(data); {
-		n := int(bo.Uint32(data[off+8:]))
-		off += 16
-		if n < 0 || off+n > len(data) {
-			break
+	var r flow.Record
+	for {
+		pkt, _, err := rd.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
-		pkt := data[off : off+n]
-		off += n
-		switch link {
-		case 1: // Ethernet
-			if len(pkt) < 14 || binary.BigEndian.Uint16(pkt[12:]) != 0x0800 {
-				continue
-			}
-			pkt = pkt[14:]
-		case 0: // null
-			if len(pkt) < 4 {
-				continue
-			}
-			pkt = pkt[4:]
-		case 113: // Linux cooked
-			if len(pkt) < 16 {
-				continue
-			}
-			pkt = pkt[16:]
-		case 101, 228: // raw IPv4
-		default:
-			return nil, fmt.Errorf("link type %d not supported", link)
+		if err != nil {
+			return out, err
 		}
-		if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != 17 {
+		payload, err := packet.ParsePayload(link, pkt, &r)
+		if err != nil || r.Proto != flow.ProtoUDP || len(payload) == 0 {
 			continue
 		}
-		ihl := int(pkt[0]&0x0f) * 4
-		if len(pkt) < ihl+8 {
-			continue
-		}
-		out = append(out, append([]byte(nil), pkt[ihl+8:]...))
+		out = append(out, append([]byte(nil), payload...))
 	}
-	return out, nil
 }
 
 // loadDemo imports the demo inventory (idempotent) and prints credentials.
