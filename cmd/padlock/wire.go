@@ -80,11 +80,13 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		WhitelistOffered: ev.Policy.Whitelist,
 		Note:             ev.Note,
 		Evidence:         ev.Evidence,
-		// The pipeline writes policy.InboundProtectionMarker into the
-		// note of a blackhole that protects an inbound victim.
-		InboundProtection: strings.Contains(l.Note, policy.InboundProtectionMarker),
+		// A blackhole that protects an inbound victim is not the
+		// customer's fault; locks from before the lock fields existed
+		// carry policy.InboundProtectionMarker in their note instead.
+		InboundProtection: l.InboundProtection || strings.Contains(l.Note, policy.InboundProtectionMarker),
+		Until:             deref(l.ExpiresAt),
 	}
-	if until, ok := pipeline.BlackholeExpiry(l.Note); ok && ne.InboundProtection {
+	if until, ok := pipeline.BlackholeExpiry(l.Note); ok && ne.InboundProtection && ne.Until.IsZero() {
 		ne.Until = until
 	}
 	if ne.Since.IsZero() {
