@@ -38,6 +38,11 @@ type CreateLockRequest struct {
 	InboundProtection bool `json:"inbound_protection,omitempty"`
 	// Evidence files are handed to Render for the lock mail.
 	Evidence []mail.Attachment `json:"-"`
+
+	// markerExpiry: ExpiresAt came from a legacy note marker, whose
+	// writer never checked that it lies ahead (a recovered decision may
+	// be past it); such a lock is created and expires at once.
+	markerExpiry bool
 }
 
 // NewLockingID returns a random Locking ID: "L" and 8 upper-case hex digits
@@ -143,7 +148,7 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 	if req.WarnUntil != nil && !req.WarnUntil.After(t.now) {
 		return Lock{}, invalid("warn_until", "the warning deadline must be in the future")
 	}
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(t.now) {
+	if req.ExpiresAt != nil && !req.markerExpiry && !req.ExpiresAt.After(t.now) {
 		return Lock{}, invalid("expires_at", "the expiry must be in the future")
 	}
 	if req.ExpiresAt != nil && req.WarnUntil != nil && !req.ExpiresAt.After(*req.WarnUntil) {
@@ -648,7 +653,7 @@ func legacyMarkers(req CreateLockRequest) CreateLockRequest {
 		const utc = "2006-01-02T15:04:05Z" // the pipeline's fixed-width UTC form
 		if ts, ok := strings.CutPrefix(rest, " expires "); ok && len(ts) >= len(utc) {
 			if x, err := time.Parse(time.RFC3339, ts[:len(utc)]); err == nil {
-				req.ExpiresAt = &x
+				req.ExpiresAt, req.markerExpiry = &x, true
 			}
 		}
 	}

@@ -179,6 +179,23 @@ func testLockExpiry(t *testing.T, open Opener) {
 		t.Errorf("lock from note markers: expires %v inbound %v staff-only %v", lm.ExpiresAt, lm.InboundProtection, lm.StaffUnlockOnly)
 	}
 
+	// A marker whose expiry already passed (a decision recovered after a
+	// crash) still gives a lock, which ends at once.
+	gone := e.Clock.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	lg, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("2001:db8:a::9")}}, Reason: lock.ReasonPacketLimit,
+		Note: "[inbound-protection] expires " + gone + ": blackholed to protect the network"}, "")
+	if err != nil {
+		t.Fatalf("recovered inbound protection past its expiry: %v", err)
+	}
+	for _, al := range mustDesired(t, e).Locks {
+		if al.ID == lg.ID {
+			t.Errorf("lock past its expiry is desired")
+		}
+	}
+	if n, err := e.Svc.ExpireLocks(e.Ctx); n != 1 || err != nil {
+		t.Errorf("ExpireLocks of the recovered lock = %d, %v", n, err)
+	}
+
 	// A recurrence within probation takes the new request's expiry.
 	nl := e.LockIP(t, "198.51.100.10", lock.ReasonNetscan)
 	if _, err := e.Svc.Unlock(e.Ctx, e.Staff, nl.ID, "fixed"); err != nil {
@@ -230,4 +247,13 @@ func testStaffUnlockOnly(t *testing.T, open Opener) {
 	if _, l, err := e.Svc.ApproveUnlock(e.Ctx, e.Staff, r.ID, "reviewed"); err != nil || l.State != lock.StateUnlocked {
 		t.Errorf("staff approval: %+v %v", l, err)
 	}
+}
+
+func mustDesired(t *testing.T, e *Env) lock.DesiredState {
+	t.Helper()
+	ds, err := e.Svc.DesiredState(e.Ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
