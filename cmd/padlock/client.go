@@ -325,3 +325,37 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintf(stdout, "%s: %d created, %d updated, %d unchanged\n", fs.Arg(0), r.Created, r.Updated, r.Unchanged)
 	return nil
 }
+
+// cmdExport: padlock export [--format json|csv] — the inventory of a running
+// padlock, in the form padlock import reads back unchanged.
+func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("export", stderr)
+	server, token := clientFlags(fs)
+	format := fs.String("format", "json", "json or csv")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *format != "json" && *format != "csv" {
+		return usageErrorf("--format must be json or csv, not %q", *format)
+	}
+	c, err := newAPIClient(*server, *token)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+"/api/v1/inventory/export?format="+*format, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("HTTP %d: %s", res.StatusCode, strings.TrimSpace(string(body)))
+	}
+	_, err = io.Copy(stdout, res.Body)
+	return err
+}

@@ -36,6 +36,7 @@ var commands = map[string]command{
 	"analyze":      {"run every detector over capture files and print the findings", cmdAnalyze},
 	"user":         {"create or list web accounts, change passwords", cmdUser},
 	"sensor":       {"collectors and detection only (edge probe, benchmarks): findings on stdout, /api/v1/flagged", cmdSensor},
+	"export":       {"print the inventory of a running padlock as JSON or CSV (padlock import reads it back)", cmdExport},
 	// commands: keep one line per command, sorted by file
 }
 
