@@ -72,7 +72,7 @@ func TestClientCommands(t *testing.T) {
 		t.Fatalf("a retried lock with the same key differs:\n%s\n%s", out, again)
 	}
 	cli(1, "lock", "--reason", "netscan", "--ip", "198.51.100.1") // in nobody's inventory
-	cli(2, "lock", "--reason", "netscan")                          // no scope
+	cli(2, "lock", "--reason", "netscan")                         // no scope
 	list := cli(0, "locks", "--state", "locked")
 	if !strings.Contains(list, "203.0.113.10/32") || strings.Count(list, "\n") != 2 {
 		t.Fatalf("locks: %s", list)
