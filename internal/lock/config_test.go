@@ -186,12 +186,12 @@ func TestLegacyMarkers(t *testing.T) {
 		t.Fatalf("markers drifted from package policy: %q %q", policy.InboundProtectionMarker, policy.StaffUnlockMarker)
 	}
 	r := legacyMarkers(CreateLockRequest{Note: policy.InboundProtectionMarker + " expires 2026-11-25T13:00:00Z: this address receives more traffic. " +
-		policy.StaffUnlockMarker + " repeat offence: only staff may unlock. automatic: why"})
-	if !r.InboundProtection || !r.StaffUnlockOnly || r.ExpiresAt == nil || !r.ExpiresAt.Equal(time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)) {
+		"[method] blackhole. " + policy.StaffUnlockMarker + " repeat offence: only staff may unlock. automatic: why"})
+	if !r.InboundProtection || !r.StaffUnlockOnly || r.ExpiresAt == nil || !r.ExpiresAt.Equal(time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)) || r.Method != "blackhole" {
 		t.Errorf("from markers: %+v", r)
 	}
 	r = legacyMarkers(CreateLockRequest{Note: "automatic: netscan"})
-	if r.InboundProtection || r.StaffUnlockOnly || r.ExpiresAt != nil {
+	if r.InboundProtection || r.StaffUnlockOnly || r.ExpiresAt != nil || r.Method != "" {
 		t.Errorf("plain note: %+v", r)
 	}
 	exp := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)

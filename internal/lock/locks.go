@@ -36,6 +36,10 @@ type CreateLockRequest struct {
 	// InboundProtection: the lock protects the network from traffic
 	// towards a victim (see Lock).
 	InboundProtection bool `json:"inbound_protection,omitempty"`
+	// Method enforces this lock with another method than the reason's
+	// (staff and system only): bgp_blackhole (alias blackhole), flowspec,
+	// nftables, webhook or a webhook driver's name. Empty: the reason's.
+	Method string `json:"method,omitempty"`
 	// Evidence files are handed to Render for the lock mail.
 	Evidence []mail.Attachment `json:"-"`
 
@@ -85,13 +89,22 @@ func (s *Service) CreateLock(ctx context.Context, a Actor, req CreateLockRequest
 	if !a.mayLock(req.Reason) {
 		return Lock{}, forbidden("role %s may not lock for %s", a.Role, req.Reason)
 	}
+	req = legacyMarkers(req)
+	req.Method = NormalizeMethod(req.Method)
+	if req.Method != "" {
+		if !a.staff() {
+			return Lock{}, forbidden("role %s may not choose the enforcement method", a.Role)
+		}
+		if len(req.Method) > 64 || strings.ContainsAny(req.Method, " \t\r\n") {
+			return Lock{}, invalid("method", "%q is not a method name", req.Method)
+		}
+	}
 	if len(req.Note) > 10000 {
 		return Lock{}, invalid("note", "note is longer than 10000 characters")
 	}
 	if len(idempotencyKey) > 200 {
 		return Lock{}, invalid("idempotency_key", "idempotency key is longer than 200 characters")
 	}
-	req = legacyMarkers(req)
 	if req.ExpiresAt != nil {
 		x := req.ExpiresAt.UTC().Truncate(time.Microsecond)
 		req.ExpiresAt = &x
@@ -159,7 +172,7 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 		return Lock{}, err
 	}
 	l.Reason, l.Note, l.FindingID = req.Reason, req.Note, req.FindingID
-	l.ExpiresAt, l.StaffUnlockOnly, l.InboundProtection = req.ExpiresAt, req.StaffUnlockOnly, req.InboundProtection
+	l.ExpiresAt, l.StaffUnlockOnly, l.InboundProtection, l.Method = req.ExpiresAt, req.StaffUnlockOnly, req.InboundProtection, req.Method
 
 	// Recurrence within probation: re-lock the old lock at once.
 	old, err := t.tx.ProbationLock(ctx, l.CustomerID, l.ScopeKey, l.Reason, t.now)
@@ -167,7 +180,7 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 	case err == nil:
 		// The recurrence's own terms apply: its expiry (or none), its
 		// kind; staff-only stays once set.
-		old.ExpiresAt, old.InboundProtection = req.ExpiresAt, req.InboundProtection
+		old.ExpiresAt, old.InboundProtection, old.Method = req.ExpiresAt, req.InboundProtection, req.Method
 		old.StaffUnlockOnly = old.StaffUnlockOnly || req.StaffUnlockOnly
 		if err := t.apply(&old, ActionRelock, req.Note, Event{Evidence: req.Evidence}); err != nil {
 			return Lock{}, err
@@ -635,14 +648,20 @@ func (s *Service) ExpireLocks(ctx context.Context) (int, error) {
 const (
 	legacyInboundMarker = "[inbound-protection]"
 	legacyStaffMarker   = "[staff-unlock-only]"
+	legacyMethodMarker  = "[method]" // "[method] bgp_blackhole." (pipeline.MethodMarker)
 )
 
 // legacyMarkers sets the request's fields from note markers it carries:
-// "[inbound-protection] expires 2026-11-25T13:00:00Z: ..." and
-// "[staff-unlock-only]".
+// "[inbound-protection] expires 2026-11-25T13:00:00Z: ...",
+// "[staff-unlock-only]" and "[method] bgp_blackhole.". Fields the request
+// sets win.
 func legacyMarkers(req CreateLockRequest) CreateLockRequest {
 	if strings.Contains(req.Note, legacyStaffMarker) {
 		req.StaffUnlockOnly = true
+	}
+	if _, rest, ok := strings.Cut(req.Note, legacyMethodMarker+" "); ok && req.Method == "" {
+		m, _, _ := strings.Cut(rest, ".")
+		req.Method = strings.TrimSpace(m)
 	}
 	_, rest, ok := strings.Cut(req.Note, legacyInboundMarker)
 	if !ok {

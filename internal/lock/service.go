@@ -105,6 +105,15 @@ func (s *Service) Policy(r Reason) (ReasonPolicy, bool) {
 // canWhitelist asks the enforcement capability for one target kind.
 func (s *Service) canWhitelist(method string, k TargetKind) bool { return s.canWL(method, k) }
 
+// Method returns the enforcement method of a lock: its own, else the one
+// configured for its reason.
+func (s *Service) Method(l Lock) string {
+	if l.Method != "" {
+		return l.Method
+	}
+	return s.cfg.Reasons[l.Reason].Method
+}
+
 // Index returns the current inventory index (never nil after Start).
 func (s *Service) Index() *inventory.Index { return s.index.Load() }
 
@@ -308,7 +317,9 @@ func (s *Service) DesiredState(ctx context.Context) (DesiredState, error) {
 		return ds, fmt.Errorf("desired state: %w", err)
 	}
 	for i := range ds.Locks {
-		ds.Locks[i].Method = s.cfg.Reasons[ds.Locks[i].Reason].Method
+		if ds.Locks[i].Method == "" {
+			ds.Locks[i].Method = s.cfg.Reasons[ds.Locks[i].Reason].Method
+		}
 	}
 	return ds, nil
 }

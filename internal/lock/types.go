@@ -106,10 +106,14 @@ type Lock struct {
 	// InboundProtection marks a blackhole that protects the network from
 	// traffic towards a victim: the customer did nothing wrong, the mail
 	// says so, and its unlock starts no probation.
-	InboundProtection bool      `json:"inbound_protection,omitempty"`
-	CreatedAt         time.Time `json:"created_at"`
-	UpdatedAt         time.Time `json:"updated_at"`
-	CreatedBy         string    `json:"created_by"`
+	InboundProtection bool `json:"inbound_protection,omitempty"`
+	// Method is the enforcement method chosen for this lock (e.g. the
+	// policy's bgp_blackhole for an inbound victim); empty: the reason
+	// policy's method applies (Service.Method).
+	Method    string    `json:"method,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	CreatedBy string    `json:"created_by"`
 	// ScopeKey identifies the product for recurrence detection
 	// ("server:12", "ips:198.51.100.7,198.51.100.8", ...).
 	ScopeKey string `json:"-"`
@@ -257,8 +261,9 @@ type ActiveLock struct {
 	// ExpiresAt is when the lock ends by itself (nil: never); the desired
 	// state drops the lock at that time even before ExpireLocks ran.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// Method is the enforcement method configured for the reason
-	// (filled by Service.DesiredState; empty from the store).
+	// Method is the enforcement method: the lock's own, else the one
+	// configured for the reason (filled by Service.DesiredState; from the
+	// store only the lock's own).
 	Method string `json:"method"`
 }
 

@@ -86,7 +86,7 @@ func (s *Service) whitelistRefusal(l Lock, now time.Time) *refusal {
 		return &refusal{forbidden("whitelisting is not available for locks because of %s", l.Reason),
 			"Whitelisting is not available for locks because of " + reasonPhrase(l.Reason) + "."}
 	}
-	method := NormalizeMethod(pol.Method)
+	method := NormalizeMethod(s.Method(l))
 	targets := l.Targets()
 	if len(targets) == 0 {
 		return &refusal{forbidden("lock %s covers no address a source could be let through to", l.LockingID),

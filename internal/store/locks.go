@@ -15,7 +15,7 @@ import (
 
 const lockCols = `id, locking_id, customer_id, reason, state, scope_kind, scope, scope_key, note, finding_id,
 	warn_until, locked_at, unlocked_at, probation_until, created_at, updated_at, created_by,
-	expires_at, staff_unlock_only, inbound_protection`
+	expires_at, staff_unlock_only, inbound_protection, method`
 
 func (t *txImpl) InsertLock(ctx context.Context, l *lock.Lock) error {
 	scope, err := json.Marshal(l.Scope)
@@ -24,11 +24,11 @@ func (t *txImpl) InsertLock(ctx context.Context, l *lock.Lock) error {
 	}
 	id, err := t.insert(ctx, "insert lock", `INSERT INTO locks (locking_id, customer_id, reason, state, scope_kind, scope, scope_key,
 		storage_box_id, note, finding_id, warn_until, locked_at, unlocked_at, probation_until, created_at, updated_at, created_by,
-		expires_at, staff_unlock_only, inbound_protection)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		expires_at, staff_unlock_only, inbound_protection, method)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		l.LockingID, l.CustomerID, string(l.Reason), string(l.State), string(l.ScopeKind), string(scope), l.ScopeKey,
 		l.Scope.StorageBoxID, l.Note, l.FindingID, usPtr(l.WarnUntil), usPtr(l.LockedAt), usPtr(l.UnlockedAt), usPtr(l.ProbationUntil),
-		us(l.CreatedAt), us(l.UpdatedAt), l.CreatedBy, usPtr(l.ExpiresAt), l.StaffUnlockOnly, l.InboundProtection)
+		us(l.CreatedAt), us(l.UpdatedAt), l.CreatedBy, usPtr(l.ExpiresAt), l.StaffUnlockOnly, l.InboundProtection, l.Method)
 	if err != nil {
 		return err
 	}
@@ -42,12 +42,12 @@ func (t *txImpl) InsertLock(ctx context.Context, l *lock.Lock) error {
 }
 
 // UpdateLock writes the lifecycle fields (a relock may also change the
-// expiry and the flags); scope and prefixes never change.
+// expiry, the flags and the method); scope and prefixes never change.
 func (t *txImpl) UpdateLock(ctx context.Context, l *lock.Lock) error {
 	r, err := t.exec(ctx, "update lock", `UPDATE locks SET state = ?, note = ?, warn_until = ?, locked_at = ?, unlocked_at = ?,
-		probation_until = ?, updated_at = ?, expires_at = ?, staff_unlock_only = ?, inbound_protection = ? WHERE id = ?`,
+		probation_until = ?, updated_at = ?, expires_at = ?, staff_unlock_only = ?, inbound_protection = ?, method = ? WHERE id = ?`,
 		string(l.State), l.Note, usPtr(l.WarnUntil), usPtr(l.LockedAt), usPtr(l.UnlockedAt), usPtr(l.ProbationUntil), us(l.UpdatedAt),
-		usPtr(l.ExpiresAt), l.StaffUnlockOnly, l.InboundProtection, l.ID)
+		usPtr(l.ExpiresAt), l.StaffUnlockOnly, l.InboundProtection, l.Method, l.ID)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (t *txImpl) locks(ctx context.Context, what, cond, tail string, args ...any
 		var warn, locked, unlocked, prob, expires sql.NullInt64
 		var created, updated int64
 		if err := rows.Scan(&l.ID, &l.LockingID, &l.CustomerID, &reason, &state, &kind, &scope, &l.ScopeKey, &l.Note, &l.FindingID,
-			&warn, &locked, &unlocked, &prob, &created, &updated, &l.CreatedBy, &expires, &l.StaffUnlockOnly, &l.InboundProtection); err != nil {
+			&warn, &locked, &unlocked, &prob, &created, &updated, &l.CreatedBy, &expires, &l.StaffUnlockOnly, &l.InboundProtection, &l.Method); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -537,7 +537,7 @@ func activeLocks(q string) string {
 // box, and the unexpired, unremoved whitelist entries of those locks.
 func (t *txImpl) DesiredState(ctx context.Context, now time.Time) (lock.DesiredState, error) {
 	ds := lock.DesiredState{At: now, Locks: []lock.ActiveLock{}, Whitelist: []lock.ActiveWhitelist{}}
-	rows, err := t.query(ctx, "desired state", `SELECT id, locking_id, customer_id, reason, state, scope_kind, storage_box_id, expires_at FROM locks WHERE `+activeLocks("")+` ORDER BY id`, us(now), us(now))
+	rows, err := t.query(ctx, "desired state", `SELECT id, locking_id, customer_id, reason, state, scope_kind, storage_box_id, expires_at, method FROM locks WHERE `+activeLocks("")+` ORDER BY id`, us(now), us(now))
 	if err != nil {
 		return ds, err
 	}
@@ -546,7 +546,7 @@ func (t *txImpl) DesiredState(ctx context.Context, now time.Time) (lock.DesiredS
 		var l lock.ActiveLock
 		var reason, state, kind string
 		var expires sql.NullInt64
-		if err := rows.Scan(&l.ID, &l.LockingID, &l.CustomerID, &reason, &state, &kind, &l.StorageBoxID, &expires); err != nil {
+		if err := rows.Scan(&l.ID, &l.LockingID, &l.CustomerID, &reason, &state, &kind, &l.StorageBoxID, &expires, &l.Method); err != nil {
 			rows.Close()
 			return ds, err
 		}

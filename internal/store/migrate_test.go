@@ -13,9 +13,10 @@ import (
 func TestMigrationLockFieldsSQLite(t *testing.T)   { testMigrationLockFields(t, storetest.SQLite) }
 func TestMigrationLockFieldsPostgres(t *testing.T) { testMigrationLockFields(t, storetest.Postgres) }
 
-// testMigrationLockFields: locks written before migration 00200 carried
-// inbound protection, its expiry and staff-only unlock as note markers;
-// the migration turns them into the new columns, and down/up is clean.
+// testMigrationLockFields: locks written before migrations 00200 and
+// 00201 carried inbound protection, its expiry, staff-only unlock and the
+// method as note markers; the migrations turn them into the new columns,
+// and down/up is clean.
 func testMigrationLockFields(t *testing.T, open storetest.Opener) {
 	e := storetest.NewEnv(t, open, lock.Configuration{})
 	inbound := e.LockIP(t, "203.0.113.20", lock.ReasonPacketLimit)
@@ -25,7 +26,7 @@ func testMigrationLockFields(t *testing.T, open storetest.Opener) {
 		t.Fatal(err)
 	}
 	for id, note := range map[int64]string{
-		inbound.ID: "[inbound-protection] expires 2026-03-02T10:30:00Z: this address receives more traffic than the network can carry. automatic: x",
+		inbound.ID: "[inbound-protection] expires 2026-03-02T10:30:00Z: this address receives more traffic than the network can carry. [method] blackhole. automatic: x",
 		staff.ID:   "[staff-unlock-only] repeat offence: only staff may unlock. automatic: netscan",
 		plain.ID:   "automatic: netscan",
 	} {
@@ -33,7 +34,7 @@ func testMigrationLockFields(t *testing.T, open storetest.Opener) {
 			t.Fatal(err)
 		}
 	}
-	if err := store.MigrateTo(e.Ctx, e.DB, 200); err != nil {
+	if err := store.MigrateTo(e.Ctx, e.DB, 201); err != nil {
 		t.Fatal(err)
 	}
 	get := func(id int64) lock.Lock {
@@ -44,13 +45,13 @@ func testMigrationLockFields(t *testing.T, open storetest.Opener) {
 		return l
 	}
 	want := time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC)
-	if l := get(inbound.ID); !l.InboundProtection || l.StaffUnlockOnly || l.ExpiresAt == nil || !l.ExpiresAt.Equal(want) {
-		t.Errorf("inbound lock after migration: inbound %v staff-only %v expires %v", l.InboundProtection, l.StaffUnlockOnly, l.ExpiresAt)
+	if l := get(inbound.ID); !l.InboundProtection || l.StaffUnlockOnly || l.ExpiresAt == nil || !l.ExpiresAt.Equal(want) || l.Method != lock.MethodBlackhole {
+		t.Errorf("inbound lock after migration: inbound %v staff-only %v expires %v method %q", l.InboundProtection, l.StaffUnlockOnly, l.ExpiresAt, l.Method)
 	}
-	if l := get(staff.ID); l.InboundProtection || !l.StaffUnlockOnly || l.ExpiresAt != nil {
+	if l := get(staff.ID); l.InboundProtection || !l.StaffUnlockOnly || l.ExpiresAt != nil || l.Method != "" {
 		t.Errorf("staff-only lock after migration: %+v", l)
 	}
-	if l := get(plain.ID); l.InboundProtection || l.StaffUnlockOnly || l.ExpiresAt != nil {
+	if l := get(plain.ID); l.InboundProtection || l.StaffUnlockOnly || l.ExpiresAt != nil || l.Method != "" {
 		t.Errorf("plain lock after migration: %+v", l)
 	}
 	// The sweeper lifts the migrated blackhole at its expiry.

@@ -212,6 +212,44 @@ func testLockExpiry(t *testing.T, open Opener) {
 	}
 }
 
+// testLockMethod: a lock may carry its own enforcement method (the
+// policy's blackhole for an inbound victim), which enforcement and the
+// whitelist rules follow instead of the reason's.
+func testLockMethod(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	l, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("203.0.113.20")}},
+		Reason: lock.ReasonPacketLimit, Method: "blackhole"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Svc.GetLock(e.Ctx, e.Staff, l.ID); got.Method != lock.MethodBlackhole || e.Svc.Method(got) != lock.MethodBlackhole {
+		t.Errorf("stored method %q", got.Method)
+	}
+	plain := e.LockIP(t, "198.51.100.10", lock.ReasonPacketLimit)
+	methods := map[int64]string{}
+	for _, al := range mustDesired(t, e).Locks {
+		methods[al.ID] = al.Method
+	}
+	if methods[l.ID] != lock.MethodBlackhole || methods[plain.ID] != lock.MethodFlowSpec {
+		t.Errorf("desired methods %v: want the lock's own, else the reason's", methods)
+	}
+	if ok, why := e.Svc.WhitelistOffered(l); ok || !strings.Contains(why, "drops all traffic") {
+		t.Errorf("whitelist on a blackholed lock of a whitelisting reason: %v %q", ok, why)
+	}
+	if _, err := e.Svc.AddWhitelist(e.Ctx, e.CB, l.ID, "9.9.9.9"); !isKind(err, lock.ErrForbidden) {
+		t.Errorf("AddWhitelist on the blackholed lock: %v", err)
+	}
+	if _, err := e.Svc.CreateLock(e.Ctx, e.Billing, lock.CreateLockRequest{Scope: lock.Scope{StorageBoxID: e.BoxA.ID}, Reason: lock.ReasonNonPayment, Method: "webhook"}, ""); !isKind(err, lock.ErrForbidden) {
+		t.Errorf("billing choosing a method: %v", err)
+	}
+	// The pipeline's "[method] x." note marker gives the field.
+	lm, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("198.51.100.11")}},
+		Reason: lock.ReasonNetscan, Note: "blackholed. [method] nftables. automatic: x"}, "")
+	if err != nil || lm.Method != lock.MethodNftables {
+		t.Errorf("method from the note marker: %q %v", lm.Method, err)
+	}
+}
+
 // testStaffUnlockOnly: billing cannot lift a staff-only lock, neither
 // directly nor by a payment; staff can; the customer may still ask.
 func testStaffUnlockOnly(t *testing.T, open Opener) {

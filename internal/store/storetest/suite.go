@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"WhitelistEnforcement", testWhitelistEnforcement},
 		{"LockExpiry", testLockExpiry},
 		{"StaffUnlockOnly", testStaffUnlockOnly},
+		{"LockMethod", testLockMethod},
 		{"Authorization", testAuthorization},
 		{"Lookup", testLookup},
 		{"Scopes", testScopes},
