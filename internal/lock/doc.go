@@ -11,6 +11,20 @@
 // re-locks at once) and reject returning to locked. Several locks may stack
 // on one product and each clears on its own.
 //
+// Whitelisting is decided here, not in the front ends: a lock gets a
+// whitelist entry only while it is active, when its reason's policy offers
+// it, and when its enforcement method (the lock's own Method or the
+// reason's) can let a single source through to every target of the lock —
+// Dependencies.CanWhitelist, wired from the enforcement drivers'
+// capabilities (DefaultCanWhitelist without it). WhitelistOffered tells the
+// client area in advance, with the sentence the customer reads.
+//
+// A lock may end by itself (ExpiresAt: the desired state drops it then and
+// ExpireLocks unlocks it with an audit event and an unlock mail), may be
+// liftable by staff only (StaffUnlockOnly: billing and payments cannot),
+// and may protect an inbound victim (InboundProtection: no probation after
+// it). These used to be note markers; CreateLock still reads the markers.
+//
 // Every change runs in one store transaction that also appends the audit
 // event and enqueues the customer's mails (outbox), so a crash never leaves a
 // half-written lock or a lock without its mail. After commit the OnChange
