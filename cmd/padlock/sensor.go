@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"sync"
 	"time"
@@ -110,6 +111,10 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	mux.Handle("GET /api/v1/flagged", flagged)
 	mux.Handle("GET /api/v1/collector", col.StatusHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	// CPU and heap profiles, for tuning on the operator's own traffic
+	// (the metrics listener is meant for loopback or a management network).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	ln, err := net.Listen("tcp", *metricsListen)
 	if err != nil {
 		return fmt.Errorf("metrics listener: %w", err)

@@ -79,6 +79,9 @@ type Ingest struct {
 	log   *slog.Logger
 	eng   *detect.Engine
 	batch chan []flow.Record
+	// free recycles worked-off batches to the sinks, so steady-state
+	// ingestion allocates (and the GC clears and scans) no new batches.
+	free  chan []flow.Record
 	found chan detect.Finding
 
 	mu                sync.Mutex
@@ -101,7 +104,8 @@ func New(conf Configuration, deps Dependencies) (*Ingest, error) {
 		return nil, errors.New("ingest: networks are required")
 	}
 	in := &Ingest{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger,
-		batch: make(chan []flow.Record, conf.Queue), found: make(chan detect.Finding, 1024)}
+		batch: make(chan []flow.Record, conf.Queue), free: make(chan []flow.Record, conf.Queue+64),
+		found: make(chan detect.Finding, 1024)}
 	if in.now == nil {
 		in.now = time.Now
 	}
@@ -177,7 +181,7 @@ func (in *Ingest) Sink() flow.Sink { return in.NewSink(-1) }
 
 // NewSink returns the sink of one collector goroutine (collect's NewSink).
 func (in *Ingest) NewSink(int) flow.Sink {
-	s := &sink{in: in, buf: make([]flow.Record, 0, in.conf.Batch), sampling: map[exporterKey]uint32{}}
+	s := &sink{in: in, buf: in.newBatch(), sampling: map[exporterKey]uint32{}}
 	in.mu.Lock()
 	in.sinks = append(in.sinks, s)
 	in.mu.Unlock()
@@ -225,7 +229,7 @@ func (s *sink) Record(r *flow.Record) {
 	s.buf = append(s.buf, *r)
 	var full []flow.Record
 	if len(s.buf) >= s.in.conf.Batch {
-		full, s.buf = s.buf, make([]flow.Record, 0, s.in.conf.Batch)
+		full, s.buf = s.buf, s.in.newBatch()
 	}
 	s.mu.Unlock()
 	if changed && s.in.deps.OnSamplingChange != nil {
@@ -240,7 +244,7 @@ func (s *sink) flush() {
 	s.mu.Lock()
 	b := s.buf
 	if len(b) > 0 {
-		s.buf = make([]flow.Record, 0, s.in.conf.Batch)
+		s.buf = s.in.newBatch()
 	}
 	s.mu.Unlock()
 	if len(b) > 0 {
@@ -320,6 +324,20 @@ func (in *Ingest) runEngine(ctx context.Context) {
 func (in *Ingest) feed(b []flow.Record) {
 	for i := range b {
 		in.eng.Record(&b[i])
+	}
+	select {
+	case in.free <- b[:0]:
+	default:
+	}
+}
+
+// newBatch returns an empty batch, recycled when one is free.
+func (in *Ingest) newBatch() []flow.Record {
+	select {
+	case b := <-in.free:
+		return b
+	default:
+		return make([]flow.Record, 0, in.conf.Batch)
 	}
 }
 
