@@ -93,7 +93,7 @@ func applyDemoConfig(cfg *config.Config) {
 			cfg.Locks.Reasons = map[lock.Reason]lock.ReasonPolicy{}
 		}
 		for r, p := range lock.DefaultReasonPolicies() {
-			if p.Method != "blackhole" {
+			if p.Method != lock.MethodBlackhole {
 				p.Method = enforce.MethodFlowSpec
 			}
 			if _, set := cfg.Locks.Reasons[r]; !set {

@@ -130,9 +130,15 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 	renderer := &mailRenderer{db: db, r: s.notifier.Renderer(), clientURL: cfg.Web.BaseURL}
 
 	// Lock service; every committed change wakes enforcement and the mailer.
+	// The drivers are built below; the service asks them (through
+	// canWhitelist) only once requests arrive.
+	var drivers []enforce.Driver
 	s.svc, err = lock.New(cfg.Locks, lock.Dependencies{
 		Store:  db,
 		Render: renderer.Render,
+		CanWhitelist: func(method string, target lock.TargetKind) bool {
+			return canWhitelist(drivers, method, target)
+		},
 		OnChange: func(lock.Change) {
 			if s.loop != nil {
 				s.loop.Trigger()
@@ -146,9 +152,9 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		s.close()
 		return nil, fmt.Errorf("lock: %w", err)
 	}
+	renderer.svc = s.svc
 
 	// Enforcement drivers, then the reconcile loop over them.
-	var drivers []enforce.Driver
 	var driverComponents []named
 	var speaker *bgp.Speaker
 	if c := cfg.Enforce.BGP; c != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"padlock/internal/lock"
 	"padlock/internal/mail"
 	"padlock/internal/notify"
-	"padlock/internal/pipeline"
 	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
@@ -41,6 +41,22 @@ type mailRenderer struct {
 	db        *store.DB
 	r         *notify.Renderer
 	clientURL string
+	// svc decides whether a whitelist is offered (set once the service
+	// exists; nil: the reason's policy alone).
+	svc *lock.Service
+}
+
+// whitelistOffered says whether the customer can whitelist an address once
+// the product is locked: the reason's policy and what the lock's
+// enforcement method can let through, as the service decides it.
+func (m *mailRenderer) whitelistOffered(ev lock.Event) bool {
+	if m.svc == nil {
+		return ev.Policy.Whitelist
+	}
+	l := *ev.Lock
+	l.State = lock.StateLocked // a warning's mail tells what the lock will allow
+	ok, _ := m.svc.WhitelistOfferedAt(l, ev.At)
+	return ok
 }
 
 // notifyKinds maps lock events to mail kinds; events without a mail (ticket
@@ -77,17 +93,14 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		Deadline:         deref(l.WarnUntil),
 		Since:            deref(l.LockedAt),
 		ProbationUntil:   deref(l.ProbationUntil),
-		WhitelistOffered: ev.Policy.Whitelist,
+		WhitelistOffered: m.whitelistOffered(ev),
 		Note:             ev.Note,
 		Evidence:         ev.Evidence,
 		// A blackhole that protects an inbound victim is not the
-		// customer's fault; locks from before the lock fields existed
-		// carry policy.InboundProtectionMarker in their note instead.
-		InboundProtection: l.InboundProtection || strings.Contains(l.Note, policy.InboundProtectionMarker),
+		// customer's fault (older locks got the field from their note
+		// marker in migration 00200).
+		InboundProtection: l.InboundProtection,
 		Until:             deref(l.ExpiresAt),
-	}
-	if until, ok := pipeline.BlackholeExpiry(l.Note); ok && ne.InboundProtection && ne.Until.IsZero() {
-		ne.Until = until
 	}
 	if ne.Since.IsZero() {
 		ne.Since = l.CreatedAt
@@ -193,6 +206,21 @@ func (d desiredSource) Desired(ctx context.Context) (enforce.Desired, error) {
 	}
 	sort.Slice(out.Blocks, func(i, j int) bool { return out.Blocks[i].Key() < out.Blocks[j].Key() })
 	return out, nil
+}
+
+// canWhitelist says whether the enforcement driver named method can let a
+// whitelisted source through to a target of kind k, from the capabilities
+// it declares (the reconcile loop refuses exactly the same). A method
+// without a configured driver cannot.
+func canWhitelist(drivers []enforce.Driver, method string, k lock.TargetKind) bool {
+	for _, d := range drivers {
+		if d.Name() != method {
+			continue
+		}
+		c, s := d.Capabilities(), enforce.Scope(k)
+		return c.Allow && c.Supports(s) && (c.AllowScopes == nil || slices.Contains(c.AllowScopes, s))
+	}
+	return false
 }
 
 // normalizeMethod accepts the short names of the lock configuration.

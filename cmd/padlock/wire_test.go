@@ -12,7 +12,6 @@ import (
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/notify"
-	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
 )
@@ -28,12 +27,13 @@ func TestInboundProtectionMail(t *testing.T) {
 	}
 	m := &mailRenderer{r: r}
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	mk := func(note string) lock.Event {
+	mk := func(inbound bool, until *time.Time) lock.Event {
 		return lock.Event{Kind: lock.EventLock, At: at, Customer: inventory.Customer{ID: 1, Name: "Alice", Email: "alice@example.net", Language: "en"},
 			Lock: &lock.Lock{ID: 1, LockingID: "L0029DB12", Reason: lock.ReasonPacketLimit, State: lock.StateLocked, ScopeKind: lock.ScopeIP,
-				Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}, Note: note, LockedAt: &at, CreatedAt: at}}
+				Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}, InboundProtection: inbound, ExpiresAt: until, LockedAt: &at, CreatedAt: at}}
 	}
-	msgs, err := m.Render(mk(policy.InboundProtectionMarker + " expires 2026-11-25T13:00:00Z: blackholed to protect the network"))
+	until := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	msgs, err := m.Render(mk(true, &until))
 	if err != nil || len(msgs) != 1 {
 		t.Fatal(msgs, err)
 	}
@@ -41,7 +41,7 @@ func TestInboundProtectionMail(t *testing.T) {
 		!strings.Contains(msgs[0].Text, "lifted automatically at") || !strings.Contains(msgs[0].Text, "13:00") {
 		t.Errorf("inbound mail:\n%s\n%s", msgs[0].Subject, msgs[0].Text)
 	}
-	msgs, err = m.Render(mk("automatic: action lock"))
+	msgs, err = m.Render(mk(false, nil))
 	if err != nil || len(msgs) != 1 {
 		t.Fatal(msgs, err)
 	}

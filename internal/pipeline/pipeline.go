@@ -656,17 +656,13 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 		if !until.After(p.now()) { // recovered after its expiry: a short one
 			until = p.now().Add(time.Minute).UTC()
 		}
-		req.InboundProtection, req.ExpiresAt = true, &until
 		method := d.Method
 		if method == "" {
-			method = "blackhole"
+			method = lock.MethodBlackhole
 		}
-		// The marker text stays in the note for readers of the note
-		// (cmd/padlock's mail renderer until it reads InboundProtection
-		// and ExpiresAt); the lock service takes the fields above.
-		note = append(note, policy.InboundProtectionMarker+" expires "+until.Format(time.RFC3339)+":",
-			"this address receives more traffic than the network can carry; it is blackholed to protect the network, not because of anything the customer did.",
-			MethodMarker+" "+lock.NormalizeMethod(method)+".")
+		req.InboundProtection, req.ExpiresAt, req.Method = true, &until, lock.NormalizeMethod(method)
+		note = append(note, "inbound protection until "+until.Format(time.RFC3339)+":",
+			"this address receives more traffic than the network can carry; it is blackholed to protect the network, not because of anything the customer did.")
 	case policy.ActionWarn:
 		dl, _ := time.ParseDuration(d.WarnDeadline)
 		until := d.DecidedAt.Add(dl)
@@ -677,7 +673,7 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 	}
 	if d.StaffUnlock {
 		req.StaffUnlockOnly = true
-		note = append(note, policy.StaffUnlockMarker+" repeat offence: only staff may unlock.")
+		note = append(note, "repeat offence: only staff may unlock.")
 	}
 	note = append(note, "automatic: "+d.Why)
 	req.Note = strings.Join(note, " ")
@@ -700,23 +696,6 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 	return l, nil
 }
 
-// MethodMarker precedes the enforcement method the policy chose for a lock
-// in its note ("[method] bgp_blackhole."), until the lock service stores a
-// method per lock: enforcement can read it with NoteMethod.
-const MethodMarker = "[method]"
-
-// NoteMethod returns the enforcement method the pipeline wrote into a
-// lock's note (MethodMarker), if any.
-func NoteMethod(note string) (string, bool) {
-	_, rest, ok := strings.Cut(note, MethodMarker+" ")
-	if !ok {
-		return "", false
-	}
-	m, _, _ := strings.Cut(rest, ".")
-	m = strings.TrimSpace(m)
-	return m, m != ""
-}
-
 func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.Reason, now time.Time) int {
 	ls, err := p.deps.Locks.ListLocks(ctx, lock.System, lock.LockFilter{CustomerID: customer, Reason: reason, Limit: 1000})
 	if err != nil {
@@ -730,7 +709,7 @@ func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.R
 		// A warning that lapsed (unlocked without ever being locked) was
 		// never a lock.
 		lapsed := l.State == lock.StateUnlocked && l.LockedAt == nil
-		if l.CreatedAt.After(cut) && !lapsed && !l.InboundProtection && !strings.Contains(l.Note, policy.InboundProtectionMarker) {
+		if l.CreatedAt.After(cut) && !lapsed && !l.InboundProtection {
 			n++
 		}
 	}
@@ -829,28 +808,6 @@ func (p *Pipeline) Sweep(ctx context.Context) {
 	} else if n > 0 {
 		p.log.Info("sweep: inbound protection lifted at its expiry", "count", n)
 	}
-	// Blackholes created before locks had ExpiresAt carry the expiry only
-	// in their note.
-	now := p.now()
-	for _, r := range []lock.Reason{lock.ReasonPacketLimit, lock.ReasonNetworkAttack} {
-		ls, err := p.deps.Locks.ListLocks(ctx, lock.System, lock.LockFilter{State: lock.StateLocked, Reason: r, Limit: 1000})
-		if err != nil {
-			p.m.errors.WithLabelValues("sweep").Inc()
-			continue
-		}
-		for _, l := range ls {
-			exp, ok := BlackholeExpiry(l.Note)
-			if l.ExpiresAt != nil || !ok || now.Before(exp) {
-				continue
-			}
-			if _, err := p.deps.Locks.Unlock(ctx, lock.System, l.ID, "inbound protection expired"); err != nil {
-				p.m.errors.WithLabelValues("sweep").Inc()
-				p.log.Error("sweep: lift blackhole", "lock_id", l.ID, "err", err)
-				continue
-			}
-			p.log.Info("sweep: inbound protection lifted", "lock_id", l.ID, "locking_id", l.LockingID)
-		}
-	}
 }
 
 // LapseNote is the note of a warning the sweeper lifted because its case
@@ -906,23 +863,6 @@ func (p *Pipeline) lapseWarnings(ctx context.Context) {
 		p.log.Info("sweep: warning lapsed without recurrence", "lock_id", l.ID, "locking_id", l.LockingID, "finding_id", c.ID,
 			"warn_until", l.WarnUntil.UTC().Format(time.RFC3339), "case_count", c.Count)
 	}
-}
-
-// BlackholeExpiry reads the expiry of an inbound-protection lock from its
-// note ("[inbound-protection] expires 2026-11-25T13:00:00Z: ..."). Locks
-// carry it as Lock.ExpiresAt now; this reads older locks' notes.
-func BlackholeExpiry(note string) (time.Time, bool) {
-	_, rest, ok := strings.Cut(note, policy.InboundProtectionMarker+" expires ")
-	if !ok {
-		return time.Time{}, false
-	}
-	ts, _, _ := strings.Cut(rest, ":")
-	// RFC 3339 contains colons: take the fixed-width UTC form.
-	if len(rest) >= len("2006-01-02T15:04:05Z") {
-		ts = rest[:len("2006-01-02T15:04:05Z")]
-	}
-	t, err := time.Parse(time.RFC3339, ts)
-	return t, err == nil
 }
 
 // Policy returns the policy (the admin area reads its breaker state).
