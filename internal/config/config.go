@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -133,13 +134,16 @@ func Parse(name string, data []byte) (Config, error) {
 		d := nftables.DefaultConfiguration()
 		c.Enforce.NFTables = &d
 	}
-	for range probe.Enforce.Webhooks {
-		c.Enforce.Webhooks = append(c.Enforce.Webhooks, webhook.DefaultConfiguration())
-	}
+
 	// An empty document (or only comments) decodes to nothing: keep the defaults.
 	if len(strings.TrimSpace(stripComments(data))) > 0 {
 		if err := decodeStrict(name, data, &c); err != nil {
 			return Config{}, err
+		}
+		// List elements are decoded from scratch: keys a webhook entry does
+		// not set take the webhook package's defaults.
+		for i := range c.Enforce.Webhooks {
+			fillZero(&c.Enforce.Webhooks[i], webhook.DefaultConfiguration())
 		}
 	}
 	if err := c.Validate(); err != nil {
@@ -158,17 +162,20 @@ func (c Config) Validate() error {
 		if err == nil {
 			return nil
 		}
-		msg := err.Error()
-		key := section
-		// Sections report "key: problem" or "section.key: problem"; keep one prefix.
-		if k, m, ok := strings.Cut(msg, ": "); ok && !strings.Contains(k, " ") {
-			if strings.HasPrefix(k, section+".") || k == section {
-				key = k
+		// Sections report "key: problem" or "section.key: problem", one per
+		// line when there are several; every line gets the full key.
+		lines := strings.Split(err.Error(), "\n")
+		for i, l := range lines {
+			if k, m, ok := strings.Cut(l, ": "); ok && !strings.Contains(k, " ") {
+				if !strings.HasPrefix(k, section+".") && k != section {
+					k = section + "." + k
+				}
+				lines[i] = k + ": " + m
 			} else {
-				key = section + "." + k
+				lines[i] = section + ": " + l
 			}
-			msg = m
 		}
+		key, msg, _ := strings.Cut(strings.Join(lines, "\n"), ": ")
 		return &KeyError{Key: key, Msg: msg}
 	}
 	if c.Listen == "" {
@@ -243,4 +250,15 @@ func stripComments(data []byte) string {
 		}
 	}
 	return b.String()
+}
+
+// fillZero sets every zero-valued exported field of *dst to the value the
+// same field has in def (both of the same struct type).
+func fillZero[T any](dst *T, def T) {
+	d, v := reflect.ValueOf(dst).Elem(), reflect.ValueOf(def)
+	for i := range d.NumField() {
+		if f := d.Field(i); f.CanSet() && f.IsZero() {
+			f.Set(v.Field(i))
+		}
+	}
 }

@@ -166,3 +166,29 @@ type noStore struct{}
 
 func (noStore) Update(context.Context, func(lock.Tx) error) error { return errors.New("no store") }
 func (noStore) View(context.Context, func(lock.Tx) error) error   { return errors.New("no store") }
+
+// A webhook entry that names only what it must keeps the package defaults
+// for the rest (retries, timeout, scopes).
+func TestWebhookEntryKeepsDefaults(t *testing.T) {
+	c, err := Parse("c.yaml", []byte("enforce:\n  webhooks:\n    - {name: boxes, url: \"https://storage.example.net/hook\", secret: s3cret}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Enforce.Webhooks[0]
+	if w.Name != "boxes" || w.Timeout == 0 || w.Attempts == 0 || len(w.Scopes) == 0 {
+		t.Fatalf("webhook entry %+v lost its defaults", w)
+	}
+}
+
+// Several problems in one section are each reported with their full key.
+func TestMultiLineErrorsKeepTheirKeys(t *testing.T) {
+	_, err := Parse("c.yaml", []byte("enforce:\n  bgp: {asn: 0}\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if !strings.Contains(l, "enforce.bgp.") {
+			t.Errorf("line %q does not name its key", l)
+		}
+	}
+}
