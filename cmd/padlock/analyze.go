@@ -16,9 +16,7 @@ import (
 	"time"
 
 	"padlock/internal/config"
-	"padlock/internal/decode/netflow"
 	"padlock/internal/decode/pcapfile"
-	"padlock/internal/decode/sflow"
 	"padlock/internal/detect"
 	"padlock/internal/evidence"
 )
@@ -79,7 +77,8 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usageError{fmt.Errorf("detect: %w", err)}
 	}
-	deps := pcapfile.Dependencies{NetFlow: netflow.New(netflow.Configuration{}), SFlow: sflow.New(sflow.Configuration{})}
+	dec := exportDecoders(cfg)
+	deps := pcapfile.Dependencies{NetFlow: dec.NetFlow(), SFlow: dec.SFlow()}
 	bar := newProgressBar(stderr, *progress)
 	var readErrs []error
 	var total pcapfile.Stats

@@ -21,9 +21,6 @@ import (
 
 	"padlock/internal/collect"
 	"padlock/internal/config"
-	"padlock/internal/decode"
-	"padlock/internal/decode/netflow"
-	"padlock/internal/decode/sflow"
 	"padlock/internal/detect"
 	"padlock/internal/evidence"
 	"padlock/internal/ingest"
@@ -93,10 +90,7 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageError{err}
 	}
 	col, err := collect.New(cfg.Collect, collect.Dependencies{
-		Decoders: collect.Decoders{
-			NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) },
-			SFlow:   func() decode.Decoder { return sflow.New(sflow.Configuration{}) },
-		},
+		Decoders:   exportDecoders(cfg),
 		NewSink:    in.NewSink,
 		Registerer: reg,
 		Logger:     logger.With("component", "collect"),

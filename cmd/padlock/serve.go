@@ -18,9 +18,6 @@ import (
 
 	"padlock/internal/collect"
 	"padlock/internal/config"
-	"padlock/internal/decode"
-	"padlock/internal/decode/netflow"
-	"padlock/internal/decode/sflow"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/bgp"
 	"padlock/internal/enforce/nftables"
@@ -228,10 +225,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		return nil, err
 	}
 	s.collector, err = collect.New(cfg.Collect, collect.Dependencies{
-		Decoders: collect.Decoders{
-			NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) },
-			SFlow:   func() decode.Decoder { return sflow.New(sflow.Configuration{}) },
-		},
+		Decoders:   exportDecoders(cfg),
 		NewSink:    s.pipeline.NewSink,
 		Registerer: s.reg,
 		Logger:     logger.With("component", "collect"),

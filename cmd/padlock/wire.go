@@ -13,7 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"padlock/internal/collect"
 	"padlock/internal/config"
+	"padlock/internal/decode"
+	"padlock/internal/decode/netflow"
+	"padlock/internal/decode/sflow"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/webhook"
 	"padlock/internal/inventory"
@@ -397,4 +401,15 @@ func redacted(cfg config.Config) config.Config {
 		}
 	}
 	return cfg
+}
+
+// exportDecoders builds the flow-export decoders of a configuration: one
+// NetFlow/IPFIX and one sFlow decoder, both with the exporters' sampling
+// overrides. The collector calls them once per socket.
+func exportDecoders(cfg config.Config) collect.Decoders {
+	o := cfg.SamplingOverrides()
+	return collect.Decoders{
+		NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{SamplingOverride: o}) },
+		SFlow:   func() decode.Decoder { return sflow.New(sflow.Configuration{SamplingOverride: o}) },
+	}
 }

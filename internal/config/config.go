@@ -41,6 +41,10 @@ type Config struct {
 	// Protected prefixes are never reported for action and never enforced
 	// against, whatever asks (routers, resolvers, the provider's own).
 	Protected []netip.Prefix `yaml:"protected"`
+	// SamplingOverride sets the sampling rate (1:N) of exporters, by their
+	// address, that never send it or send it wrong; it wins over what the
+	// export says. E.g. {"198.51.100.1": 1000}.
+	SamplingOverride map[string]uint32 `yaml:"sampling_override"`
 
 	Collect collect.Configuration `yaml:"collect"`
 	Detect  detect.Configuration  `yaml:"detect"`
@@ -194,6 +198,14 @@ func (c Config) Validate() error {
 			return &KeyError{Key: fmt.Sprintf("protected[%d]", i), Msg: fmt.Sprintf("%s has host bits set (did you mean %s?)", p, p.Masked())}
 		}
 	}
+	for k, v := range c.SamplingOverride {
+		if _, err := netip.ParseAddr(k); err != nil {
+			return &KeyError{Key: "sampling_override." + k, Msg: "not an IP address"}
+		}
+		if v == 0 {
+			return &KeyError{Key: "sampling_override." + k, Msg: "the sampling rate must be >= 1"}
+		}
+	}
 	if err := check("collect", c.Collect.Validate()); err != nil {
 		return err
 	}
@@ -261,4 +273,19 @@ func fillZero[T any](dst *T, def T) {
 			f.Set(v.Field(i))
 		}
 	}
+}
+
+// SamplingOverrides returns sampling_override keyed by address (nil when
+// empty); Validate has checked the keys.
+func (c Config) SamplingOverrides() map[netip.Addr]uint32 {
+	if len(c.SamplingOverride) == 0 {
+		return nil
+	}
+	out := make(map[netip.Addr]uint32, len(c.SamplingOverride))
+	for k, v := range c.SamplingOverride {
+		if a, err := netip.ParseAddr(k); err == nil {
+			out[a.Unmap()] = v
+		}
+	}
+	return out
 }

@@ -192,3 +192,19 @@ func TestMultiLineErrorsKeepTheirKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestSamplingOverride(t *testing.T) {
+	c, err := Parse("c.yaml", []byte("sampling_override: {\"198.51.100.1\": 1000, \"2001:db8::1\": 512}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.SamplingOverrides()
+	if o[netip.MustParseAddr("198.51.100.1")] != 1000 || o[netip.MustParseAddr("2001:db8::1")] != 512 {
+		t.Fatalf("overrides %v", o)
+	}
+	for _, bad := range []string{"sampling_override: {router1: 1000}\n", "sampling_override: {\"198.51.100.1\": 0}\n"} {
+		if _, err := Parse("c.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "sampling_override.") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
