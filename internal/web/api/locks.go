@@ -18,15 +18,20 @@ type scopeIn struct {
 
 func (a *API) createLock(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	var in struct {
-		Scope     scopeIn    `json:"scope"`
-		Reason    string     `json:"reason"`
-		Note      string     `json:"note"`
-		WarnUntil *time.Time `json:"warn_until"`
+		Scope             scopeIn    `json:"scope"`
+		Reason            string     `json:"reason"`
+		Note              string     `json:"note"`
+		WarnUntil         *time.Time `json:"warn_until"`
+		ExpiresAt         *time.Time `json:"expires_at"`
+		StaffUnlockOnly   bool       `json:"staff_unlock_only"`
+		InboundProtection bool       `json:"inbound_protection"`
+		Method            string     `json:"method"`
 	}
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	req := lock.CreateLockRequest{Reason: lock.Reason(in.Reason), Note: in.Note, WarnUntil: in.WarnUntil}
+	req := lock.CreateLockRequest{Reason: lock.Reason(in.Reason), Note: in.Note, WarnUntil: in.WarnUntil,
+		ExpiresAt: in.ExpiresAt, StaffUnlockOnly: in.StaffUnlockOnly, InboundProtection: in.InboundProtection, Method: in.Method}
 	req.Scope.ServerID = in.Scope.ServerID
 	req.Scope.StorageBoxID = in.Scope.StorageBoxID
 	for i, s := range in.Scope.IPs {
