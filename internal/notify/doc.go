@@ -19,6 +19,10 @@
 // English otherwise. NewRenderer renders every kind and reason once, so a
 // broken override stops the start instead of a customer's mail.
 //
+// A notice (KindNotice, policy action notify) is the one mail without a
+// lock: it tells the customer what was seen from their product, attaches
+// the evidence and says that nothing is locked yet; it has no Locking ID.
+//
 // Delivery: the lock manager renders the mail and queues it in the store's
 // outbox in the same transaction as the change that causes it. The worker
 // (Component: New, Start, Stop, Kick) claims due mails with a lease, sends

@@ -12,6 +12,10 @@ import (
 type Kind string
 
 const (
+	// KindNotice tells the customer what was seen from their product
+	// (policy action notify): nothing is locked, so it has no lock and no
+	// Locking ID.
+	KindNotice                Kind = "notice"
 	KindWarning               Kind = "warning"
 	KindLock                  Kind = "lock"
 	KindWhitelistAdded        Kind = "whitelist_added"
@@ -23,7 +27,7 @@ const (
 
 // Kinds lists every kind in the order of a lock's life.
 var Kinds = []Kind{
-	KindWarning, KindLock, KindWhitelistAdded, KindWhitelistExpired,
+	KindNotice, KindWarning, KindLock, KindWhitelistAdded, KindWhitelistExpired,
 	KindUnlockRequestReceived, KindUnlockRequestRejected, KindUnlock,
 }
 
@@ -49,7 +53,7 @@ type Customer struct {
 type Event struct {
 	Kind Kind
 	// LockID is the lock's database id, LockingID its short human id
-	// ("L0029DB12") that goes into the subject.
+	// ("L0029DB12") that goes into the subject. A notice has neither.
 	LockID    int64
 	LockingID string
 	// Reason is one of Reasons.
@@ -81,7 +85,7 @@ type Event struct {
 	// renderer's default is used when empty.
 	ClientAreaURL string
 	// Evidence files (netscan.log, summary.txt, traffic.txt, traffic.pcap)
-	// are attached to warning and lock mails.
+	// are attached to notice, warning and lock mails.
 	Evidence []mail.Attachment
 	// InboundProtection marks a blackhole that protects a victim of an
 	// inbound attack: not the customer's fault, and the mail says so.
@@ -107,7 +111,7 @@ func (ev *Event) validate() error {
 	if !known {
 		return fmt.Errorf("unknown reason %q", ev.Reason)
 	}
-	if ev.LockingID == "" {
+	if ev.LockingID == "" && ev.Kind != KindNotice {
 		return fmt.Errorf("event %s: empty locking id", ev.Kind)
 	}
 	if ev.Customer.Email == "" {

@@ -218,7 +218,7 @@ func (r *Renderer) Render(ev Event) (mail.Message, error) {
 	ls := r.language(ev.Customer.Language)
 	msg, err := ls.render(ev, r.defaultURL)
 	if err != nil {
-		return mail.Message{}, fmt.Errorf("render %s %s (%s): %w", ev.Kind, ev.LockingID, ls.lang, err)
+		return mail.Message{}, fmt.Errorf("render %s %s %s (%s): %w", ev.Kind, ev.LockingID, ev.Product, ls.lang, err)
 	}
 	return msg, nil
 }
@@ -243,7 +243,11 @@ func (ls *langSet) render(ev Event, defaultURL string) (mail.Message, error) {
 	if len(ev.Addresses) > 0 {
 		v.Address = ev.Addresses[0]
 	}
-	attach := ev.Kind == KindWarning || ev.Kind == KindLock
+	if ev.Kind == KindNotice {
+		// Nothing is locked: no lock, no Locking ID, no protection.
+		v.LockID, v.LockingID, v.InboundProtection = 0, "", false
+	}
+	attach := ev.Kind == KindNotice || ev.Kind == KindWarning || ev.Kind == KindLock
 	var atts []mail.Attachment
 	if attach {
 		for _, a := range ev.Evidence {
@@ -257,7 +261,7 @@ func (ls *langSet) render(ev Event, defaultURL string) (mail.Message, error) {
 	}
 
 	subjectName := "subject." + string(ev.Kind)
-	if ev.InboundProtection {
+	if v.InboundProtection {
 		subjectName += ".inbound"
 	}
 	subject, err := ls.snippet(subjectName, v)
@@ -283,7 +287,7 @@ func (ls *langSet) render(ev Event, defaultURL string) (mail.Message, error) {
 		Text:        tidyText(text.String()),
 		HTML:        html.String(),
 		Attachments: atts,
-		LockID:      ev.LockID,
+		LockID:      v.LockID,
 		CustomerID:  ev.Customer.ID,
 		Kind:        string(ev.Kind),
 	}, nil

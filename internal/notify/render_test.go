@@ -46,6 +46,9 @@ func testEvent(kind Kind, reason string) Event {
 		ev.WhitelistOffered = true
 	}
 	switch kind {
+	case KindNotice:
+		// Nothing is locked: a notice has no lock.
+		ev.LockID, ev.LockingID, ev.ClientAreaURL = 0, "", ""
 	case KindWarning:
 		ev.Deadline = t0.Add(24 * time.Hour)
 	case KindWhitelistAdded, KindWhitelistExpired:
@@ -56,7 +59,7 @@ func testEvent(kind Kind, reason string) Event {
 	case KindUnlock:
 		ev.ProbationUntil = t0.Add(30 * 24 * time.Hour)
 	}
-	if kind == KindWarning || kind == KindLock {
+	if kind == KindNotice || kind == KindWarning || kind == KindLock {
 		switch reason {
 		case "netscan":
 			ev.Evidence = []mail.Attachment{{Name: "netscan.log", ContentType: "text/plain", Data: []byte(netscanLog)}}
@@ -142,7 +145,8 @@ func TestRenderGolden(t *testing.T) {
 	}
 	cases := []tc{
 		{"en", "netscan", Kinds, false},
-		{"en", "packet_limit", []Kind{KindWarning, KindLock}, false},
+		{"en", "packet_limit", []Kind{KindNotice, KindWarning, KindLock}, false},
+		{"en", "abuse", []Kind{KindNotice}, false},
 		{"en", "packet_limit", []Kind{KindLock, KindUnlock}, true},
 		{"en", "non_payment", []Kind{KindWarning, KindLock, KindUnlock}, false},
 		{"en", "illegal_content", []Kind{KindLock, KindUnlockRequestRejected}, false},
@@ -153,6 +157,7 @@ func TestRenderGolden(t *testing.T) {
 		{"de", "netscan", Kinds, false},
 		{"de", "packet_limit", []Kind{KindLock}, true},
 		{"de", "non_payment", []Kind{KindLock}, false},
+		{"de", "packet_limit", []Kind{KindNotice}, false},
 	}
 	for _, c := range cases {
 		for _, k := range c.kinds {
@@ -180,7 +185,8 @@ func TestRenderGolden(t *testing.T) {
 
 // TestRenderAllKindsReasons renders every kind, reason and variant in every
 // shipped language: the Locking ID is in the subject, both parts exist, no
-// template value is missing, and evidence goes only with warnings and locks.
+// template value is missing, and evidence goes only with notices, warnings
+// and locks. A notice has no Locking ID and says nothing is locked.
 func TestRenderAllKindsReasons(t *testing.T) {
 	r := newTestRenderer(t, "")
 	if diff := cmp.Diff([]string{"de", "en"}, r.Languages()); diff != "" {
@@ -198,19 +204,33 @@ func TestRenderAllKindsReasons(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s %s %s: %v", lang, k, reason, err)
 					}
-					if !strings.HasPrefix(m.Subject, "[L0029DB12] ") {
+					lockID := "L0029DB12"
+					if k == KindNotice {
+						lockID = ""
+						if strings.Contains(m.Subject, "[") || !strings.Contains(m.Subject, "web1 (203.0.113.10)") {
+							t.Errorf("%s %s %s: notice subject %q", lang, k, reason, m.Subject)
+						}
+						if !strings.Contains(m.Text, map[string]string{"en": "Nothing has been locked", "de": "Es wurde nichts gesperrt"}[lang]) ||
+							strings.Contains(m.Text, "traceroute") || strings.Contains(m.Text, "Locking ID:") || strings.Contains(m.Text, "Sperr-ID (") {
+							t.Errorf("%s %s %s: notice text does not say that nothing is locked, or talks about a lock:\n%s", lang, k, reason, m.Text)
+						}
+					} else if !strings.HasPrefix(m.Subject, "[L0029DB12] ") {
 						t.Errorf("%s %s %s: subject %q lacks the Locking ID", lang, k, reason, m.Subject)
 					}
 					for part, s := range map[string]string{"text": m.Text, "html": m.HTML} {
-						if s == "" || strings.Contains(s, "<no value>") || !strings.Contains(s, "L0029DB12") {
+						if s == "" || strings.Contains(s, "<no value>") || !strings.Contains(s, lockID) {
 							t.Errorf("%s %s %s: bad %s part:\n%s", lang, k, reason, part, s)
 						}
 					}
-					wantAtt := k == KindWarning || k == KindLock
+					wantAtt := k == KindNotice || k == KindWarning || k == KindLock
 					if got := len(m.Attachments) == 1; got != wantAtt {
 						t.Errorf("%s %s %s: %d attachments, want evidence=%v", lang, k, reason, len(m.Attachments), wantAtt)
 					}
-					if m.To != "erika@example.org" || m.Kind != string(k) || m.LockID != 42 || m.CustomerID != 7 {
+					wantLock := int64(42)
+					if k == KindNotice {
+						wantLock = 0
+					}
+					if m.To != "erika@example.org" || m.Kind != string(k) || m.LockID != wantLock || m.CustomerID != 7 {
 						t.Errorf("%s %s %s: message metadata %+v", lang, k, reason, m)
 					}
 					for _, l := range strings.Split(m.Text, "\n") {
