@@ -1,17 +1,20 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"padlock/internal/decode/pcapfile"
 	"padlock/internal/detect"
+	"padlock/internal/evidence"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
@@ -360,5 +363,84 @@ func TestStaffAlertNotify(t *testing.T) {
 	}
 	if all, _ := q.db.ListMails(ctx, 0, 0, 100); len(all) != 0 {
 		t.Errorf("mails without staff_email: %+v", all)
+	}
+}
+
+// TestCustomerNoticeOnNotify: with policy action notify, two findings of
+// one case queue exactly one customer notice in the (real SQLite) outbox,
+// to the customer's address, with the netscan log attached and without the
+// finding's JSON; the staff still get their alert, which says a notice went
+// out. A case without a customer gets no notice.
+func TestCustomerNoticeOnNotify(t *testing.T) {
+	pc := policy.DefaultConfiguration()
+	pc.Netscan.Action = policy.ActionNotify
+	pc.StaffEmail = "noc@example.net"
+	e := newEnv(t, 2, pc, nil)
+	type call struct {
+		ip       netip.Addr
+		customer int64
+		files    []string
+	}
+	var calls []call
+	e.p.deps.Notice = func(ctx context.Context, f detect.Finding, ip netip.Addr, customer int64, files []evidence.File) (mail.Message, error) {
+		c := call{ip: ip, customer: customer}
+		var atts []mail.Attachment
+		for _, x := range files {
+			c.files = append(c.files, x.Name)
+			atts = append(atts, mail.Attachment{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
+		}
+		calls = append(calls, c)
+		cu, err := e.svc.GetCustomer(ctx, lock.System, customer)
+		if err != nil {
+			return mail.Message{}, err
+		}
+		return mail.Message{To: cu.Email, Subject: "Abuse notice: " + string(f.Kind) + " from " + ip.String(), Text: "nothing is locked",
+			Attachments: atts, Kind: "notice"}, nil
+	}
+	ctx := context.Background()
+	for _, ip := range []string{"198.51.100.2", "198.51.100.2", "198.18.0.9"} { // the last has no customer
+		if err := e.p.Handle(ctx, scanFinding(ip, e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Add(time.Minute)
+	}
+	if len(calls) != 1 || calls[0].ip != netip.MustParseAddr("198.51.100.2") || calls[0].customer == 0 ||
+		!slices.Equal(calls[0].files, []string{evidence.NameNetscanLog}) {
+		t.Fatalf("notice calls %+v, want one for 198.51.100.2 with netscan.log only", calls)
+	}
+	queued, err := e.db.ClaimMails(ctx, e.clk.Now().Add(time.Hour), e.clk.Now().Add(2*time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notices, alerts []mail.Queued
+	for _, m := range queued {
+		switch m.To {
+		case "c2@example.net":
+			notices = append(notices, m)
+		case "noc@example.net":
+			alerts = append(alerts, m)
+		default:
+			t.Errorf("unexpected mail to %q: %s", m.To, m.Subject)
+		}
+	}
+	if len(notices) != 1 {
+		t.Fatalf("%d customer notices for two findings of one case, want 1", len(notices))
+	}
+	n := notices[0]
+	if n.Kind != "notice" || n.CustomerID != calls[0].customer || n.LockID != 0 || len(n.Attachments) != 1 ||
+		n.Attachments[0].Name != evidence.NameNetscanLog || !bytes.Contains(n.Attachments[0].Data, []byte("198.51.100.2")) {
+		t.Errorf("notice %+v", n.Message)
+	}
+	if len(alerts) != 2 {
+		t.Fatalf("%d staff alerts, want 2 (one per case)", len(alerts))
+	}
+	for _, a := range alerts {
+		withNotice := strings.Contains(a.Text, "a notice with the evidence was queued for the customer (c2@example.net)")
+		if strings.Contains(a.Subject, "198.51.100.2") != withNotice {
+			t.Errorf("staff alert %q says notice=%v:\n%s", a.Subject, withNotice, a.Text)
+		}
+	}
+	if ls, _ := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{Limit: 10}); len(ls) != 0 {
+		t.Errorf("notify locked something: %+v", ls)
 	}
 }

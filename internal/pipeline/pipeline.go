@@ -11,7 +11,8 @@
 // spoofed-source findings (by the sender's MAC in the inventory, else a
 // review case keyed by the spoofed address), staff alerts through the
 // outbox (policy.staff_email: one mail per breaker trip, one per notify
-// case), crash recovery of decided-but-not-applied actions, and the
+// case), the customer's notice of a notify case (one per case, rendered by
+// Dependencies.Notice, queued in the outbox), crash recovery of decided-but-not-applied actions, and the
 // periodic sweeper (warnings that lapse without recurrence, overdue
 // warnings, expired whitelists, expired inbound-protection blackholes).
 // It imports flow, detect, evidence, policy, lock, inventory, mail and the
@@ -85,7 +86,7 @@ type Store interface {
 	CloseFinding(ctx context.Context, id, lockID int64, now time.Time) error
 	SetFindingLock(ctx context.Context, id, lockID int64) error
 	FindingEvidence(ctx context.Context, findingID int64, withData bool) ([]store.Evidence, error)
-	// EnqueueMail queues a staff alert in the outbox.
+	// EnqueueMail queues a staff alert or a customer notice in the outbox.
 	EnqueueMail(ctx context.Context, m mail.Message, now time.Time) (int64, error)
 }
 
@@ -116,6 +117,11 @@ type Dependencies struct {
 	Logger    *slog.Logger
 	// Registerer receives the pipeline's and the engine's metrics.
 	Registerer prometheus.Registerer
+	// Notice renders the customer's mail for a notify case: what was seen
+	// from the case's address ip, with the evidence files, and that nothing
+	// is locked. Called once per case, for a case with a customer and a
+	// lock reason. Nil: notify cases mail only the staff.
+	Notice func(ctx context.Context, f detect.Finding, ip netip.Addr, customerID int64, files []evidence.File) (mail.Message, error)
 }
 
 // Reasons maps finding kinds to lock reasons.
@@ -194,7 +200,7 @@ func New(conf Configuration, deps Dependencies) (*Pipeline, error) {
 			Help: "What the pipeline did with findings, by policy outcome (record, notify, warn, lock, blackhole, review, ignore, appended; lapsed: a warning lifted without recurrence) and result (ok, error)."},
 			[]string{"action", "result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "padlock_pipeline_errors_total",
-			Help: "Errors by stage (store, lock, sweep, recover, alert)."}, []string{"stage"}),
+			Help: "Errors by stage (store, lock, sweep, recover, alert, notice)."}, []string{"stage"}),
 		toLock: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "padlock_pipeline_finding_to_lock_seconds",
 			Help:    "From the last record of a finding (event time) to the committed lock.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
@@ -336,6 +342,9 @@ type decisionJSON struct {
 	// StaffNotified: a staff mail was queued for this case (notify);
 	// carried over to the case's later findings so it is sent once.
 	StaffNotified bool `json:"staff_notified,omitempty"`
+	// CustomerNotified: the customer's notice was queued for this case
+	// (notify); carried over like StaffNotified.
+	CustomerNotified bool `json:"customer_notified,omitempty"`
 }
 
 // activeStates are the lock states in which a new finding only appends.
@@ -413,7 +422,7 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 		ev = append(ev, store.Evidence{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
 	}
 	dj := decisionJSON{Action: d.Action, Configured: d.Configured, Why: d.Why, Group: d.Group, StaffUnlock: d.StaffUnlock, DecidedAt: now,
-		StaffNotified: prev.StaffNotified}
+		StaffNotified: prev.StaffNotified, CustomerNotified: prev.CustomerNotified}
 	if d.Action == policy.ActionWarn {
 		dj.WarnDeadline = d.WarnDeadline.String()
 	}
@@ -426,6 +435,20 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	notifyStaff := d.Action == policy.ActionNotify && !prev.StaffNotified && p.staffEmail() != "" && p.notifyBudget(now)
 	if notifyStaff {
 		dj.StaffNotified = true
+	}
+	// The customer's notice is rendered before the case is recorded, so
+	// the case records it as sent only when there is a mail to queue.
+	var notice *mail.Message
+	if d.Action == policy.ActionNotify && !prev.CustomerNotified && customer != 0 && hasReason && p.deps.Notice != nil {
+		if m, err := p.deps.Notice(ctx, f, ip, customer, customerFiles(files)); err != nil {
+			p.m.errors.WithLabelValues("notice").Inc()
+			p.log.Error("customer notice not rendered", "kind", string(f.Kind), "internal_ip", ip.String(), "customer_id", customer, "err", err)
+		} else {
+			if m.CustomerID == 0 {
+				m.CustomerID = customer
+			}
+			notice, dj.CustomerNotified = &m, true
+		}
 	}
 	slim := f
 	slim.Probes, slim.Packets, slim.Summary = nil, nil, nil
@@ -463,8 +486,17 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	case policy.ActionIgnore, policy.ActionRecord, "appended":
 		log.Info("finding recorded")
 	}
+	if notice != nil {
+		if id, err := p.deps.Store.EnqueueMail(ctx, *notice, p.now()); err != nil {
+			p.m.errors.WithLabelValues("notice").Inc()
+			log.Error("customer notice not queued", "err", err)
+			notice = nil
+		} else {
+			log.Info("customer notice queued", "mail_id", id, "to", notice.To)
+		}
+	}
 	if notifyStaff {
-		p.mailStaff(ctx, notifyMail(fc, f, dt, customer, files), "notify", log)
+		p.mailStaff(ctx, notifyMail(fc, f, dt, customer, files, notice), "notify", log)
 	}
 	if !d.Action.Automatic() {
 		p.m.outcomes.WithLabelValues(string(d.Action), "ok").Inc()
@@ -592,9 +624,13 @@ const (
 	MailStaffBreaker = "staff_breaker"
 )
 
-func notifyMail(fc store.FindingCase, f detect.Finding, dt detail, customer int64, files []evidence.File) mail.Message {
+func notifyMail(fc store.FindingCase, f detect.Finding, dt detail, customer int64, files []evidence.File, notice *mail.Message) mail.Message {
 	var b strings.Builder
-	fmt.Fprintf(&b, "padlock recorded a finding whose policy action is notify: no customer mail was sent and nothing was locked.\n\n")
+	if notice != nil {
+		fmt.Fprintf(&b, "padlock recorded a finding whose policy action is notify: nothing was locked; a notice with the evidence was queued for the customer (%s).\n\n", notice.To)
+	} else {
+		fmt.Fprintf(&b, "padlock recorded a finding whose policy action is notify: no customer mail was sent and nothing was locked.\n\n")
+	}
 	fmt.Fprintf(&b, "Case:        %d\n", fc.ID)
 	fmt.Fprintf(&b, "Kind:        %s (%s, direction %s)\n", f.Kind, f.Rule, f.Direction)
 	fmt.Fprintf(&b, "Address:     %s\n", fc.InternalIP)
@@ -618,6 +654,18 @@ func notifyMail(fc store.FindingCase, f detect.Finding, dt detail, customer int6
 		m.Attachments = append(m.Attachments, mail.Attachment{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
 	}
 	return m
+}
+
+// customerFiles are the evidence files a customer gets: all but the
+// finding's JSON (as with locks).
+func customerFiles(files []evidence.File) []evidence.File {
+	out := make([]evidence.File, 0, len(files))
+	for _, x := range files {
+		if x.Name != evidence.NameJSON {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // alertBreaker queues one staff mail per circuit-breaker trip (a trip is
