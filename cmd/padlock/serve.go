@@ -211,12 +211,14 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		return nil, err
 	}
 	s.pipeline, err = pipeline.New(cfg.Pipeline, pipeline.Dependencies{
-		Detect:     cfg.Detect,
-		Customers:  cfg.Customers,
-		Protected:  protectedOf(cfg.Protected, cfg.Policy.Protected),
-		Policy:     s.policy,
-		Store:      db,
-		Locks:      s.svc,
+		Detect:    cfg.Detect,
+		Customers: cfg.Customers,
+		Protected: protectedOf(cfg.Protected, cfg.Policy.Protected),
+		Policy:    s.policy,
+		Store:     db,
+		Locks:     s.svc,
+		// notify cases also tell the customer (one notice per case).
+		Notice:     noticeRenderer{svc: s.svc, r: s.notifier.Renderer(), clientURL: cfg.Web.BaseURL}.Notice,
 		Logger:     logger.With("component", "pipeline"),
 		Registerer: s.reg,
 	})

@@ -18,12 +18,15 @@ import (
 	"padlock/internal/decode"
 	"padlock/internal/decode/netflow"
 	"padlock/internal/decode/sflow"
+	"padlock/internal/detect"
 	"padlock/internal/enforce"
 	"padlock/internal/enforce/webhook"
+	"padlock/internal/evidence"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
 	"padlock/internal/notify"
+	"padlock/internal/pipeline"
 	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
@@ -159,6 +162,67 @@ func (m *mailRenderer) product(l *lock.Lock) (kind, name string) {
 		return "subnet", list
 	}
 	return "ip", list
+}
+
+// noticeRenderer renders the customer's notice of a notify case
+// (pipeline.Dependencies.Notice): what was seen from their product, the
+// evidence attached, and that nothing is locked. It runs outside any
+// transaction and reads the customer and server through the lock service.
+type noticeRenderer struct {
+	svc       *lock.Service
+	r         *notify.Renderer
+	clientURL string
+}
+
+func (n noticeRenderer) Notice(ctx context.Context, f detect.Finding, ip netip.Addr, customerID int64, files []evidence.File) (mail.Message, error) {
+	reason, ok := pipeline.Reasons[f.Kind]
+	if !ok {
+		return mail.Message{}, fmt.Errorf("notice: no reason for finding kind %q", f.Kind)
+	}
+	cu, err := n.svc.GetCustomer(ctx, lock.System, customerID)
+	if err != nil {
+		return mail.Message{}, fmt.Errorf("notice: customer %d: %w", customerID, err)
+	}
+	ev := notify.Event{
+		Kind:     notify.KindNotice,
+		Reason:   string(reason),
+		Customer: notify.Customer{ID: cu.ID, Name: cu.Name, Email: cu.Email, Language: cu.Language},
+		Since:    f.FirstSeen,
+		At:       f.LastSeen,
+	}
+	ev.ProductKind, ev.Product = n.product(ctx, ip)
+	ev.Addresses = []string{ip.String()}
+	for _, x := range files {
+		ev.Evidence = append(ev.Evidence, mail.Attachment{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
+	}
+	if n.clientURL != "" {
+		ev.ClientAreaURL = strings.TrimRight(n.clientURL, "/") + "/client/"
+	}
+	msg, err := n.r.Render(ev)
+	if err != nil {
+		return mail.Message{}, err
+	}
+	msg.CustomerID, msg.Kind = cu.ID, string(notify.KindNotice)
+	return msg, nil
+}
+
+// product names the product behind ip as the customer knows it, like
+// mailRenderer.product: "server", "web1 (203.0.113.10)", else the address.
+func (n noticeRenderer) product(ctx context.Context, ip netip.Addr) (kind, name string) {
+	e, ok := n.svc.Index().Lookup(ip)
+	if !ok {
+		return "ip", ip.String()
+	}
+	if e.Type == inventory.ProductServer {
+		if sv, err := n.svc.GetServer(ctx, lock.System, e.ProductID); err == nil {
+			return "server", fmt.Sprintf("%s (%s)", sv.Name, ip)
+		}
+		return "server", ip.String()
+	}
+	if !e.Prefix.IsSingleIP() {
+		return "subnet", fmt.Sprintf("%s (%s)", inventory.FormatPrefix(e.Prefix), ip)
+	}
+	return "ip", ip.String()
 }
 
 func deref(t *time.Time) time.Time {

@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"padlock/internal/detect"
+	"padlock/internal/evidence"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
+	"padlock/internal/mail"
 	"padlock/internal/notify"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
@@ -89,5 +92,80 @@ func TestFindingsAreCustomerScoped(t *testing.T) {
 	staff := lock.Actor{Role: lock.RoleStaff, Name: "noc"}
 	if fs, err := src.ListFindings(ctx, staff, api.FindingFilter{}); err != nil || len(fs) != 2 {
 		t.Fatalf("staff see %d findings, %v", len(fs), err)
+	}
+}
+
+// TestNoticeRenderer: the pipeline's notice of a notify case, rendered
+// through the notify templates with the customer and server from a real
+// store and lock service, goes to the customer in their language, names the
+// server, attaches the evidence and says that nothing is locked; an address
+// without a server is named as an IP address.
+func TestNoticeRenderer(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc, err := lock.New(lock.Configuration{Bogons: []netip.Prefix{}}, lock.Dependencies{Store: db,
+		Render: func(lock.Event) ([]mail.Message, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop(ctx)
+	doc := inventory.Document{Customers: []inventory.DocCustomer{
+		{Name: "Erika Mustermann", Email: "erika@example.org", Language: "de", Servers: []inventory.DocServer{{Name: "web1", IPs: []string{"203.0.113.10"}}}},
+		{Name: "Bob", Email: "bob@example.net", IPs: []inventory.DocAddress{{Prefix: "203.0.113.20"}}},
+	}}
+	if _, err := svc.Import(ctx, lock.Actor{Role: lock.RoleAdmin, Name: "test"}, doc); err != nil {
+		t.Fatal(err)
+	}
+	r, err := notify.NewRenderer(notify.RendererConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := noticeRenderer{svc: svc, r: r, clientURL: "https://robot.example.net/"}
+	at := time.Date(2026, 11, 25, 14, 22, 0, 0, time.UTC)
+	f := detect.Finding{Kind: detect.KindNetscan, Rule: "netscan.horizontal", FirstSeen: at, LastSeen: at.Add(time.Minute)}
+	files := []evidence.File{{Name: evidence.NameNetscanLog, ContentType: "text/plain", Data: []byte("#### Netscan detected from host 203.0.113.10")}}
+	notice := func(ip string) mail.Message {
+		t.Helper()
+		a := netip.MustParseAddr(ip)
+		e, ok := svc.Index().Lookup(a)
+		if !ok {
+			t.Fatalf("%s not in the inventory", ip)
+		}
+		m, err := n.Notice(ctx, f, a, e.CustomerID, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+
+	m := notice("203.0.113.10")
+	if m.To != "erika@example.org" || m.Kind != "notice" || m.CustomerID == 0 || m.LockID != 0 {
+		t.Errorf("notice metadata %+v", m)
+	}
+	if want := "Abuse-Hinweis zu Ihrem Produkt Server web1 (203.0.113.10): Netzwerkscan"; m.Subject != want {
+		t.Errorf("subject %q, want %q", m.Subject, want)
+	}
+	for _, s := range []string{"Es wurde nichts gesperrt", "keine Entsperranfrage", "sperren das Produkt", "25.11.2026 14:22 UTC",
+		"netscan.log", "https://robot.example.net/client/"} {
+		if !strings.Contains(m.Text, s) {
+			t.Errorf("text lacks %q:\n%s", s, m.Text)
+		}
+	}
+	if len(m.Attachments) != 1 || m.Attachments[0].Name != "netscan.log" || !strings.Contains(string(m.Attachments[0].Data), "Netscan detected") {
+		t.Errorf("attachments %+v", m.Attachments)
+	}
+
+	if m := notice("203.0.113.20"); m.To != "bob@example.net" || m.Subject != "Abuse notice for your IP address 203.0.113.20: network scan" {
+		t.Errorf("address notice to %q: %q", m.To, m.Subject)
+	}
+	if _, err := n.Notice(ctx, detect.Finding{Kind: "bogus"}, netip.MustParseAddr("203.0.113.10"), 1, nil); err == nil {
+		t.Error("a finding kind without a lock reason rendered a notice")
 	}
 }
