@@ -16,8 +16,8 @@ const (
 	// ActionRecord stores the finding and its evidence, nothing else
 	// (shadow mode).
 	ActionRecord Action = "record"
-	// ActionNotify stores the finding and alerts staff; the customer gets
-	// no mail (mails are sent by lock events only).
+	// ActionNotify stores the finding, sends the customer one notice per
+	// case with the evidence (nothing is locked) and alerts staff.
 	ActionNotify Action = "notify"
 	// ActionWarn creates a warning with a deadline; the lock manager locks
 	// when the deadline passes (lock.Service.LockOverdue).
