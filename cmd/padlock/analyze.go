@@ -19,6 +19,7 @@ import (
 	"padlock/internal/decode/pcapfile"
 	"padlock/internal/detect"
 	"padlock/internal/evidence"
+	"padlock/internal/flow"
 )
 
 // cmdAnalyze runs every detector over capture files and prints the
@@ -82,24 +83,30 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	bar := newProgressBar(stderr, *progress)
 	var readErrs []error
 	var total pcapfile.Stats
+	// Reading and decoding run on this goroutine, detection on another:
+	// batches of records cross a small channel, so the two halves use
+	// both cores and the engine still sees the records in file order.
+	feed := newBatchFeed(engine)
 	for _, path := range fs.Args() {
 		rd, err := pcapfile.Open(path, pcapfile.Configuration{Progress: bar.update(path)}, deps)
 		if err != nil {
 			readErrs = append(readErrs, err)
 			continue
 		}
-		st, err := rd.Run(ctx, engine)
+		st, err := rd.Run(ctx, feed)
 		rd.Close()
 		bar.done()
 		total.Packets += st.Packets
 		total.Records += st.Records
 		if err != nil {
 			if ctx.Err() != nil {
+				feed.close()
 				return ctx.Err()
 			}
 			readErrs = append(readErrs, err)
 		}
 	}
+	feed.close()
 	engine.Flush()
 	slices.SortStableFunc(findings, func(a, b detect.Finding) int {
 		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
@@ -230,4 +237,52 @@ func (p *progressBar) done() {
 	if p.on {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// batchFeed hands records to the engine's own goroutine in batches; it
+// blocks when the engine falls behind (an analysis never drops records).
+type batchFeed struct {
+	buf  []flow.Record
+	full chan []flow.Record
+	free chan []flow.Record
+	done chan struct{}
+}
+
+const feedBatch = 512
+
+func newBatchFeed(engine flow.Sink) *batchFeed {
+	f := &batchFeed{full: make(chan []flow.Record, 4), free: make(chan []flow.Record, 6), done: make(chan struct{})}
+	for range 6 {
+		f.free <- make([]flow.Record, 0, feedBatch)
+	}
+	f.buf = <-f.free
+	go func() {
+		defer close(f.done)
+		for b := range f.full {
+			for i := range b {
+				engine.Record(&b[i])
+			}
+			f.free <- b[:0]
+		}
+	}()
+	return f
+}
+
+// Record implements flow.Sink for the reader.
+func (f *batchFeed) Record(r *flow.Record) {
+	f.buf = append(f.buf, *r)
+	if len(f.buf) == feedBatch {
+		f.full <- f.buf
+		f.buf = <-f.free
+	}
+}
+
+// close hands over the last partial batch and waits until the engine has
+// seen every record.
+func (f *batchFeed) close() {
+	if len(f.buf) > 0 {
+		f.full <- f.buf
+	}
+	close(f.full)
+	<-f.done
 }
