@@ -104,8 +104,7 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		Note:             ev.Note,
 		Evidence:         ev.Evidence,
 		// A blackhole that protects an inbound victim is not the
-		// customer's fault (older locks got the field from their note
-		// marker in migration 00200).
+		// customer's fault.
 		InboundProtection: l.InboundProtection,
 		Until:             deref(l.ExpiresAt),
 	}
@@ -248,7 +247,7 @@ func (d desiredSource) Desired(ctx context.Context) (enforce.Desired, error) {
 	methods := map[int64]string{}
 	targets := map[int64][]enforce.Target{}
 	for _, l := range st.Locks {
-		method := normalizeMethod(l.Method)
+		method := lock.NormalizeMethod(l.Method)
 		methods[l.ID] = method
 		if l.StorageBoxID != 0 {
 			name := fmt.Sprintf("box-%d", l.StorageBoxID)
@@ -289,15 +288,6 @@ func canWhitelist(drivers []enforce.Driver, method string, k lock.TargetKind) bo
 		return c.Allow && c.Supports(s) && (c.AllowScopes == nil || slices.Contains(c.AllowScopes, s))
 	}
 	return false
-}
-
-// normalizeMethod accepts the short names of the lock configuration.
-func normalizeMethod(m string) string {
-	switch m {
-	case "blackhole", "rtbh":
-		return enforce.MethodBlackhole
-	}
-	return m
 }
 
 // protectedOf joins the protected prefix lists of the configuration.

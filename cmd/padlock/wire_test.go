@@ -19,10 +19,9 @@ import (
 	"padlock/internal/web/api"
 )
 
-// TestInboundProtectionMail: a lock whose note carries the pipeline's
-// inbound-protection marker is mailed as protection of a victim (not the
-// customer's fault, lifted at the expiry the note names); any other lock is
-// mailed as the customer's problem.
+// TestInboundProtectionMail: an inbound-protection lock is mailed as
+// protection of a victim (not the customer's fault, lifted at its expiry);
+// any other lock is mailed as the customer's problem.
 func TestInboundProtectionMail(t *testing.T) {
 	r, err := notify.NewRenderer(notify.RendererConfig{})
 	if err != nil {

@@ -9,8 +9,6 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/google/go-cmp/cmp"
-
-	"padlock/internal/policy"
 )
 
 // decodeLocks decodes a `locks:` section body as the config package does
@@ -176,27 +174,5 @@ func TestWhitelistOffered(t *testing.T) {
 		if (r == nil) != tc.ok || r != nil && !errors.Is(r.err, tc.field) {
 			t.Errorf("%s: refusal %+v, want kind %v", tc.name, r, tc.field)
 		}
-	}
-}
-
-// TestLegacyMarkers: a lock request that carries the pipeline's note
-// markers gets the real fields.
-func TestLegacyMarkers(t *testing.T) {
-	if legacyInboundMarker != policy.InboundProtectionMarker || legacyStaffMarker != policy.StaffUnlockMarker {
-		t.Fatalf("markers drifted from package policy: %q %q", policy.InboundProtectionMarker, policy.StaffUnlockMarker)
-	}
-	r := legacyMarkers(CreateLockRequest{Note: policy.InboundProtectionMarker + " expires 2026-11-25T13:00:00Z: this address receives more traffic. " +
-		"[method] blackhole. " + policy.StaffUnlockMarker + " repeat offence: only staff may unlock. automatic: why"})
-	if !r.InboundProtection || !r.StaffUnlockOnly || r.ExpiresAt == nil || !r.ExpiresAt.Equal(time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)) || r.Method != "blackhole" {
-		t.Errorf("from markers: %+v", r)
-	}
-	r = legacyMarkers(CreateLockRequest{Note: "automatic: netscan"})
-	if r.InboundProtection || r.StaffUnlockOnly || r.ExpiresAt != nil || r.Method != "" {
-		t.Errorf("plain note: %+v", r)
-	}
-	exp := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	r = legacyMarkers(CreateLockRequest{Note: policy.InboundProtectionMarker + " expires 2026-11-25T13:00:00Z:", ExpiresAt: &exp})
-	if !r.ExpiresAt.Equal(exp) {
-		t.Errorf("an explicit expiry lost to the marker: %v", r.ExpiresAt)
 	}
 }

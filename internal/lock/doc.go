@@ -23,7 +23,7 @@
 // ExpireLocks unlocks it with an audit event and an unlock mail), may be
 // liftable by staff only (StaffUnlockOnly: billing and payments cannot),
 // and may protect an inbound victim (InboundProtection: no probation after
-// it). These used to be note markers; CreateLock still reads the markers.
+// it).
 //
 // Every change runs in one store transaction that also appends the audit
 // event and enqueues the customer's mails (outbox), so a crash never leaves a

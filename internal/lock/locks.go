@@ -42,11 +42,6 @@ type CreateLockRequest struct {
 	Method string `json:"method,omitempty"`
 	// Evidence files are handed to Render for the lock mail.
 	Evidence []mail.Attachment `json:"-"`
-
-	// markerExpiry: ExpiresAt came from a legacy note marker, whose
-	// writer never checked that it lies ahead (a recovered decision may
-	// be past it); such a lock is created and expires at once.
-	markerExpiry bool
 }
 
 // NewLockingID returns a random Locking ID: "L" and 8 upper-case hex digits
@@ -89,7 +84,6 @@ func (s *Service) CreateLock(ctx context.Context, a Actor, req CreateLockRequest
 	if !a.mayLock(req.Reason) {
 		return Lock{}, forbidden("role %s may not lock for %s", a.Role, req.Reason)
 	}
-	req = legacyMarkers(req)
 	req.Method = NormalizeMethod(req.Method)
 	if req.Method != "" {
 		if !a.staff() {
@@ -161,7 +155,7 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 	if req.WarnUntil != nil && !req.WarnUntil.After(t.now) {
 		return Lock{}, invalid("warn_until", "the warning deadline must be in the future")
 	}
-	if req.ExpiresAt != nil && !req.markerExpiry && !req.ExpiresAt.After(t.now) {
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(t.now) {
 		return Lock{}, invalid("expires_at", "the expiry must be in the future")
 	}
 	if req.ExpiresAt != nil && req.WarnUntil != nil && !req.ExpiresAt.After(*req.WarnUntil) {
@@ -639,42 +633,4 @@ func (s *Service) ExpireLocks(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// Legacy note markers: before Lock had ExpiresAt, StaffUnlockOnly and
-// InboundProtection, the pipeline wrote these (policy.InboundProtectionMarker,
-// policy.StaffUnlockMarker) into the note. CreateLock still reads them, so
-// a caller that only writes the note gets the real fields.
-const (
-	legacyInboundMarker = "[inbound-protection]"
-	legacyStaffMarker   = "[staff-unlock-only]"
-	legacyMethodMarker  = "[method]" // "[method] bgp_blackhole." (pipeline.MethodMarker)
-)
-
-// legacyMarkers sets the request's fields from note markers it carries:
-// "[inbound-protection] expires 2026-11-25T13:00:00Z: ...",
-// "[staff-unlock-only]" and "[method] bgp_blackhole.". Fields the request
-// sets win.
-func legacyMarkers(req CreateLockRequest) CreateLockRequest {
-	if strings.Contains(req.Note, legacyStaffMarker) {
-		req.StaffUnlockOnly = true
-	}
-	if _, rest, ok := strings.Cut(req.Note, legacyMethodMarker+" "); ok && req.Method == "" {
-		m, _, _ := strings.Cut(rest, ".")
-		req.Method = strings.TrimSpace(m)
-	}
-	_, rest, ok := strings.Cut(req.Note, legacyInboundMarker)
-	if !ok {
-		return req
-	}
-	req.InboundProtection = true
-	if req.ExpiresAt == nil {
-		const utc = "2006-01-02T15:04:05Z" // the pipeline's fixed-width UTC form
-		if ts, ok := strings.CutPrefix(rest, " expires "); ok && len(ts) >= len(utc) {
-			if x, err := time.Parse(time.RFC3339, ts[:len(utc)]); err == nil {
-				req.ExpiresAt, req.markerExpiry = &x, true
-			}
-		}
-	}
-	return req
 }

@@ -253,8 +253,8 @@ func TestRecoverInterruptedAction(t *testing.T) {
 	}
 }
 
-// TestInboundBlackholeExpires: an inbound victim is blackholed with the
-// protection marker and the sweeper lifts it when its expiry passes.
+// TestInboundBlackholeExpires: an inbound victim is blackholed as inbound
+// protection and the sweeper lifts it when its expiry passes.
 func TestInboundBlackholeExpires(t *testing.T) {
 	pc := policy.DefaultConfiguration()
 	pc.InboundBlackhole = policy.InboundBlackhole{Enabled: true, Expiry: 30 * time.Minute}

@@ -107,7 +107,7 @@ type Escalation struct {
 	// warn. Default 1; 0 disables.
 	LockAfter int `yaml:"lock_after"`
 	// StaffUnlockAfter: the n-th lock for a reason is marked as unlockable
-	// by staff only (lock note marker StaffUnlockMarker). Default 3; 0
+	// by staff only (lock.CreateLockRequest.StaffUnlockOnly). Default 3; 0
 	// disables.
 	StaffUnlockAfter int `yaml:"staff_unlock_after"`
 	// Lookback is how far back earlier locks count. Default 8760h (a year).

@@ -23,19 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Markers in a lock's note that carry a decision to the mail renderer and to
-// staff. They are plain text so they survive the store unchanged and are
-// visible in the admin area and the audit log.
-const (
-	// InboundProtectionMarker starts the note of a blackhole that protects
-	// an inbound victim: the mail renderer sets notify.Event.InboundProtection
-	// when a lock's note contains it.
-	InboundProtectionMarker = "[inbound-protection]"
-	// StaffUnlockMarker marks the n-th lock of a repeat offender: only staff
-	// may lift it, after review.
-	StaffUnlockMarker = "[staff-unlock-only]"
-)
-
 // Input is what the policy needs to know about one finding.
 type Input struct {
 	Kind      string     // detector kind: netscan, packet_limit, ...

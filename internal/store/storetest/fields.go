@@ -168,32 +168,15 @@ func testLockExpiry(t *testing.T, open Opener) {
 		t.Errorf("expiry before the warning deadline: %v", err)
 	}
 
-	// The pipeline's note markers still give the real fields.
-	mark := e.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	// The fields round-trip through the store.
+	mark := e.Clock.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	lm, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("198.51.100.11")}}, Reason: lock.ReasonNetworkAttack,
-		Note: "[inbound-protection] expires " + mark + ": blackholed to protect the network [staff-unlock-only] x"}, "")
+		Note: "blackholed to protect the network", ExpiresAt: &mark, InboundProtection: true, StaffUnlockOnly: true}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lm.ExpiresAt == nil || lm.ExpiresAt.UTC().Format(time.RFC3339) != mark || !lm.InboundProtection || !lm.StaffUnlockOnly {
-		t.Errorf("lock from note markers: expires %v inbound %v staff-only %v", lm.ExpiresAt, lm.InboundProtection, lm.StaffUnlockOnly)
-	}
-
-	// A marker whose expiry already passed (a decision recovered after a
-	// crash) still gives a lock, which ends at once.
-	gone := e.Clock.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
-	lg, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("2001:db8:a::9")}}, Reason: lock.ReasonPacketLimit,
-		Note: "[inbound-protection] expires " + gone + ": blackholed to protect the network"}, "")
-	if err != nil {
-		t.Fatalf("recovered inbound protection past its expiry: %v", err)
-	}
-	for _, al := range mustDesired(t, e).Locks {
-		if al.ID == lg.ID {
-			t.Errorf("lock past its expiry is desired")
-		}
-	}
-	if n, err := e.Svc.ExpireLocks(e.Ctx); n != 1 || err != nil {
-		t.Errorf("ExpireLocks of the recovered lock = %d, %v", n, err)
+	if got, err := e.Svc.GetLock(e.Ctx, e.Staff, lm.ID); err != nil || got.ExpiresAt == nil || !got.ExpiresAt.Equal(mark) || !got.InboundProtection || !got.StaffUnlockOnly {
+		t.Errorf("stored lock: expires %v inbound %v staff-only %v (%v)", got.ExpiresAt, got.InboundProtection, got.StaffUnlockOnly, err)
 	}
 
 	// A recurrence within probation takes the new request's expiry.
@@ -242,11 +225,14 @@ func testLockMethod(t *testing.T, open Opener) {
 	if _, err := e.Svc.CreateLock(e.Ctx, e.Billing, lock.CreateLockRequest{Scope: lock.Scope{StorageBoxID: e.BoxA.ID}, Reason: lock.ReasonNonPayment, Method: "webhook"}, ""); !isKind(err, lock.ErrForbidden) {
 		t.Errorf("billing choosing a method: %v", err)
 	}
-	// The pipeline's "[method] x." note marker gives the field.
+	// The method is stored with the lock.
 	lm, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("198.51.100.11")}},
-		Reason: lock.ReasonNetscan, Note: "blackholed. [method] nftables. automatic: x"}, "")
-	if err != nil || lm.Method != lock.MethodNftables {
-		t.Errorf("method from the note marker: %q %v", lm.Method, err)
+		Reason: lock.ReasonNetscan, Method: "nftables"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.Svc.GetLock(e.Ctx, e.Staff, lm.ID); err != nil || got.Method != lock.MethodNftables {
+		t.Errorf("stored method: %q %v", got.Method, err)
 	}
 }
 
