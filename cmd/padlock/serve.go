@@ -99,7 +99,6 @@ type server struct {
 	// afterStart runs once every component has started (the demo replay).
 	afterStart []func(context.Context)
 	mux        *http.ServeMux
-	ln         net.Listener
 }
 
 func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*server, error) {

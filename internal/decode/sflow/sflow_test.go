@@ -259,7 +259,7 @@ func synthetic(t testing.TB) map[string][]byte {
 		"sampled ipv6":                header(true, expandedSample(10, 1, 2, fmtID(recordIPv6), ipv6)),
 		"counter and unknown samples": header(true, counter, unknown, flowSample(8, 1, 2, fmtID(recordRawHeader), rawHeaderRecord(headerEthernet, 300, hdrs[0]))),
 		"raw ipv4 header protocol":    header(true, flowSample(4, 1, 2, fmtID(recordRawHeader), rawHeaderRecord(headerIPv4, 300, vlanFrame[18:]))),
-		"discarded output interface":  header(true, flowSample(4, 5, 1<<30|0, fmtID(recordRawHeader), rawHeaderRecord(headerEthernet, 300, hdrs[1]))),
+		"discarded output interface":  header(true, flowSample(4, 5, 1<<30, fmtID(recordRawHeader), rawHeaderRecord(headerEthernet, 300, hdrs[1]))),
 		"unknown record skipped":      header(true, flowSample(4, 5, 6, fmtID(2000), []byte{1, 2, 3, 4}, fmtID(recordRawHeader), rawHeaderRecord(headerEthernet, 300, hdrs[2]))),
 	}
 }

@@ -92,6 +92,7 @@ func TestCustomerStoryWithoutJavaScript(t *testing.T) {
 	c.mustContain(body, "KVM console order")
 	tks, _ := e.svc.ListTickets(e.ctx, e.staff, lockTicketFilter())
 	_, body = c.get("/client/tickets/" + itoa(tks[0].ID))
+	c.mustContain(body, tks[0].Subject, `action="/client/tickets/`+itoa(tks[0].ID)+`/reply"`)
 	_, body = c.post("/client/tickets/"+itoa(tks[0].ID)+"/reply", url.Values{"body": {"Any news?"}})
 	c.mustContain(body, "Any news?", "Your reply was sent.")
 
