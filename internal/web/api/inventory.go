@@ -11,16 +11,7 @@ import (
 
 func inventoryFilter(r *http.Request) (lock.InventoryFilter, error) {
 	var f lock.InventoryFilter
-	var err error
-	if f.CustomerID, err = queryInt(r, "customer_id"); err != nil {
-		return f, err
-	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return f, err
-	}
-	f.Limit = int(limit)
-	f.AfterID, err = queryInt(r, "after_id")
+	err := queryInts(r, &f.Limit, map[string]*int64{"customer_id": &f.CustomerID, "after_id": &f.AfterID})
 	return f, err
 }
 

@@ -66,21 +66,9 @@ func (a *API) listLocks(w http.ResponseWriter, r *http.Request, actor lock.Actor
 	if f.State != "" && !validState(f.State) {
 		return badRequest("state", "state must be one of warned, locked, unlock_requested, unlocked, not %q", f.State)
 	}
-	var err error
-	if f.CustomerID, err = queryInt(r, "customer_id"); err != nil {
+	if err := queryInts(r, &f.Limit, map[string]*int64{"customer_id": &f.CustomerID, "server_id": &f.ServerID, "after_id": &f.AfterID}); err != nil {
 		return err
 	}
-	if f.ServerID, err = queryInt(r, "server_id"); err != nil {
-		return err
-	}
-	if f.AfterID, err = queryInt(r, "after_id"); err != nil {
-		return err
-	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	f.Limit = int(limit)
 	if v := q.Get("ip"); v != "" {
 		ip, err := netip.ParseAddr(v)
 		if err != nil {
@@ -180,18 +168,9 @@ func (a *API) removeWhitelist(w http.ResponseWriter, r *http.Request, actor lock
 }
 func (a *API) listUnlockRequests(w http.ResponseWriter, r *http.Request, actor lock.Actor) error {
 	f := lock.UnlockRequestFilter{State: lock.UnlockRequestState(r.URL.Query().Get("state"))}
-	var err error
-	if f.CustomerID, err = queryInt(r, "customer_id"); err != nil {
+	if err := queryInts(r, &f.Limit, map[string]*int64{"customer_id": &f.CustomerID, "lock_id": &f.LockID}); err != nil {
 		return err
 	}
-	if f.LockID, err = queryInt(r, "lock_id"); err != nil {
-		return err
-	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	f.Limit = int(limit)
 	urs, err := a.svc.ListUnlockRequests(r.Context(), actor, f)
 	if err != nil {
 		return err

@@ -97,4 +97,9 @@ func TestAPITicketsBoxesRequestsExport(t *testing.T) {
 	}
 	f.must(f.do(cust, "POST", "/api/v1/inventory/import", `{"customers":[]}`), 403)
 	f.must(f.do(staff, "GET", "/api/v1/inventory/export?format=xml", ""), 400)
+	for _, q := range []string{"/api/v1/tickets?lock_id=abc", "/api/v1/unlock-requests?limit=-1", "/api/v1/locks?server_id=x", "/api/v1/servers?after_id=1e3"} {
+		if r := f.must(f.do(staff, "GET", q, ""), 400); r.errField("field") == "" {
+			t.Errorf("%s: the error names no field: %s", q, r.Raw)
+		}
+	}
 }

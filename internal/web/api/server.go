@@ -230,6 +230,21 @@ func queryInt(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
+// queryInts parses several optional integer query parameters into dst
+// (name → field) and the optional limit.
+func queryInts(r *http.Request, limit *int, dst map[string]*int64) error {
+	for name, p := range dst {
+		v, err := queryInt(r, name)
+		if err != nil {
+			return err
+		}
+		*p = v
+	}
+	l, err := queryInt(r, "limit")
+	*limit = int(l)
+	return err
+}
+
 // queryTime parses an optional RFC 3339 query parameter.
 func queryTime(r *http.Request, name string) (time.Time, error) {
 	v := r.URL.Query().Get(name)
