@@ -250,7 +250,7 @@ type batchFeed struct {
 
 const feedBatch = 512
 
-func newBatchFeed(engine flow.Sink) *batchFeed {
+func newBatchFeed(engine *detect.Engine) *batchFeed {
 	f := &batchFeed{full: make(chan []flow.Record, 4), free: make(chan []flow.Record, 6), done: make(chan struct{})}
 	for range 6 {
 		f.free <- make([]flow.Record, 0, feedBatch)
@@ -259,9 +259,7 @@ func newBatchFeed(engine flow.Sink) *batchFeed {
 	go func() {
 		defer close(f.done)
 		for b := range f.full {
-			for i := range b {
-				engine.Record(&b[i])
-			}
+			engine.Records(b)
 			f.free <- b[:0]
 		}
 	}()

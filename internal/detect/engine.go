@@ -100,6 +100,7 @@ type Engine struct {
 	spam        *spam.Detector
 	netconf     *netconf.Detector
 	o           detector.Orientation
+	ws          warmState
 }
 
 // New builds an engine. It does no I/O.
@@ -169,7 +170,17 @@ func New(conf Configuration, deps Dependencies) (*Engine, error) {
 // Record runs one record through every detector (flow.Sink). Event time is
 // the record's End (Start when End is zero); nothing reads the wall clock,
 // so a capture analysed offline gives the verdicts it would have live.
-func (e *Engine) Record(r *flow.Record) {
+func (e *Engine) Record(r *flow.Record) { e.record(r, inUnknown) }
+
+// Ownership of a record's ends, as record takes it: bit 0 the source is
+// internal, bit 1 the destination; inUnknown asks record to look it up.
+const (
+	inSrc     = 1
+	inDst     = 2
+	inUnknown = 4
+)
+
+func (e *Engine) record(r *flow.Record, in uint8) {
 	start, end := r.Start.UnixNano(), r.End.UnixNano()
 	if r.End.IsZero() {
 		end = start
@@ -198,7 +209,10 @@ func (e *Engine) Record(r *flow.Record) {
 	if dst.Is4In6() {
 		dst = dst.Unmap()
 	}
-	srcIn, dstIn := e.nets.Internal(src), e.nets.Internal(dst)
+	if in == inUnknown {
+		in = e.ownership(src, dst)
+	}
+	srcIn, dstIn := in&inSrc != 0, in&inDst != 0
 	// e.o is reused: an Orientation passed through the interface would
 	// otherwise escape to the heap on every record.
 	o := &e.o

@@ -322,9 +322,7 @@ func (in *Ingest) runEngine(ctx context.Context) {
 }
 
 func (in *Ingest) feed(b []flow.Record) {
-	for i := range b {
-		in.eng.Record(&b[i])
-	}
+	in.eng.Records(b)
 	select {
 	case in.free <- b[:0]:
 	default:

@@ -144,6 +144,7 @@ type pending struct {
 
 // hostState is kept in a dense array indexed by host; the fields a probe
 // or an answer reads come first (one cache line), the verdict's after.
+// TestHostStateLayout holds it to two whole cache lines.
 type hostState struct {
 	tab       []contact
 	n         int
@@ -151,13 +152,14 @@ type hostState struct {
 	samples   *detector.Samples
 	host      uint32
 	maxRate   uint32
-	pend      pending
 	used      bool
 	queued    bool
 	fullUntil uint32 // the table was found full; no room before this second
+	pend      pending
 	evalSkip  int
 	muted     int64
 	dropped   uint64
+	_         [8]byte // 128 bytes: every state starts a cache line
 }
 
 // Detector is the netscan detector.
@@ -664,4 +666,33 @@ func (d *Detector) Forget(host uint32) {
 		clear(s.tab)
 	}
 	*s = hostState{tab: s.tab}
+}
+
+// WarmHost reads the host's state (the engine's batch path calls it ahead
+// of the records, see detect.Engine.Records) and returns something derived
+// from it so the load is not optimised away.
+func (d *Detector) WarmHost(host uint32) uint64 {
+	if int(host) < len(d.hosts) {
+		s := &d.hosts[host]
+		return uint64(s.n) + uint64(s.fullUntil)
+	}
+	return 0
+}
+
+// WarmContact reads the contact slot a record between host and remote
+// (proto, remote port) would look up first, if the host's filter says it
+// may be there; like WarmHost it only loads.
+func (d *Detector) WarmContact(host uint32, remote *detector.Key16, proto uint8, port uint16) uint64 {
+	if int(host) >= len(d.hosts) {
+		return 0
+	}
+	s := &d.hosts[host]
+	if s.n == 0 {
+		return 0
+	}
+	h := detector.Hash16(remote, uint32(proto)<<16|uint32(port))
+	if !d.maybe(host, h) {
+		return 0
+	}
+	return uint64(s.tab[int(h)&(len(s.tab)-1)].last)
 }

@@ -1,0 +1,118 @@
+package detect
+
+import (
+	"net/netip"
+
+	"padlock/internal/detect/detector"
+	"padlock/internal/flow"
+)
+
+// warmGroup is how many records Records prepares at a time: enough for
+// their cache misses to overlap, few enough that what they fetched is still
+// in L1/L2 when the records run.
+const warmGroup = 16
+
+// warmState is Records' scratch space for one group.
+type warmState struct {
+	in   [warmGroup]uint8             // ownership of each record's ends
+	host [warmGroup][2]uint32         // host index of source, destination end (NoHost: none yet)
+	key  [warmGroup][2]detector.Key16 // the other end of each internal end
+	port [warmGroup][2]uint16         // the other end's port (0 for ICMP)
+	sink uint64                       // what the warming loads read; kept so they are not optimised away
+}
+
+// Records runs a batch of records through every detector, with the same
+// results as calling Record on each in order. It is the fast path: with
+// tens of thousands of active hosts nearly every record's state (host
+// index slot, host record, netscan contact slot) is a cache miss, and one
+// record's misses each wait for the previous. Records first walks a small
+// group of records doing nothing but those lookups, in independent passes,
+// so that the processor has many misses in flight at once; then it runs the
+// group, whose state is now in cache. The warming passes only read; host
+// indexes found there are not trusted later (the group itself may expire
+// or create hosts), so correctness never depends on them.
+func (e *Engine) Records(b []flow.Record) {
+	for len(b) > 0 {
+		g := b[:min(len(b), warmGroup)]
+		e.warm(g)
+		for i := range g {
+			e.record(&g[i], e.ws.in[i])
+		}
+		b = b[len(g):]
+	}
+}
+
+func (e *Engine) ownership(src, dst netip.Addr) uint8 {
+	var in uint8
+	if e.nets.Internal(src) {
+		in |= inSrc
+	}
+	if e.nets.Internal(dst) {
+		in |= inDst
+	}
+	return in
+}
+
+func (e *Engine) warm(g []flow.Record) {
+	w := &e.ws
+	// pass 1: ownership and host index slots
+	for i := range g {
+		r := &g[i]
+		w.host[i] = [2]uint32{detector.NoHost, detector.NoHost}
+		if !r.SrcAddr.IsValid() || !r.DstAddr.IsValid() {
+			w.in[i] = 0
+			continue
+		}
+		src, dst := r.SrcAddr.Unmap(), r.DstAddr.Unmap()
+		in := e.ownership(src, dst)
+		w.in[i] = in
+		if in&inSrc != 0 {
+			if h, ok := e.hosts.get(src); ok {
+				w.host[i][0] = h
+			}
+		}
+		if in&inDst != 0 {
+			if h, ok := e.hosts.get(dst); ok {
+				w.host[i][1] = h
+			}
+		}
+	}
+	// pass 2: the host records (first line and the direction's packet
+	// meter) and the remote end's key
+	var sink uint64
+	hot := e.hot.H
+	for i := range g {
+		r := &g[i]
+		for k, h := range w.host[i] {
+			if int(h) >= len(hot) {
+				continue
+			}
+			hr := &hot[h]
+			sink += uint64(hr.Last) + uint64(hr.Meter[k][0])
+			remote, port := r.DstAddr, r.DstPort
+			if k == 1 {
+				remote, port = r.SrcAddr, r.SrcPort
+			}
+			if r.Proto == flow.ProtoICMP || r.Proto == flow.ProtoICMPv6 {
+				port = 0
+			}
+			w.key[i][k] = remote.Unmap().As16()
+			w.port[i][k] = port
+			if e.netscan != nil {
+				sink += e.netscan.WarmHost(h)
+			}
+		}
+	}
+	// pass 3: the netscan contact slot each end's key hashes to
+	if e.netscan != nil {
+		for i := range g {
+			r := &g[i]
+			for k, h := range w.host[i] {
+				if h != detector.NoHost {
+					sink += e.netscan.WarmContact(h, &w.key[i][k], r.Proto, w.port[i][k])
+				}
+			}
+		}
+	}
+	w.sink += sink
+}

@@ -1,0 +1,19 @@
+package netscan
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// TestHostStateLayout: a host's probe path reads one cache line of its
+// state (see hostState), so the fields it needs sit in the first 64 bytes
+// and the state is a whole number of lines.
+func TestHostStateLayout(t *testing.T) {
+	var s hostState
+	if sz := unsafe.Sizeof(s); sz%64 != 0 {
+		t.Errorf("hostState is %d bytes, want a multiple of 64", sz)
+	}
+	if off := unsafe.Offsetof(s.fullUntil); off >= 64 {
+		t.Errorf("fullUntil at offset %d, want in the first cache line", off)
+	}
+}
