@@ -15,7 +15,7 @@ import (
 // indexes are reused inside a batch, and for IPv6, IPv4-mapped and
 // unusable records.
 func TestRecordsMatchesRecord(t *testing.T) {
-	recs := mix(200_000, 3000, 600)
+	recs := mix(300_000, 40_000, 600) // enough hosts for Records to warm
 	// the shortest host expiry the windows allow: over the mix's 600 s
 	// hosts are swept and their indexes reused while batches are in flight
 	conf := detect.Defaults()
