@@ -147,19 +147,19 @@ type pending struct {
 // TestHostStateLayout holds it to two whole cache lines.
 type hostState struct {
 	tab       []contact
-	n         int
-	open      int // unanswered contacts (stale ones included until a rehash)
-	samples   *detector.Samples
+	n         int32
+	open      int32 // unanswered contacts (stale ones included until a rehash)
 	host      uint32
 	maxRate   uint32
 	used      bool
 	queued    bool
-	fullUntil uint32 // the table was found full; no room before this second
-	pend      pending
+	fullUntil uint32  // the table was found full; no room before this second
+	pend      pending // pend.at is the last field of the first cache line
+	samples   *detector.Samples
 	evalSkip  int
 	muted     int64
 	dropped   uint64
-	_         [8]byte // 128 bytes: every state starts a cache line
+	_         [16]byte // 128 bytes: every state starts a cache line
 }
 
 // Detector is the netscan detector.
@@ -284,7 +284,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	if s.samples != nil && !answered {
 		s.samples.Add(r)
 	}
-	if !isNew || answered || s.open < d.trigger {
+	if !isNew || answered || int(s.open) < d.trigger {
 		return
 	}
 	if s.samples == nil {
@@ -388,7 +388,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		c.last = max(c.last, sec)
 		return c, false
 	}
-	if (s.n+1)*2 > len(s.tab) {
+	if int(s.n+1)*2 > len(s.tab) {
 		if sec < s.fullUntil || !d.makeRoom(s, sec) {
 			// full of live contacts (a scan in progress, long proven):
 			// try again when some may have gone stale
@@ -421,7 +421,7 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 			live++
 		}
 	}
-	fits := func() bool { return (s.n+1)*2 <= len(s.tab) }
+	fits := func() bool { return int(s.n+1)*2 <= len(s.tab) }
 	if (live+1)*4 <= len(s.tab) {
 		d.rehash(s, len(s.tab), func(c *contact) bool { return d.fresh(c, sec) })
 		return true
@@ -434,7 +434,7 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 	d.rehash(s, len(s.tab), func(c *contact) bool {
 		return d.fresh(c, sec) && (c.flags&fAnswered == 0 || c.last+grace > sec)
 	})
-	return s.n+1 <= d.conf.MaxContacts && fits()
+	return int(s.n+1) <= d.conf.MaxContacts && fits()
 }
 
 func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
