@@ -9,7 +9,12 @@
 // replies, UDP answers of a local service) are never probes. A contact is
 // answered when the handshake completes (an outbound ACK without RST, or a
 // NetFlow/IPFIX record of a whole client connection), when the destination
-// sends data back (inbound ACK+PSH), a UDP answer or an echo reply. Answered
+// sends data back (inbound ACK+PSH), a UDP answer or an echo reply.
+// Traffic between a service port of the host (below 1024) and a remote
+// ephemeral port (1024 and up) is the service talking to its clients: it
+// is never a probe nor an answer, and is dismissed without a lookup (so a
+// busy web server costs the detector nearly nothing; a scan sent from a
+// service port, as with nmap -g 80, gets no credit for answers). Answered
 // contacts weigh against a verdict: a port (or destination) with more than
 // max_answered_ratio of its contacts answered is not scanned, and only
 // unanswered contacts count towards min_destinations/min_ports. So a
@@ -231,7 +236,11 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 				port, answered = o.RemotePort, true // a whole client connection
 			} else {
 				// the handshake may complete a contact; most such records
-				// are a server's replies and the filter dismisses them
+				// are a server's replies, dismissed by their ports or by
+				// the filter
+				if localService(o) {
+					return
+				}
 				dst := o.Remote.As16()
 				if d.maybe(o.Host, detector.Hash16(&dst, uint32(flow.ProtoTCP)<<16|uint32(o.RemotePort))) {
 					if s := d.state(o.Host, false); s != nil {
@@ -244,7 +253,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 			return
 		}
 	case flow.ProtoUDP:
-		if o.LocalPort < 1024 && o.RemotePort >= 1024 {
+		if localService(o) {
 			return // a local service answering
 		}
 		port = o.RemotePort
@@ -312,11 +321,14 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	switch r.Proto {
 	case flow.ProtoTCP:
 		f := r.TCPFlags
-		if f&flow.TCPAck == 0 || f&flow.TCPRst != 0 || f&flow.TCPPsh == 0 {
+		if f&flow.TCPAck == 0 || f&flow.TCPRst != 0 || f&flow.TCPPsh == 0 || localService(o) {
 			return
 		}
 		port = o.RemotePort
 	case flow.ProtoUDP:
+		if localService(o) {
+			return
+		}
 		port = o.RemotePort
 	case flow.ProtoICMP, flow.ProtoICMPv6:
 		if !detector.IsEchoReply(r) {
@@ -332,6 +344,14 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	if s := d.state(o.Host, false); s != nil {
 		d.answer(s, dst, port, r.Proto)
 	}
+}
+
+// localService reports whether the record is between a service on the
+// internal host (a port below 1024) and a client (an ephemeral port): its
+// requests and replies, which are neither probes nor answers to one. The
+// host's probes leave from ephemeral ports, so answers arrive on them.
+func localService(o *detector.Orientation) bool {
+	return o.LocalPort < 1024 && o.RemotePort >= 1024
 }
 
 func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
@@ -679,20 +699,18 @@ func (d *Detector) WarmHost(host uint32) uint64 {
 	return 0
 }
 
-// WarmContact reads the contact slot a record between host and remote
-// (proto, remote port) would look up first, if the host's filter says it
-// may be there; like WarmHost it only loads.
-func (d *Detector) WarmContact(host uint32, remote *detector.Key16, proto uint8, port uint16) uint64 {
-	if int(host) >= len(d.hosts) {
+// WarmContact reads the contact slot a record between the host (local
+// port) and remote (proto, remote port) would look up or fill first; like
+// WarmHost it only loads. Records of a local service are left out, as
+// Observe leaves them out.
+func (d *Detector) WarmContact(host uint32, remote *detector.Key16, proto uint8, port, localPort uint16) uint64 {
+	if int(host) >= len(d.hosts) || (localPort < 1024 && port >= 1024) {
 		return 0
 	}
 	s := &d.hosts[host]
-	if s.n == 0 {
+	if len(s.tab) == 0 {
 		return 0
 	}
 	h := detector.Hash16(remote, uint32(proto)<<16|uint32(port))
-	if !d.maybe(host, h) {
-		return 0
-	}
 	return uint64(s.tab[int(h)&(len(s.tab)-1)].last)
 }

@@ -70,6 +70,18 @@ func TestProbeClassification(t *testing.T) {
 			r.Format = flow.FormatIPFIX
 			return []flow.Record{r}
 		}, []string{netscan.RuleHorizontal}},
+		{"TCP answered (handshake completed, data back)", func(i int) []flow.Record {
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 40000, dst(i), 8080, flow.ProtoTCP, flow.TCPSyn),
+				pkt(time.Duration(i)*ms+1, me, 40000, dst(i), 8080, flow.ProtoTCP, flow.TCPAck),
+				pkt(time.Duration(i)*ms+2, dst(i), 8080, me, 40000, flow.ProtoTCP, flow.TCPAck|flow.TCPPsh)}
+		}, nil},
+		{"from a service port (nmap -g 80) the same answers do not count", func(i int) []flow.Record {
+			// traffic between a local service port and a remote ephemeral
+			// port is a service talking to its clients, never an answer
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 80, dst(i), 8080, flow.ProtoTCP, flow.TCPSyn),
+				pkt(time.Duration(i)*ms+1, me, 80, dst(i), 8080, flow.ProtoTCP, flow.TCPAck),
+				pkt(time.Duration(i)*ms+2, dst(i), 8080, me, 80, flow.ProtoTCP, flow.TCPAck|flow.TCPPsh)}
+		}, []string{netscan.RuleHorizontal}},
 		{"inbound SYNs (being scanned) are no probes", func(i int) []flow.Record {
 			return []flow.Record{pkt(time.Duration(i)*ms, dst(i), 40000, me, 22, flow.ProtoTCP, flow.TCPSyn)}
 		}, nil},
