@@ -6,9 +6,9 @@
 // becomes one record (Format pcap, sampling rate 1, header bytes kept).
 //
 // It owns file framing, the export/raw-packet decision and the per-file
-// statistics. Field parsing is done by gopacket's pcapgo (capture format)
-// and package packet (packet headers); export decoding by the decoders in
-// Dependencies. It must not import the collector or any export decoder.
+// statistics. Classic pcap records are parsed here, in place in the file
+// buffer; pcapng by gopacket's pcapgo; packet headers by package packet;
+// export decoding by the decoders in Dependencies. It must not import the collector or any export decoder.
 package pcapfile
 
 import (
@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
@@ -116,8 +117,12 @@ type Reader struct {
 	gz    bool
 	ports [65536 / 64]uint64 // bitset of export ports
 
-	pcap *pcapgo.Reader
-	ng   *pcapgo.NgReader
+	// classic pcap is read here, straight from the buffered file (see
+	// readClassic); pcapng by pcapgo through the framer
+	br      *bufio.Reader
+	classic classicHeader
+	big     []byte // records longer than br's buffer
+	ng      *pcapgo.NgReader
 	// link types of pcapng interfaces, by interface index
 	links []uint32
 
@@ -160,7 +165,7 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 		rd.ports[p/64] |= 1 << (p % 64)
 	}
 	rd.count = &countingReader{r: src}
-	br := bufio.NewReaderSize(rd.count, 64<<10)
+	br := bufio.NewReaderSize(rd.count, readBuffer)
 	magic, err := br.Peek(2)
 	if err != nil {
 		return nil, &OffsetError{File: name, Err: errTruncHeader}
@@ -171,7 +176,7 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 			return nil, &OffsetError{File: name, Err: &causeError{"gzip: " + err.Error(), decode.ErrMalformed}}
 		}
 		rd.gz = true
-		br = bufio.NewReaderSize(zr, 64<<10)
+		br = bufio.NewReaderSize(zr, readBuffer)
 	}
 	magic, err = br.Peek(4)
 	if err != nil {
@@ -191,12 +196,117 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 	if rd.fr.ng {
 		rd.ng, err = pcapgo.NewNgReader(rd.fr, pcapgo.NgReaderOptions{})
 	} else {
-		rd.pcap, err = pcapgo.NewReader(rd.fr)
+		rd.br = br
+		err = rd.readClassicHeader()
 	}
 	if err != nil {
 		return nil, rd.fileError(err)
 	}
 	return rd, nil
+}
+
+// readBuffer is the size of the file buffer: classic pcap records up to
+// this size are parsed in place, without a copy.
+const readBuffer = 1 << 20
+
+// classicHeader is what a classic pcap file header says.
+type classicHeader struct {
+	order   binary.ByteOrder
+	nano    bool // nanosecond timestamps (magic a1b23c4d)
+	snaplen uint32
+	link    uint32
+	maxCap  uint32 // longest record taken: the snap length, at least libpcap's 262144
+}
+
+func (rd *Reader) readClassicHeader() error {
+	b, err := rd.br.Peek(24)
+	if len(b) < 24 {
+		if err == nil || err == io.EOF {
+			err = errTruncHeader
+		}
+		return err
+	}
+	h := &rd.classic
+	h.order = rd.fr.order
+	h.nano = h.order.Uint32(b) == 0xa1b23c4d
+	if v := h.order.Uint16(b[4:]); v != 2 {
+		return &causeError{fmt.Sprintf("unknown pcap major version %d", v), decode.ErrMalformed}
+	}
+	if v := h.order.Uint16(b[6:]); v != 4 {
+		return &causeError{fmt.Sprintf("unknown pcap minor version %d", v), decode.ErrMalformed}
+	}
+	h.snaplen = h.order.Uint32(b[16:])
+	h.link = h.order.Uint32(b[20:])
+	h.maxCap = max(h.snaplen, 262144)
+	rd.br.Discard(24)
+	rd.fr.off = 24
+	rd.fr.started = true
+	return nil
+}
+
+// readClassic reads the next classic pcap record: its data (valid until
+// the next call) and capture info. io.EOF at a clean end of file.
+func (rd *Reader) readClassic() ([]byte, gopacket.CaptureInfo, error) {
+	var ci gopacket.CaptureInfo
+	h, f := &rd.classic, rd.fr
+	f.blockStart = f.off
+	b, err := rd.br.Peek(16)
+	if len(b) < 16 {
+		if len(b) == 0 && err == io.EOF {
+			return nil, ci, io.EOF
+		}
+		if err == nil || err == io.EOF {
+			err = errTruncRecord
+		}
+		return nil, ci, err
+	}
+	sec, frac := h.order.Uint32(b), h.order.Uint32(b[4:])
+	caplen, length := h.order.Uint32(b[8:]), h.order.Uint32(b[12:])
+	if caplen > h.maxCap {
+		return nil, ci, &causeError{fmt.Sprintf("capture length exceeds snap length: %d > %d", caplen, h.snaplen), decode.ErrMalformed}
+	}
+	if caplen > length {
+		return nil, ci, &causeError{fmt.Sprintf("capture length exceeds original packet length: %d > %d", caplen, length), decode.ErrMalformed}
+	}
+	ns := int64(frac)
+	if !h.nano {
+		ns *= 1000
+	}
+	ci.Timestamp = time.Unix(int64(sec), ns).UTC()
+	ci.CaptureLength, ci.Length = int(caplen), int(length)
+	n := 16 + int(caplen)
+	var data []byte
+	if n <= rd.br.Size() {
+		b, err = rd.br.Peek(n)
+		if len(b) < n {
+			if err == nil || err == io.EOF {
+				err = errTruncRecord
+			}
+			return nil, ci, err
+		}
+		data = b[16:]
+		rd.br.Discard(n) // data stays valid until the next read
+	} else {
+		// longer than the buffer: read it in pieces, growing the slice
+		// only as bytes arrive (the length comes from the file)
+		rd.br.Discard(16)
+		rd.big = rd.big[:0]
+		for left := int(caplen); left > 0; {
+			k := min(left, readBuffer)
+			at := len(rd.big)
+			rd.big = append(rd.big, make([]byte, k)...)
+			if _, err := io.ReadFull(rd.br, rd.big[at:]); err != nil {
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					err = errTruncRecord
+				}
+				return nil, ci, err
+			}
+			left -= k
+		}
+		data = rd.big
+	}
+	f.off += int64(n)
+	return data, ci, nil
 }
 
 // Close closes the file.
@@ -244,8 +354,8 @@ func (rd *Reader) Run(ctx context.Context, sink flow.Sink) (Stats, error) {
 				link, err = rd.ngLink(ci.InterfaceIndex)
 			}
 		} else {
-			data, ci, err = rd.pcap.ZeroCopyReadPacketData()
-			link = uint32(rd.pcap.LinkType())
+			data, ci, err = rd.readClassic()
+			link = rd.classic.link
 		}
 		if err == io.EOF && rd.fr.err == nil && rd.fr.rest == 0 {
 			err = nil
@@ -258,6 +368,7 @@ func (rd *Reader) Run(ctx context.Context, sink flow.Sink) (Stats, error) {
 		rd.stats.Packets++
 		rd.handle(link, data, ci)
 	}
+	rd.sink.done()
 	rd.stats.Bytes = rd.count.n
 	rd.progress()
 	return rd.stats, err
@@ -326,19 +437,46 @@ func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
 	rd.sink.Record(r)
 }
 
-// countSink counts records on their way to the caller's sink.
+// countSink counts records on their way to the caller's sink, in an array
+// by format and a run of the same exporter (map updates per record were a
+// tenth of a large capture's reading time); done moves the counts into
+// the Stats maps.
 type countSink struct {
-	stats *Stats
-	next  flow.Sink
+	stats    *Stats
+	next     flow.Sink
+	byFormat [256]uint64
+	exporter netip.Addr
+	run      uint64 // records of exporter not yet in ByExporter
 }
 
 func (s *countSink) Record(r *flow.Record) {
 	s.stats.Records++
-	s.stats.ByFormat[r.Format]++
+	s.byFormat[r.Format]++
 	if r.Format != flow.FormatPcap {
-		s.stats.ByExporter[r.Exporter]++
+		if r.Exporter != s.exporter {
+			s.flushExporter()
+			s.exporter = r.Exporter
+		}
+		s.run++
 	}
 	s.next.Record(r)
+}
+
+func (s *countSink) flushExporter() {
+	if s.run > 0 {
+		s.stats.ByExporter[s.exporter] += s.run
+		s.run = 0
+	}
+}
+
+func (s *countSink) done() {
+	s.flushExporter()
+	for f, n := range s.byFormat {
+		if n > 0 {
+			s.stats.ByFormat[flow.Format(f)] += n
+		}
+	}
+	s.byFormat = [256]uint64{}
 }
 
 // Kind is what a UDP payload looks like.
