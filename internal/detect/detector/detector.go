@@ -86,10 +86,11 @@ type Env struct {
 // Host is the small per-host state of every detector, kept together in one
 // record per internal address so that a record touches one or two cache
 // lines of host state instead of one line in each detector's own array. The
-// first 64 bytes are read by nearly every record; each direction's packet
-// meter is one more line (192 bytes in all, 64-byte aligned in large
-// tables). Each detector reads and writes only its own fields and clears
-// them in Forget.
+// first 64 bytes are read by nearly every record; both directions' packet
+// meters fill the second line. 128 bytes in all: 64-byte aligned in large
+// tables, and the two lines are one pair that the processor's adjacent-line
+// prefetch fetches together. Each detector reads and writes only its own
+// fields and clears them in Forget.
 type Host struct {
 	// Last is the engine's last record end of the host, Unix seconds.
 	Last uint32
@@ -104,8 +105,11 @@ type Host struct {
 	MeterHead [2]uint32
 	MeterHot  [2]int32
 	// Meter are the packet_limit coarse buckets per direction.
-	Meter [2][16]uint32
+	Meter [2][MeterBuckets]uint32
 }
+
+// MeterBuckets is the number of packet_limit coarse buckets per direction.
+const MeterBuckets = 8
 
 // Hosts is a dense table of Host records indexed by host index.
 type Hosts struct{ H []Host }

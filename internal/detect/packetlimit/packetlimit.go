@@ -4,8 +4,8 @@
 // per-host state; it imports internal/flow and internal/detect/detector and
 // must not import the engine or other detectors.
 //
-// Memory: every host carries a coarse meter (16 buckets of window/15 per
-// direction, 72 bytes). A host whose coarse sum reaches an eighth of the limit is
+// Memory: every host carries a coarse meter (8 buckets of window/7 per
+// direction, 40 bytes). A host whose coarse sum reaches an eighth of the limit is
 // promoted to a per-second ring (window seconds of packets and records) with
 // a per-destination summary; the coarse buckets seed the ring, each bucket's
 // packets attributed to the bucket's first second, so the ring never
@@ -92,7 +92,7 @@ func (c Configuration) Validate() error {
 // Rule is the rule name of this detector's findings.
 const Rule = "packet_limit.pps"
 
-const nCoarse = 16 // coarse buckets: 15 cover the window, one is partial
+const nCoarse = detector.MeterBuckets // coarse buckets: all but one cover the window, one is partial
 
 // coarse is one direction's coarse meter, kept in the shared host record
 // (detector.Host): scaled packets per bucket (saturating), the bucket
