@@ -18,6 +18,7 @@ package packetlimit
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -147,8 +148,9 @@ type hotState struct {
 type Detector struct {
 	conf    Configuration
 	env     detector.Env
-	w       int64 // window seconds
-	cw      int64 // coarse bucket width, seconds
+	w       int64  // window seconds
+	cw      int64  // coarse bucket width, seconds
+	cwInv   uint64 // ceil(2^64 / cw), for bucket
 	limit   uint64
 	promote uint64
 	demote  uint64
@@ -166,6 +168,7 @@ func New(conf Configuration, env detector.Env) *Detector {
 	}
 	d.w = conf.Window.Seconds()
 	d.cw = (d.w + nCoarse - 2) / (nCoarse - 1)
+	d.cwInv = ^uint64(0)/uint64(d.cw) + 1
 	d.limit = conf.ThresholdPPS * uint64(d.w)
 	d.promote = d.limit / 8
 	d.demote = d.limit / 16
@@ -246,8 +249,18 @@ func (d *Detector) coarseSum(c coarse) uint64 {
 	return s
 }
 
+// bucket returns the coarse bucket of second s (s / cw, by a
+// multiplication: a division per record was a tenth of the detector's time).
+func (d *Detector) bucket(s int64) uint32 {
+	q, _ := bits.Mul64(uint64(s), d.cwInv)
+	if int64(q)*d.cw > s { // the reciprocal rounds up: at most one too many
+		q--
+	}
+	return uint32(q)
+}
+
 func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
-	b1 := uint32(s1 / d.cw)
+	b1 := d.bucket(s1)
 	head := *c.head
 	if b1 > head {
 		if head == 0 || b1-head >= nCoarse {
@@ -260,7 +273,13 @@ func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 		head = b1
 		*c.head = b1
 	}
-	b0 := uint32(s0 / d.cw)
+	if s0 == s1 { // a packet, a sample or a flow within one second
+		if head-b1 < nCoarse {
+			c.pk[b1%nCoarse] = uint32(min(uint64(c.pk[b1%nCoarse])+packets, 0xffffffff))
+		}
+		return
+	}
+	b0 := d.bucket(s0)
 	n := uint64(s1 - s0 + 1)
 	var done uint64
 	for b := b0; b <= b1; b++ {
