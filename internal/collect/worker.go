@@ -109,6 +109,10 @@ func (w *worker) decode(dec decode.Decoder, from netip.AddrPort, b []byte, now t
 			n, err = 0, panicError{p: p, stack: debug.Stack()}
 		}
 	}()
+	if bs, ok := w.sink.(flow.Batcher); ok {
+		bs.BeginBatch()
+		defer bs.EndBatch() // before the recover above, also on a panic
+	}
 	return dec.Decode(from, b, now, w.sink)
 }
 

@@ -134,6 +134,36 @@ type Sink interface {
 	Record(r *Record)
 }
 
+// A Batcher is a Sink that wants to know where a datagram's records begin
+// and end (the collector tells it), so that it can take its lock once per
+// datagram instead of once per record. Between BeginBatch and EndBatch
+// only the goroutine that called BeginBatch uses the sink; EndBatch is
+// called even when decoding fails.
+type Batcher interface {
+	Sink
+	BeginBatch()
+	EndBatch()
+}
+
+// CopyTo copies r into dst like *dst = *r, but only the HeaderLength bytes
+// of the header that are in use (most records have none, and the header is
+// 128 of a record's 300 bytes); header bytes beyond HeaderLength that dst
+// held before are cleared, so the two records are equal afterwards when
+// r's unused header bytes are zero, as every decoder leaves them.
+func (r *Record) CopyTo(dst *Record) {
+	old := dst.HeaderLength
+	dst.Start, dst.End = r.Start, r.End
+	dst.Format, dst.Exporter, dst.ObservationDomain, dst.SamplingRate = r.Format, r.Exporter, r.ObservationDomain, r.SamplingRate
+	dst.SrcAddr, dst.DstAddr, dst.SrcPort, dst.DstPort, dst.Proto, dst.TCPFlags = r.SrcAddr, r.DstAddr, r.SrcPort, r.DstPort, r.Proto, r.TCPFlags
+	dst.Packets, dst.Bytes, dst.SampledPackets, dst.SampledBytes = r.Packets, r.Bytes, r.SampledPackets, r.SampledBytes
+	dst.SrcMAC, dst.DstMAC, dst.InIf, dst.OutIf, dst.VLAN = r.SrcMAC, r.DstMAC, r.InIf, r.OutIf, r.VLAN
+	dst.FrameLength, dst.HeaderLength = r.FrameLength, r.HeaderLength
+	n := copy(dst.Header[:], r.Header[:min(int(r.HeaderLength), MaxHeader)])
+	if int(old) > n {
+		clear(dst.Header[n:min(int(old), MaxHeader)])
+	}
+}
+
 // SinkFunc adapts a function to Sink.
 type SinkFunc func(r *Record)
 

@@ -208,12 +208,54 @@ type sink struct {
 	// only when the exporter or its rate changes.
 	last     exporterKey
 	lastRate uint32
+	// inBatch: the collector holds mu for a datagram (flow.Batcher).
+	inBatch bool
+	// full batches and sampling changes waiting to be delivered once mu
+	// is released
+	full    [][]flow.Record
+	changes []samplingChange
+}
+
+// BeginBatch implements flow.Batcher: the collector's goroutine holds the
+// sink's lock for a whole datagram.
+func (s *sink) BeginBatch() {
+	s.mu.Lock()
+	s.inBatch = true
+}
+
+// EndBatch implements flow.Batcher: it releases the lock, then hands over
+// the batches the datagram filled and reports sampling-rate changes.
+func (s *sink) EndBatch() {
+	s.inBatch = false
+	full, changes := s.full, s.changes
+	s.mu.Unlock()
+	if len(full) == 0 && len(changes) == 0 {
+		return
+	}
+	s.deliver(full, changes)
+	// Only the collector goroutine that batches appends to these (under mu,
+	// in add), so their arrays are reused without the lock.
+	clear(full)
+	clear(changes)
+	s.full, s.changes = full[:0], changes[:0]
 }
 
 func (s *sink) Record(r *flow.Record) {
+	if s.inBatch { // BeginBatch holds the lock
+		s.add(r)
+		return
+	}
 	s.mu.Lock()
+	s.add(r)
+	full, changes := s.full, s.changes
+	s.full, s.changes = nil, nil
+	s.mu.Unlock()
+	s.deliver(full, changes)
+}
+
+// add appends r to the current batch (s.mu held).
+func (s *sink) add(r *flow.Record) {
 	k := exporterKey{r.Exporter, r.ObservationDomain, r.Format, r.InIf}
-	changed, old := false, uint32(0)
 	if k != s.last || r.SamplingRate != s.lastRate {
 		// The sampling rate per exporter, observation domain and input
 		// interface (an sFlow agent may sample its interfaces
@@ -223,21 +265,38 @@ func (s *sink) Record(r *flow.Record) {
 		if (!seen && len(s.sampling) < maxSamplingKeys) || seen && prev != r.SamplingRate {
 			s.sampling[k] = r.SamplingRate
 		}
-		changed, old = seen && prev != r.SamplingRate, prev
+		if seen && prev != r.SamplingRate && s.in.deps.OnSamplingChange != nil {
+			s.changes = append(s.changes, samplingChange{r.Clone(), prev})
+		}
 		s.last, s.lastRate = k, r.SamplingRate
 	}
-	s.buf = append(s.buf, *r)
-	var full []flow.Record
+	n := len(s.buf)
+	if n < cap(s.buf) {
+		s.buf = s.buf[:n+1]
+	} else {
+		s.buf = append(s.buf, flow.Record{})
+	}
+	r.CopyTo(&s.buf[n])
 	if len(s.buf) >= s.in.conf.Batch {
-		full, s.buf = s.buf, s.in.newBatch()
+		s.full = append(s.full, s.buf)
+		s.buf = s.in.newBatch()
 	}
-	s.mu.Unlock()
-	if changed && s.in.deps.OnSamplingChange != nil {
-		s.in.deps.OnSamplingChange(r, old)
+}
+
+// deliver reports sampling-rate changes and enqueues full batches, outside
+// the lock.
+func (s *sink) deliver(full [][]flow.Record, changes []samplingChange) {
+	for _, c := range changes {
+		s.in.deps.OnSamplingChange(c.r, c.old)
 	}
-	if full != nil {
-		s.in.enqueue(full)
+	for _, b := range full {
+		s.in.enqueue(b)
 	}
+}
+
+type samplingChange struct {
+	r   *flow.Record
+	old uint32
 }
 
 func (s *sink) flush() {
