@@ -315,6 +315,7 @@ type worker struct {
 	addr    string
 	rcvbuf  int
 	sink    flow.Sink
+	batcher flow.Batcher // sink, when it is this worker's own and a flow.Batcher
 	netflow decode.Decoder
 	sflow   decode.Decoder
 	maxExp  int
@@ -335,6 +336,8 @@ func (c *Collector) newWorker(name, addr string, rcvbuf int) *worker {
 	w := &worker{c: c, id: len(c.work), name: name, addr: addr, rcvbuf: rcvbuf, maxExp: c.conf.MaxExporters, exp: map[expKey]*expStats{}}
 	if c.deps.NewSink != nil {
 		w.sink = c.deps.NewSink(w.id)
+		// a sink of its own: it may hold the sink for a whole datagram
+		w.batcher, _ = w.sink.(flow.Batcher)
 	} else {
 		w.sink = c.deps.Sink
 	}

@@ -109,9 +109,9 @@ func (w *worker) decode(dec decode.Decoder, from netip.AddrPort, b []byte, now t
 			n, err = 0, panicError{p: p, stack: debug.Stack()}
 		}
 	}()
-	if bs, ok := w.sink.(flow.Batcher); ok {
-		bs.BeginBatch()
-		defer bs.EndBatch() // before the recover above, also on a panic
+	if w.batcher != nil {
+		w.batcher.BeginBatch()
+		defer w.batcher.EndBatch() // before the recover above, also on a panic
 	}
 	return dec.Decode(from, b, now, w.sink)
 }

@@ -212,8 +212,9 @@ type sink struct {
 	inBatch bool
 	// full batches and sampling changes waiting to be delivered once mu
 	// is released
-	full    [][]flow.Record
-	changes []samplingChange
+	full      [][]flow.Record
+	changes   []samplingChange
+	spareFull [][]flow.Record // full's last array, handed back after delivery
 }
 
 // BeginBatch implements flow.Batcher: the collector's goroutine holds the
@@ -223,21 +224,25 @@ func (s *sink) BeginBatch() {
 	s.inBatch = true
 }
 
-// EndBatch implements flow.Batcher: it releases the lock, then hands over
-// the batches the datagram filled and reports sampling-rate changes.
+// EndBatch implements flow.Batcher: it detaches the batches the datagram
+// filled and the sampling-rate changes it saw, releases the lock, then
+// hands them on (so a panicking callback can neither block the sink nor
+// make it deliver twice).
 func (s *sink) EndBatch() {
 	s.inBatch = false
-	full, changes := s.full, s.changes
-	s.mu.Unlock()
-	if len(full) == 0 && len(changes) == 0 {
+	if len(s.full) == 0 && len(s.changes) == 0 {
+		s.mu.Unlock()
 		return
 	}
+	full, changes := s.full, s.changes
+	s.full, s.changes = s.spareFull, nil
+	s.spareFull = nil
+	s.mu.Unlock()
 	s.deliver(full, changes)
-	// Only the collector goroutine that batches appends to these (under mu,
-	// in add), so their arrays are reused without the lock.
 	clear(full)
-	clear(changes)
-	s.full, s.changes = full[:0], changes[:0]
+	s.mu.Lock()
+	s.spareFull = full[:0] // reused by a later datagram
+	s.mu.Unlock()
 }
 
 func (s *sink) Record(r *flow.Record) {
@@ -283,14 +288,14 @@ func (s *sink) add(r *flow.Record) {
 	}
 }
 
-// deliver reports sampling-rate changes and enqueues full batches, outside
-// the lock.
+// deliver enqueues full batches, then reports sampling-rate changes,
+// outside the lock (a panicking callback loses no records).
 func (s *sink) deliver(full [][]flow.Record, changes []samplingChange) {
-	for _, c := range changes {
-		s.in.deps.OnSamplingChange(c.r, c.old)
-	}
 	for _, b := range full {
 		s.in.enqueue(b)
+	}
+	for _, c := range changes {
+		s.in.deps.OnSamplingChange(c.r, c.old)
 	}
 }
 

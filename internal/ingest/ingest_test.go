@@ -141,3 +141,52 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 		t.Errorf("dropped %v records, want 40 (4 of 5 batches)", d)
 	}
 }
+
+// A sampling-change callback that panics inside a datagram (the collector
+// recovers it) loses no records, is not called again for the same change,
+// and the sink keeps working for the next datagrams.
+func TestPanickingCallbackInDatagram(t *testing.T) {
+	var calls atomic.Int32
+	conf := DefaultConfiguration()
+	conf.Batch = 2
+	in, _ := newIngest(t, conf, func(*flow.Record, uint32) {
+		if calls.Add(1) == 1 {
+			panic("callback")
+		}
+	})
+	if err := in.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := in.NewSink(0).(flow.Batcher)
+	now := time.Now()
+	rec := func(rate uint32) *flow.Record {
+		return &flow.Record{Start: now, End: now, Format: flow.FormatNetFlow9, Exporter: netip.MustParseAddr("127.0.0.1"),
+			SamplingRate: rate, SrcAddr: netip.MustParseAddr("198.51.100.1"), DstAddr: netip.MustParseAddr("203.0.113.20"),
+			Proto: flow.ProtoUDP, Packets: uint64(rate)}
+	}
+	datagram := func(rates ...uint32) {
+		defer func() { recover() }() // as the collector's worker does
+		b.BeginBatch()
+		defer b.EndBatch()
+		for _, r := range rates {
+			b.Record(rec(r))
+		}
+	}
+	datagram(1, 1, 1)
+	datagram(10, 10, 10, 10) // a rate change: the callback panics
+	datagram(10, 10, 10, 10, 10)
+	datagram(1, 1) // a second change: the callback runs normally
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range in.Findings() {
+	}
+	if v := testutil.ToFloat64(in.records) + testutil.ToFloat64(in.dropped); v != 14 {
+		t.Errorf("records counted or dropped %v, want all 14", v)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("callback called %d times, want 2 (one per change)", n)
+	}
+}

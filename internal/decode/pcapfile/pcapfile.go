@@ -236,7 +236,9 @@ func (rd *Reader) readClassicHeader() error {
 		return &causeError{fmt.Sprintf("unknown pcap minor version %d", v), decode.ErrMalformed}
 	}
 	h.snaplen = h.order.Uint32(b[16:])
-	h.link = h.order.Uint32(b[20:])
+	// the link type is the low 16 bits; the top bits may say how many FCS
+	// bytes frames carry (libpcap's LT_LINKTYPE)
+	h.link = h.order.Uint32(b[20:]) & 0xffff
 	h.maxCap = max(h.snaplen, 262144)
 	rd.br.Discard(24)
 	rd.fr.off = 24

@@ -439,3 +439,27 @@ func BenchmarkRun(b *testing.B) {
 	}
 	b.ReportMetric(float64(pkts)/b.Elapsed().Seconds(), "packets/s")
 }
+
+// TestLinkTypeFCSBits: a pcap header whose link type field also says how
+// many FCS bytes frames carry (the top bits, as libpcap writes them) is
+// still read as its link type in the low 16 bits, as tcpdump does.
+func TestLinkTypeFCSBits(t *testing.T) {
+	b, err := os.ReadFile("testdata/eth.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := readAll(t, "testdata/eth.pcap", Configuration{})
+	fcs := bytes.Clone(b)
+	binary.LittleEndian.PutUint32(fcs[20:], 0x04000000|binary.LittleEndian.Uint32(b[20:])) // 4 FCS bytes
+	path := filepath.Join(t.TempDir(), "fcs.pcap")
+	if err := os.WriteFile(path, fcs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, st, err := readAll(t, path, Configuration{})
+	if err != nil || len(st.Errors) != 0 {
+		t.Fatalf("err %v, errors %v", err, st.Errors)
+	}
+	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+		t.Errorf("records differ from the plain file's:\n%s", diff)
+	}
+}

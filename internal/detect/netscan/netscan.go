@@ -11,10 +11,12 @@
 // NetFlow/IPFIX record of a whole client connection), when the destination
 // sends data back (inbound ACK+PSH), a UDP answer or an echo reply.
 // Traffic between a service port of the host (below 1024) and a remote
-// ephemeral port (1024 and up) is the service talking to its clients: it
-// is never a probe nor an answer, and is dismissed without a lookup (so a
-// busy web server costs the detector nearly nothing; a scan sent from a
-// service port, as with nmap -g 80, gets no credit for answers). Answered
+// ephemeral port (1024 and up) is the service talking to its clients: UDP
+// sent that way is never a probe, and such records answer nothing — they
+// are dismissed without a lookup, so a busy web server costs the detector
+// nearly nothing — unless the host itself sent TCP probes from a service
+// port within the window (an active-mode FTP server opening data
+// connections, nmap -g 80): then they are looked up like any other. Answered
 // contacts weigh against a verdict: a port (or destination) with more than
 // max_answered_ratio of its contacts answered is not scanned, and only
 // unanswered contacts count towards min_destinations/min_ports. So a
@@ -159,12 +161,13 @@ type hostState struct {
 	used      bool
 	queued    bool
 	fullUntil uint32  // the table was found full; no room before this second
+	svcLast   uint32  // last second the host sent a probe from a service port (see localService)
 	pend      pending // pend.at is the last field of the first cache line
 	samples   *detector.Samples
 	evalSkip  int
 	muted     int64
 	dropped   uint64
-	_         [16]byte // 128 bytes: every state starts a cache line
+	_         [8]byte // 128 bytes: every state starts a cache line
 }
 
 // Detector is the netscan detector.
@@ -238,7 +241,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 				// the handshake may complete a contact; most such records
 				// are a server's replies, dismissed by their ports or by
 				// the filter
-				if localService(o) {
+				if localService(o) && !d.serviceProbes(o.Host, o.End) {
 					return
 				}
 				dst := o.Remote.As16()
@@ -282,6 +285,9 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	if isNew && !answered {
 		s.open++
 	}
+	if localService(o) {
+		s.svcLast = sec
+	}
 	if answered {
 		if c.flags&fAnswered == 0 && !isNew {
 			s.open--
@@ -321,12 +327,12 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	switch r.Proto {
 	case flow.ProtoTCP:
 		f := r.TCPFlags
-		if f&flow.TCPAck == 0 || f&flow.TCPRst != 0 || f&flow.TCPPsh == 0 || localService(o) {
+		if f&flow.TCPAck == 0 || f&flow.TCPRst != 0 || f&flow.TCPPsh == 0 || localService(o) && !d.serviceProbes(o.Host, o.End) {
 			return
 		}
 		port = o.RemotePort
 	case flow.ProtoUDP:
-		if localService(o) {
+		if localService(o) && !d.serviceProbes(o.Host, o.End) {
 			return
 		}
 		port = o.RemotePort
@@ -348,10 +354,22 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 
 // localService reports whether the record is between a service on the
 // internal host (a port below 1024) and a client (an ephemeral port): its
-// requests and replies, which are neither probes nor answers to one. The
-// host's probes leave from ephemeral ports, so answers arrive on them.
+// requests and replies, which answer nothing the host initiated unless
+// the host itself probes from service ports (serviceProbes).
 func localService(o *detector.Orientation) bool {
 	return o.LocalPort < 1024 && o.RemotePort >= 1024
+}
+
+// serviceProbes reports whether the host initiated contact from a service
+// port to an ephemeral port within the window (an active-mode FTP server's
+// data connections, nmap -g 80): only then can a local service's traffic
+// answer a contact and must be looked up.
+func (d *Detector) serviceProbes(host uint32, end int64) bool {
+	if int(host) >= len(d.hosts) {
+		return false
+	}
+	s := &d.hosts[host]
+	return s.used && s.svcLast != 0 && s.svcLast+d.w > uint32(end/1e9)
 }
 
 func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {

@@ -75,13 +75,18 @@ func TestProbeClassification(t *testing.T) {
 				pkt(time.Duration(i)*ms+1, me, 40000, dst(i), 8080, flow.ProtoTCP, flow.TCPAck),
 				pkt(time.Duration(i)*ms+2, dst(i), 8080, me, 40000, flow.ProtoTCP, flow.TCPAck|flow.TCPPsh)}
 		}, nil},
-		{"from a service port (nmap -g 80) the same answers do not count", func(i int) []flow.Record {
-			// traffic between a local service port and a remote ephemeral
-			// port is a service talking to its clients, never an answer
+		{"from a service port (nmap -g 80) unanswered: a scan", func(i int) []flow.Record {
 			return []flow.Record{pkt(time.Duration(i)*ms, me, 80, dst(i), 8080, flow.ProtoTCP, flow.TCPSyn),
-				pkt(time.Duration(i)*ms+1, me, 80, dst(i), 8080, flow.ProtoTCP, flow.TCPAck),
-				pkt(time.Duration(i)*ms+2, dst(i), 8080, me, 80, flow.ProtoTCP, flow.TCPAck|flow.TCPPsh)}
+				pkt(time.Duration(i)*ms+1, dst(i), 8080, me, 80, flow.ProtoTCP, flow.TCPRst|flow.TCPAck)}
 		}, []string{netscan.RuleHorizontal}},
+		{"from a service port answered (active FTP data to one client): no scan", func(i int) []flow.Record {
+			// traffic between a local service port and a remote ephemeral
+			// port answers contacts once the host probes from service ports
+			client := "198.51.100.7"
+			return []flow.Record{pkt(time.Duration(i)*ms, me, 20, client, 40000+uint16(i), flow.ProtoTCP, flow.TCPSyn),
+				pkt(time.Duration(i)*ms+1, me, 20, client, 40000+uint16(i), flow.ProtoTCP, flow.TCPAck),
+				pkt(time.Duration(i)*ms+2, client, 40000+uint16(i), me, 20, flow.ProtoTCP, flow.TCPAck|flow.TCPPsh)}
+		}, nil},
 		{"inbound SYNs (being scanned) are no probes", func(i int) []flow.Record {
 			return []flow.Record{pkt(time.Duration(i)*ms, dst(i), 40000, me, 22, flow.ProtoTCP, flow.TCPSyn)}
 		}, nil},
