@@ -242,7 +242,6 @@ func (rd *Reader) readClassicHeader() error {
 	h.maxCap = max(h.snaplen, 262144)
 	rd.br.Discard(24)
 	rd.fr.off = 24
-	rd.fr.started = true
 	return nil
 }
 
@@ -534,18 +533,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// framer hands the capture to pcapgo one record (pcap) or block (pcapng)
-// at a time, so that it always knows the offset of the record being read
-// and can tell a clean end of file from a truncated record.
+// framer hands a pcapng capture to pcapgo one block at a time, so that it
+// always knows the offset of the block being read and can tell a clean end
+// of file from a truncated block. For classic pcap, which readClassic
+// parses itself, it only keeps the byte order and the offsets.
 type framer struct {
 	src        *bufio.Reader
 	ng         bool
 	order      binary.ByteOrder // pcap: from the magic; pcapng: from the section header
-	off        int64            // bytes handed out so far
+	off        int64            // bytes read so far
 	blockStart int64            // offset of the current record or block
-	rest       int64            // bytes left in the current record or block
-	started    bool
-	err        error // sticky framing error (with the reason)
+	rest       int64            // bytes left in the current block
+	err        error            // sticky framing error (with the reason)
 }
 
 func (f *framer) Read(p []byte) (int, error) {
@@ -565,10 +564,7 @@ func (f *framer) Read(p []byte) (int, error) {
 	f.rest -= int64(n)
 	if err == io.EOF {
 		if f.rest > 0 {
-			f.err = errTruncRecord
-			if f.ng {
-				f.err = errTruncBlock
-			}
+			f.err = errTruncBlock
 			return n, f.err
 		}
 		err = nil
@@ -576,26 +572,9 @@ func (f *framer) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// next measures the next record or block; io.EOF at a clean boundary.
+// next measures the next pcapng block; io.EOF at a clean boundary.
 func (f *framer) next() error {
 	f.blockStart = f.off
-	if !f.ng {
-		if !f.started {
-			f.started = true
-			f.rest = 24
-			return nil
-		}
-		h, err := f.src.Peek(16)
-		if len(h) == 0 && err == io.EOF {
-			return io.EOF
-		}
-		if len(h) < 16 {
-			f.err = errTruncRecord
-			return f.err
-		}
-		f.rest = 16 + int64(f.order.Uint32(h[8:]))
-		return nil
-	}
 	h, err := f.src.Peek(12)
 	if len(h) == 0 && err == io.EOF {
 		return io.EOF
