@@ -36,11 +36,13 @@
 // table of IPv4 addresses (a map for IPv6), calls the detectors directly,
 // and allocates nothing in steady state. Every detector's small per-host
 // state — last record end, packet-limit meters, attack gate, netscan
-// filter — sits in one engine-owned record per host (detector.Host, 192
-// bytes): a record touches its first cache line and its direction's meter
-// line, not one line in each detector's own array. The engine is
-// single-goroutine; to scale, shard records by internal address over one
-// engine per core. Memory per active internal address is that record, a
+// filter — sits in one engine-owned record per host (detector.Host, 128
+// bytes, two adjacent cache lines), not in one line of each detector's own
+// array. Records takes a batch: with many active hosts it first fetches a
+// group's state (index slots, host records, netscan's state and contact
+// slots) in passes whose cache misses overlap, then runs the group. The
+// engine is single-goroutine; to scale, shard records by internal address
+// over one engine per core. Memory per active internal address is that record, a
 // host slot (~40 bytes) and 16 bytes of index; hosts that initiate contact
 // carry a small contact table (128 bytes to start), and only suspicious
 // hosts get per-second rings, target tables and sample buffers. A million
