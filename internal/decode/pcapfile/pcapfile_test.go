@@ -422,10 +422,17 @@ func TestSniff(t *testing.T) {
 	}
 }
 
+// BenchmarkRun reads an in-memory capture of 59,000 packets: eth.pcap's
+// records repeated 1,000 times behind its header, so the figure is the
+// per-packet cost, not the cost of opening a reader.
 func BenchmarkRun(b *testing.B) {
-	data, err := os.ReadFile("testdata/eth.pcap")
+	eth, err := os.ReadFile("testdata/eth.pcap")
 	if err != nil {
 		b.Fatal(err)
+	}
+	data := bytes.Clone(eth[:24])
+	for range 1000 {
+		data = append(data, eth[24:]...)
 	}
 	var pkts uint64
 	b.ReportAllocs()
