@@ -719,8 +719,9 @@ func (d *Detector) WarmHost(host uint32) uint64 {
 
 // WarmContact reads the contact slot a record between the host (local
 // port) and remote (proto, remote port) would look up or fill first; like
-// WarmHost it only loads. Records of a local service are left out, as
-// Observe leaves them out.
+// WarmHost it only loads. Records of a local service (see localService)
+// are left out: Observe looks them up only for the rare host that probes
+// from service ports, which then merely misses the warming.
 func (d *Detector) WarmContact(host uint32, remote *detector.Key16, proto uint8, port, localPort uint16) uint64 {
 	if int(host) >= len(d.hosts) || (localPort < 1024 && port >= 1024) {
 		return 0
