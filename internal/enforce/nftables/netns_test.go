@@ -24,7 +24,6 @@ import (
 //	srv (203.0.113.10) ── edge (padlock's table, forwarding) ── inet (clients A 198.51.100.7, B 198.51.100.8)
 type topology struct {
 	srv, edge, inet string
-	procs           []*exec.Cmd
 }
 
 var (
@@ -66,10 +65,6 @@ func newTopology(t testing.TB) *topology {
 	p := fmt.Sprintf("pl-enforce-%d-", os.Getpid())
 	tp := &topology{srv: p + "srv", edge: p + "edge", inet: p + "inet"}
 	t.Cleanup(func() {
-		for _, c := range tp.procs {
-			_ = c.Process.Kill()
-			_ = c.Wait()
-		}
 		for _, ns := range []string{tp.srv, tp.edge, tp.inet} {
 			_ = exec.Command("ip", "netns", "del", ns).Run()
 		}
@@ -98,16 +93,57 @@ func newTopology(t testing.TB) *topology {
 	return tp
 }
 
+// listen opens a TCP listener inside ns that accepts every connection and
+// closes it at once. It is a socket of this process (made on a thread moved
+// into ns), not "nc -lk": that serves one connection at a time, so a
+// connection whose FIN a lock dropped kept it busy and filled its backlog,
+// and later probes failed although nothing dropped them any more.
 func (tp *topology) listen(t testing.TB, ns, port string) {
 	t.Helper()
-	c := exec.Command("ip", "netns", "exec", ns, "nc", "-lk", port)
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
+	ln, err := inNetNS(ns, func() (net.Listener, error) { return net.Listen("tcp4", ":"+port) })
+	if err != nil {
+		t.Fatalf("listener on %s:%s: %v", ns, port, err)
 	}
-	tp.procs = append(tp.procs, c)
-	waitFor(t, 3*time.Second, "listener on "+ns+":"+port, func() bool {
-		return exec.Command("ip", "netns", "exec", ns, "nc", "-z", "-w1", "127.0.0.1", port).Run() == nil
-	})
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+}
+
+// inNetNS runs f on a locked OS thread switched into the named namespace;
+// sockets f opens stay in that namespace.
+func inNetNS[T any](ns string, f func() (T, error)) (T, error) {
+	var zero T
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		return zero, err
+	}
+	defer h.Close()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return zero, err
+	}
+	defer orig.Close()
+	if err := netns.Set(h); err != nil {
+		runtime.UnlockOSThread()
+		return zero, err
+	}
+	defer func() {
+		// A thread that cannot go back stays locked, so the runtime ends
+		// it with this goroutine instead of reusing it in the wrong namespace.
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+	}()
+	return f()
 }
 
 // reach reports whether a TCP connection from src (in ns) to dst:port
@@ -193,34 +229,20 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) time.Du
 
 // firstDrop dials the server from client B inside the inet namespace until
 // a connection fails, and returns when that happened.
-func firstDrop(t testing.TB, tp *topology, limit time.Duration) (time.Time, error) {
-	h, err := netns.GetFromName(tp.inet)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer h.Close()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer orig.Close()
-	if err := netns.Set(h); err != nil {
-		return time.Time{}, err
-	}
-	defer func() { _ = netns.Set(orig) }()
-	d := net.Dialer{Timeout: 100 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: clientB.AsSlice()}}
-	end := time.Now().Add(limit)
-	for time.Now().Before(end) {
-		c, err := d.Dial("tcp4", "203.0.113.10:22")
-		if err != nil {
-			return time.Now().Add(-d.Timeout), nil // the SYN that went unanswered was sent then
+func firstDrop(tp *topology, limit time.Duration) (time.Time, error) {
+	return inNetNS(tp.inet, func() (time.Time, error) {
+		d := net.Dialer{Timeout: 100 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: clientB.AsSlice()}}
+		end := time.Now().Add(limit)
+		for time.Now().Before(end) {
+			c, err := d.Dial("tcp4", "203.0.113.10:22")
+			if err != nil {
+				return time.Now().Add(-d.Timeout), nil // the SYN that went unanswered was sent then
+			}
+			c.Close()
+			time.Sleep(time.Millisecond)
 		}
-		c.Close()
-		time.Sleep(time.Millisecond)
-	}
-	return time.Time{}, fmt.Errorf("no drop within %s", limit)
+		return time.Time{}, fmt.Errorf("no drop within %s", limit)
+	})
 }
 
 func TestLockWhitelistUnlockWithRealPackets(t *testing.T) {
@@ -238,7 +260,7 @@ func TestLockWhitelistUnlockWithRealPackets(t *testing.T) {
 		err error
 	}
 	dropped := make(chan drop, 1)
-	go func() { at, err := firstDrop(t, tp, 3*time.Second); dropped <- drop{at, err} }()
+	go func() { at, err := firstDrop(tp, 3*time.Second); dropped <- drop{at, err} }()
 	time.Sleep(20 * time.Millisecond) // the prober is connecting successfully
 	lockAt := time.Now()
 	src.set(enforce.Desired{Blocks: []enforce.Block{{LockID: 1, Target: enforce.Address(server), Method: enforce.MethodNftables}}})
@@ -383,7 +405,7 @@ func BenchmarkLockToFirstDrop(b *testing.B) {
 			err error
 		}
 		dropped := make(chan drop, 1)
-		go func() { at, err := firstDrop(b, tp, 3*time.Second); dropped <- drop{at, err} }()
+		go func() { at, err := firstDrop(tp, 3*time.Second); dropped <- drop{at, err} }()
 		time.Sleep(20 * time.Millisecond)
 		start := time.Now()
 		src.set(lock)
