@@ -468,8 +468,25 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	if err != nil {
 		return err
 	}
-	fc, _, err := p.deps.Store.RecordFinding(ctx, store.FindingInput{Kind: string(f.Kind), InternalIP: ip, CustomerID: customer,
-		FirstSeen: f.FirstSeen, LastSeen: f.LastSeen, Detail: raw, Evidence: ev}, now)
+	in := store.FindingInput{Kind: string(f.Kind), InternalIP: ip, CustomerID: customer,
+		FirstSeen: f.FirstSeen, LastSeen: f.LastSeen, Detail: raw, Evidence: ev}
+	if notice != nil || notifyStaff {
+		// queued with the case, so the case's "notified" marks and the
+		// mails are written together or not at all
+		in.Mails = func(fc store.FindingCase) []mail.Message {
+			var ms []mail.Message
+			if notice != nil {
+				ms = append(ms, *notice)
+			}
+			if notifyStaff {
+				m := notifyMail(fc, f, dt, customer, files, notice)
+				m.To = p.staffEmail()
+				ms = append(ms, m)
+			}
+			return ms
+		}
+	}
+	fc, _, err := p.deps.Store.RecordFinding(ctx, in, now)
 	if err != nil {
 		p.m.errors.WithLabelValues("store").Inc()
 		p.m.outcomes.WithLabelValues(string(d.Action), "error").Inc()
@@ -486,17 +503,13 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	case policy.ActionIgnore, policy.ActionRecord, "appended":
 		log.Info("finding recorded")
 	}
-	if notice != nil {
-		if id, err := p.deps.Store.EnqueueMail(ctx, *notice, p.now()); err != nil {
-			p.m.errors.WithLabelValues("notice").Inc()
-			log.Error("customer notice not queued", "err", err)
-			notice = nil
-		} else {
-			log.Info("customer notice queued", "mail_id", id, "to", notice.To)
-		}
+	queued := fc.Queued
+	if notice != nil && len(queued) > 0 {
+		log.Info("customer notice queued", "mail_id", queued[0], "to", notice.To)
+		queued = queued[1:]
 	}
-	if notifyStaff {
-		p.mailStaff(ctx, notifyMail(fc, f, dt, customer, files, notice), "notify", log)
+	if notifyStaff && len(queued) > 0 {
+		log.Info("staff alert queued", "alert", "notify", "mail_id", queued[0], "to", p.staffEmail())
 	}
 	if !d.Action.Automatic() {
 		p.m.outcomes.WithLabelValues(string(d.Action), "ok").Inc()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"padlock/internal/lock"
+	"padlock/internal/mail"
 )
 
 // Evidence is one evidence file of a finding (netscan log, summary, traffic
@@ -32,6 +33,12 @@ type FindingInput struct {
 	LastSeen   time.Time
 	Detail     json.RawMessage // the finding's JSON form
 	Evidence   []Evidence
+	// Mails, when set, builds the mails to send about this finding (the
+	// customer's notice, a staff alert) once the case is known. They are
+	// queued in the transaction that records the finding: a case whose
+	// detail says someone was notified always has that mail in the outbox,
+	// and a failure to queue one records nothing.
+	Mails func(FindingCase) []mail.Message
 }
 
 // FindingCase is the open (or closed) case of one internal IP and kind:
@@ -49,6 +56,9 @@ type FindingCase struct {
 	Detail     json.RawMessage `json:"detail"`
 	CreatedAt  time.Time       `json:"created_at"`
 	UpdatedAt  time.Time       `json:"updated_at"`
+	// Queued are the outbox IDs of the mails FindingInput.Mails built, in
+	// its order (RecordFinding only).
+	Queued []int64 `json:"-"`
 }
 
 // FindingFilter selects finding cases; zero fields do not filter.
@@ -64,8 +74,8 @@ type FindingFilter struct {
 const findingCols = `id, kind, internal_ip, state, customer_id, lock_id, first_seen, last_seen, count, detail, created_at, updated_at`
 
 // RecordFinding appends a finding to the open case of its internal IP and
-// kind, or opens one, with its evidence files, in one transaction. It
-// reports whether a new case was opened.
+// kind, or opens one, with its evidence files and the mails of in.Mails,
+// in one transaction. It reports whether a new case was opened.
 func (s *DB) RecordFinding(ctx context.Context, in FindingInput, now time.Time) (FindingCase, bool, error) {
 	if in.Kind == "" || !in.InternalIP.IsValid() {
 		return FindingCase{}, false, &lock.Error{Kind: lock.ErrValidation, Field: "finding", Message: "kind and internal IP are required"}
@@ -127,6 +137,15 @@ func (s *DB) RecordFinding(ctx context.Context, in FindingInput, now time.Time) 
 				return err
 			}
 			fc = l[0]
+			if in.Mails != nil {
+				for _, m := range in.Mails(fc) {
+					id, err := enqueue(ctx, t, m, now)
+					if err != nil {
+						return err
+					}
+					fc.Queued = append(fc.Queued, id)
+				}
+			}
 			return nil
 		})
 		if e := lock.ErrorDetails(err); e != nil && e.Field == "finding" && errors.Is(err, lock.ErrConflict) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
+	"padlock/internal/store"
 )
 
 // Run runs the whole conformance suite against one engine.
@@ -47,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"Import", testImport},
 		{"Tokens", testTokens},
 		{"Findings", testFindings},
+		{"FindingMails", testFindingMails},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1121,6 +1124,58 @@ func testTokens(t *testing.T, open Opener) {
 	var stored string
 	if err := e.DB.SQL().QueryRow(`SELECT hash FROM api_tokens WHERE id = 1`).Scan(&stored); err != nil || strings.Contains(stored, secret[3:]) {
 		t.Errorf("token stored in the clear? %q %v", stored, err)
+	}
+}
+
+// A finding's notice and staff alert are queued in the transaction that
+// records it: with the case (naming its ID), or, when queueing fails, with
+// neither the case nor any mail stored.
+func testFindingMails(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	now := e.Clock.Now()
+	in := FindingInputFor("netscan", "198.51.100.20", e.A.ID, now)
+	in.Mails = func(fc store.FindingCase) []mail.Message {
+		return []mail.Message{
+			{To: "customer@example.com", Subject: "Notice", Kind: "notice", CustomerID: e.A.ID,
+				Attachments: []mail.Attachment{{Name: "netscan.txt", ContentType: "text/plain", Data: []byte("####\n")}}},
+			{To: "abuse@example.net", Subject: fmt.Sprintf("Case %d", fc.ID), Kind: "staff_notify"},
+		}
+	}
+	c, _, err := e.DB.RecordFinding(e.Ctx, in, now)
+	if err != nil || len(c.Queued) != 2 {
+		t.Fatalf("finding with mails: %+v %v", c, err)
+	}
+	ms, err := e.DB.ListMails(e.Ctx, 0, 0, 10)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("outbox: %+v %v", ms, err)
+	}
+	byID := map[int64]mail.Queued{}
+	for _, m := range ms {
+		byID[m.ID] = m
+	}
+	if n := byID[c.Queued[0]]; n.To != "customer@example.com" || len(n.Attachments) != 1 {
+		t.Errorf("notice: %+v", n)
+	}
+	if a := byID[c.Queued[1]]; a.Subject != fmt.Sprintf("Case %d", c.ID) {
+		t.Errorf("staff alert does not name the case %d: %+v", c.ID, a)
+	}
+
+	// The transaction fails while queueing (its context ends after the
+	// case was written): nothing of it remains.
+	ctx, cancel := context.WithCancel(e.Ctx)
+	in = FindingInputFor("spam", "198.51.100.21", e.A.ID, now)
+	in.Mails = func(store.FindingCase) []mail.Message {
+		cancel()
+		return []mail.Message{{To: "customer@example.com", Subject: "Notice"}}
+	}
+	if _, _, err := e.DB.RecordFinding(ctx, in, now); err == nil {
+		t.Fatal("finding recorded although its mail could not be queued")
+	}
+	if l, err := e.DB.ListFindings(e.Ctx, FindingFilterFor("198.51.100.21", "spam")); err != nil || len(l) != 0 {
+		t.Errorf("half-recorded finding: %+v %v", l, err)
+	}
+	if ms, _ := e.DB.ListMails(e.Ctx, 0, 0, 10); len(ms) != 2 {
+		t.Errorf("outbox after the failed finding: %d mails, want the 2 of before", len(ms))
 	}
 }
 
