@@ -259,6 +259,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		Policy:      breakerView{s.policy},
 		Settings:    redacted(cfg),
 		Logger:      logger.With("component", "web"),
+		Mails:       s.notifier.Renderer(),
 	})
 	if err != nil {
 		s.close()

@@ -40,7 +40,7 @@ type RendererConfig struct {
 
 // templateFiles are the files every language must have.
 func templateFiles() []string {
-	files := []string{"messages.tmpl", "subjects.tmpl", "layout.html.tmpl"}
+	files := []string{"messages.tmpl", "subjects.tmpl", "layout.html.tmpl", "password_reset.txt.tmpl", "password_reset.html.tmpl"}
 	for _, k := range Kinds {
 		files = append(files, string(k)+".txt.tmpl", string(k)+".html.tmpl")
 	}
@@ -293,6 +293,63 @@ func (ls *langSet) render(ev Event, defaultURL string) (mail.Message, error) {
 	}, nil
 }
 
+// PasswordReset is what a password reset mail says. It is no lock event:
+// the addressee is a user (Customer.ID 0 for staff), written to in the
+// language of the user's customer.
+type PasswordReset struct {
+	Customer Customer      // Email is the account's address
+	Link     string        // the single-use reset link
+	Valid    time.Duration // how long the link works
+}
+
+// resetView is what the password reset templates see.
+type resetView struct {
+	PasswordReset
+	Lang, Subject  string
+	LockingID      string // always empty (the layout shows it when set)
+	Hours, Minutes int    // Valid in whole hours when it is some, else in minutes
+}
+
+// RenderPasswordReset renders a password reset mail in the language of
+// p.Customer.
+func (r *Renderer) RenderPasswordReset(p PasswordReset) (mail.Message, error) {
+	ls := r.language(p.Customer.Language)
+	m, err := ls.renderReset(p)
+	if err != nil {
+		return mail.Message{}, fmt.Errorf("render password reset (%s): %w", ls.lang, err)
+	}
+	return m, nil
+}
+
+// KindPasswordReset is the mail.Message.Kind of password reset mails.
+const KindPasswordReset = "password_reset"
+
+func (ls *langSet) renderReset(p PasswordReset) (mail.Message, error) {
+	if p.Customer.Email == "" || p.Link == "" || p.Valid <= 0 {
+		return mail.Message{}, errors.New("a password reset needs an address, a link and a validity")
+	}
+	v := resetView{PasswordReset: p, Lang: ls.lang}
+	if p.Valid%time.Hour == 0 {
+		v.Hours = int(p.Valid / time.Hour)
+	} else {
+		v.Minutes = int((p.Valid + time.Minute - 1) / time.Minute)
+	}
+	subject, err := ls.snippet("subject.password_reset", v)
+	if err != nil {
+		return mail.Message{}, err
+	}
+	v.Subject = strings.Join(strings.Fields(subject), " ")
+	var text, html bytes.Buffer
+	if err := ls.text.ExecuteTemplate(&text, "password_reset.txt.tmpl", v); err != nil {
+		return mail.Message{}, err
+	}
+	if err := ls.html.ExecuteTemplate(&html, "password_reset.html.tmpl", v); err != nil {
+		return mail.Message{}, err
+	}
+	return mail.Message{To: p.Customer.Email, Subject: v.Subject, Text: tidyText(text.String()), HTML: html.String(),
+		CustomerID: p.Customer.ID, Kind: KindPasswordReset}, nil
+}
+
 // snippet executes one named template of messages.tmpl or subjects.tmpl.
 func (ls *langSet) snippet(name string, data any) (string, error) {
 	if ls.text.Lookup(name) == nil {
@@ -371,6 +428,14 @@ func (r *Renderer) selfTest() error {
 						errs = append(errs, fmt.Errorf("%s %s %s: %w", lang, k, reason, err))
 					}
 				}
+			}
+		}
+	}
+	for lang := range r.langs {
+		for _, ttl := range []time.Duration{time.Hour, 30 * time.Minute, 24 * time.Hour} {
+			if _, err := r.langs[lang].renderReset(PasswordReset{Customer: Customer{Email: "test@example.net", Language: lang},
+				Link: "https://example.net/client/reset/x", Valid: ttl}); err != nil {
+				errs = append(errs, fmt.Errorf("%s password_reset: %w", lang, err))
 			}
 		}
 	}

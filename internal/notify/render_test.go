@@ -380,3 +380,44 @@ func TestRenderStorageBox(t *testing.T) {
 		t.Errorf("storage box mail advises a traceroute:\n%s", m.Text)
 	}
 }
+
+// A password reset mail is written in the language of the user's customer,
+// says how long the link works in words, and carries the link in both
+// parts (escaped in HTML).
+func TestRenderPasswordReset(t *testing.T) {
+	r := newTestRenderer(t, "")
+	link := "https://robot.example.net/client/reset/abc&def"
+	for _, c := range []struct {
+		lang  string
+		valid time.Duration
+		want  []string
+	}{
+		{"en", time.Hour, []string{"Reset your password", "Hello,", "within 1 hour to", "The link works once"}},
+		{"", 90 * time.Minute, []string{"Reset your password", "within 90 minutes to"}},
+		{"de-AT", time.Hour, []string{"Passwort zurücksetzen", "Guten Tag,", "innerhalb von einer Stunde", "nur einmal"}},
+		{"de", 48 * time.Hour, []string{"innerhalb von 48 Stunden"}},
+	} {
+		m, err := r.RenderPasswordReset(PasswordReset{Customer: Customer{ID: 7, Email: "bob@beta.example", Language: c.lang}, Link: link, Valid: c.valid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := m.Subject + "\n" + m.Text
+		for _, w := range c.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%q: mail lacks %q:\n%s", c.lang, w, all)
+			}
+		}
+		if !strings.Contains(m.Text, "\n"+link+"\n") || !strings.Contains(m.Text, "bob@beta.example") {
+			t.Errorf("%q: text lacks the link on its own line or the account:\n%s", c.lang, m.Text)
+		}
+		if !strings.Contains(m.HTML, `href="https://robot.example.net/client/reset/abc&amp;def"`) {
+			t.Errorf("%q: HTML lacks the escaped link:\n%s", c.lang, m.HTML)
+		}
+		if m.To != "bob@beta.example" || m.CustomerID != 7 || m.Kind != KindPasswordReset || m.LockID != 0 {
+			t.Errorf("%q: envelope %q %d %q %d", c.lang, m.To, m.CustomerID, m.Kind, m.LockID)
+		}
+	}
+	if _, err := r.RenderPasswordReset(PasswordReset{Customer: Customer{Email: "bob@beta.example"}, Valid: time.Hour}); err == nil {
+		t.Error("a reset without a link rendered")
+	}
+}

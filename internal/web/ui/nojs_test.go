@@ -5,6 +5,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"padlock/internal/inventory"
+	"padlock/internal/lock"
 )
 
 // TestCustomerStoryWithoutJavaScript walks the customer story with plain
@@ -189,4 +193,29 @@ func TestSigninRateLimitAndReset(t *testing.T) {
 		}
 	}
 	_ = n
+}
+
+// The reset link mail is written in the language of the user's customer.
+func TestResetMailInCustomersLanguage(t *testing.T) {
+	e := newEnv(t)
+	g, err := e.svc.CreateCustomer(e.ctx, e.staff, inventory.Customer{Name: "Gamma GmbH", Email: "noc@gamma.example", Language: "de"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.CreateUser(e.ctx, "greta@gamma.example", "correct horse battery", lock.RoleCustomer, g.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.get("/client/reset")
+	_, body := c.post("/client/reset", url.Values{"email": {"greta@gamma.example"}})
+	c.mustContain(body, "If an account with this email exists")
+	ms, _ := e.db.ListMails(e.ctx, 0, g.ID, 10)
+	if len(ms) != 1 || ms[0].Kind != "password_reset" {
+		t.Fatalf("outbox of Gamma: %+v", ms)
+	}
+	m := ms[0]
+	if m.To != "greta@gamma.example" || m.Subject != "Passwort zurücksetzen" || !strings.Contains(m.Text, "innerhalb von einer Stunde") ||
+		!strings.Contains(m.Text, "http://padlock.example/client/reset/") || !strings.Contains(m.HTML, `lang="de"`) {
+		t.Fatalf("German reset mail expected, got %q to %s:\n%s", m.Subject, m.To, m.Text)
+	}
 }

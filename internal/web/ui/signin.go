@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -9,6 +10,7 @@ import (
 
 	"padlock/internal/lock"
 	"padlock/internal/mail"
+	"padlock/internal/notify"
 	"padlock/internal/store"
 	"padlock/internal/web/auth"
 )
@@ -133,12 +135,11 @@ func (u *UI) resetRequest(w http.ResponseWriter, r *http.Request) {
 				u.fail(w, r, nil, err)
 				return
 			}
-			link := u.cfg.BaseURL + "/client/reset/" + secret
-			m := mail.Message{To: usr.Email, CustomerID: usr.CustomerID, Kind: "password_reset",
-				Subject: "Reset your padlock password",
-				Text: "Hello,\n\nsomeone (hopefully you) asked to reset the password of your account " + usr.Email + ".\n\n" +
-					"Open this link within " + u.cfg.ResetLinkTTL.String() + " to choose a new password:\n\n" + link + "\n\n" +
-					"The link works once. If you did not ask for it, ignore this mail; your password stays as it is.\n"}
+			m, err := u.resetMail(ctx, usr, u.cfg.BaseURL+"/client/reset/"+secret)
+			if err != nil {
+				u.fail(w, r, nil, err)
+				return
+			}
 			if _, err := u.db.EnqueueMail(ctx, m, now); err != nil {
 				u.fail(w, r, nil, err)
 				return
@@ -149,6 +150,20 @@ func (u *UI) resetRequest(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.render(w, r, http.StatusOK, "reset_request", nil, map[string]any{"Title": "Reset your password", "Sent": true})
+}
+
+// resetMail renders the reset link mail in the language of the user's
+// customer (staff: the default language).
+func (u *UI) resetMail(ctx context.Context, usr store.User, link string) (mail.Message, error) {
+	to := notify.Customer{Email: usr.Email}
+	if usr.CustomerID != 0 {
+		c, err := u.svc.GetCustomer(ctx, lock.System, usr.CustomerID)
+		if err != nil {
+			return mail.Message{}, err
+		}
+		to.ID, to.Language = c.ID, c.Language
+	}
+	return u.mails.RenderPasswordReset(notify.PasswordReset{Customer: to, Link: link, Valid: u.cfg.ResetLinkTTL})
 }
 
 func (u *UI) resetForm(w http.ResponseWriter, r *http.Request) {

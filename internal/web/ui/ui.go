@@ -31,6 +31,7 @@ import (
 
 	"padlock/internal/enforce"
 	"padlock/internal/lock"
+	"padlock/internal/notify"
 	"padlock/internal/store"
 	"padlock/internal/web/auth"
 )
@@ -90,6 +91,9 @@ type Dependencies struct {
 	Settings any
 	Logger   *slog.Logger
 	Clock    func() time.Time
+	// Mails renders the password reset mail in the user's language; nil:
+	// the built-in templates.
+	Mails *notify.Renderer
 }
 
 // UI serves /, /client/..., /admin/... and /static/....
@@ -100,6 +104,7 @@ type UI struct {
 	enf     Enforcement
 	pol     Policy
 	set     any
+	mails   *notify.Renderer
 	log     *slog.Logger
 	now     func() time.Time
 	sm      *scs.SessionManager
@@ -123,7 +128,13 @@ func New(cfg Configuration, deps Dependencies) (*UI, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	cfg.LoginLimits = cfg.LoginLimits.WithDefaults()
 	u := &UI{cfg: cfg, svc: deps.Service, db: deps.Store, enf: deps.Enforcement, pol: deps.Policy, set: deps.Settings,
-		log: deps.Logger, now: deps.Clock}
+		mails: deps.Mails, log: deps.Logger, now: deps.Clock}
+	if u.mails == nil {
+		var err error
+		if u.mails, err = notify.NewRenderer(notify.RendererConfig{}); err != nil {
+			return nil, fmt.Errorf("ui: %w", err)
+		}
+	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
