@@ -18,8 +18,10 @@ type NewTicket struct {
 	Message     string     `json:"message"`
 }
 
-// OpenTicket opens a support ticket with its first message (the customer
-// for its own lock or product, or staff on the customer's behalf).
+// OpenTicket opens a support ticket with its first message: the customer
+// about its own lock or product, or about nothing in particular (a general
+// support request, for example "I received no email but cannot reach my
+// server"), or staff on the customer's behalf about a lock or product.
 func (s *Service) OpenTicket(ctx context.Context, a Actor, nt NewTicket) (Ticket, error) {
 	if a.Role != RoleCustomer && !a.staff() {
 		return Ticket{}, forbidden("role %s may not open tickets", a.Role)
@@ -37,8 +39,11 @@ func (s *Service) OpenTicket(ctx context.Context, a Actor, nt NewTicket) (Ticket
 	if nt.Message == "" || len(nt.Message) > 20000 {
 		return Ticket{}, invalid("message", "a message of 1 to 20000 characters is required")
 	}
-	if nt.LockID == 0 && nt.ProductID == 0 {
-		return Ticket{}, invalid("lock_id", "a ticket is about a lock or a product")
+	if nt.LockID == 0 && nt.ProductID == 0 && a.Role != RoleCustomer {
+		return Ticket{}, invalid("lock_id", "a ticket staff open is about a lock or a product")
+	}
+	if nt.ProductID == 0 && nt.ProductType != "" {
+		return Ticket{}, invalid("product_id", "a product type needs a product ID")
 	}
 	if nt.Kind == TicketKVMConsole && nt.ProductType != string(inventory.ProductServer) {
 		return Ticket{}, invalid("product_type", "a KVM console is ordered for a server")
@@ -62,6 +67,9 @@ func (s *Service) OpenTicket(ctx context.Context, a Actor, nt NewTicket) (Ticket
 				return invalid("product_id", "the product and the lock belong to different customers")
 			}
 			cid = pc
+		}
+		if cid == 0 {
+			cid = a.CustomerID // a customer's general request
 		}
 		tk = Ticket{CustomerID: cid, Kind: nt.Kind, LockID: nt.LockID, ProductType: nt.ProductType, ProductID: nt.ProductID,
 			Subject: nt.Subject, State: "open", CreatedAt: t.now, UpdatedAt: t.now}

@@ -991,6 +991,21 @@ func testTickets(t *testing.T, open Opener) {
 	if _, err := e.Svc.OpenTicket(e.Ctx, e.CA, lock.NewTicket{Kind: lock.TicketKVMConsole, ProductType: "storage_box", ProductID: e.BoxA.ID, Subject: "kvm", Message: "x"}); !isKind(err, lock.ErrValidation) {
 		t.Errorf("KVM for a storage box: %v", err)
 	}
+	// A customer's general request (no lock, no product) is its own ticket;
+	// staff open tickets about a lock or product only.
+	gen, err := e.Svc.OpenTicket(e.Ctx, e.CA, lock.NewTicket{Subject: "No email received", Message: "Is anything locked?"})
+	if err != nil || gen.CustomerID != e.A.ID || gen.LockID != 0 || gen.ProductID != 0 {
+		t.Fatalf("general ticket: %+v, %v", gen, err)
+	}
+	if _, err := e.Svc.GetTicket(e.Ctx, e.CB, gen.ID); !isKind(err, lock.ErrNotFound) {
+		t.Errorf("another customer reads the general ticket: %v", err)
+	}
+	if _, err := e.Svc.OpenTicket(e.Ctx, e.Staff, lock.NewTicket{Subject: "x", Message: "y"}); !isKind(err, lock.ErrValidation) {
+		t.Errorf("staff ticket about nothing: %v", err)
+	}
+	if _, err := e.Svc.OpenTicket(e.Ctx, e.CA, lock.NewTicket{ProductType: "server", Subject: "x", Message: "y"}); !isKind(err, lock.ErrValidation) {
+		t.Errorf("product type without product: %v", err)
+	}
 	list, _ := e.Svc.ListTickets(e.Ctx, e.CA, lock.TicketFilter{Kind: lock.TicketKVMConsole})
 	if len(list) != 1 || list[0].ID != kvm.ID {
 		t.Errorf("KVM tickets: %+v", list)

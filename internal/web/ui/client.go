@@ -374,11 +374,29 @@ func (u *UI) clientKVM(w http.ResponseWriter, r *http.Request, s *session) error
 }
 
 func (u *UI) clientTickets(w http.ResponseWriter, r *http.Request, s *session) error {
-	ts, err := u.svc.ListTickets(r.Context(), s.Actor, lock.TicketFilter{Limit: 200})
+	return u.ticketsPage(w, r, s, http.StatusOK, nil)
+}
+
+// ticketsPage lists the customer's tickets above the form for a new one;
+// form (nil: empty) is a refused submission shown again with its problem.
+func (u *UI) ticketsPage(w http.ResponseWriter, r *http.Request, s *session, status int, form map[string]string) error {
+	ctx := r.Context()
+	ts, err := u.svc.ListTickets(ctx, s.Actor, lock.TicketFilter{Limit: 200})
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "tickets", s, map[string]any{"Title": "Support tickets", "Tickets": ts})
+	var active []lock.Lock
+	for _, st := range activeStates {
+		ls, err := u.svc.ListLocks(ctx, s.Actor, lock.LockFilter{State: st, Limit: clientLockLimit})
+		if err != nil {
+			return err
+		}
+		active = append(active, ls...)
+	}
+	if form == nil {
+		form = map[string]string{"lock": r.URL.Query().Get("lock")}
+	}
+	u.render(w, r, status, "tickets", s, map[string]any{"Title": "Support tickets", "Tickets": ts, "Locks": active, "Form": form})
 	return nil
 }
 
@@ -402,6 +420,11 @@ func (u *UI) clientOpenTicket(w http.ResponseWriter, r *http.Request, s *session
 	tk, err := u.svc.OpenTicket(r.Context(), s.Actor, nt)
 	if errors.Is(err, lock.ErrNotFound) {
 		return err
+	}
+	if errors.Is(err, lock.ErrValidation) && back == "/client/tickets" {
+		// the form of the tickets page: shown again with what was typed
+		return u.ticketsPage(w, r, s, http.StatusBadRequest, map[string]string{
+			"lock": r.PostFormValue("lock"), "subject": nt.Subject, "message": nt.Message, "problem": message(err)})
 	}
 	if err == nil {
 		back = fmt.Sprintf("/client/tickets/%d", tk.ID)

@@ -219,3 +219,50 @@ func TestResetMailInCustomersLanguage(t *testing.T) {
 		t.Fatalf("German reset mail expected, got %q to %s:\n%s", m.Subject, m.To, m.Text)
 	}
 }
+
+// A customer can ask for help without a lock (no email received, unsure
+// whether something is locked): a form on the tickets page, which keeps
+// what was typed when it is refused. The lock page links to the same form
+// with its lock chosen.
+func TestGeneralSupportTicket(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.signin("alice@alpha.example")
+	_, body := c.get("/client/tickets")
+	c.mustContain(body, "New support ticket", "No particular lock", e.LockA.LockingID)
+	msg := "I received no email but cannot reach web1 since this morning."
+	code, body := c.post("/client/tickets", url.Values{"subject": {"  "}, "message": {msg}, "lock": {""}})
+	if code != http.StatusBadRequest {
+		t.Fatalf("ticket without a subject = %d, want 400", code)
+	}
+	c.mustContain(body, "A subject of 1 to 200 characters is required", msg)
+	_, body = c.post("/client/tickets", url.Values{"subject": {"No email, server unreachable"}, "message": {msg}, "lock": {""}})
+	c.mustContain(body, "Your ticket was sent.", "No email, server unreachable", msg)
+	ts, err := e.svc.ListTickets(e.ctx, e.staff, lock.TicketFilter{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, tk := range ts {
+		if tk.Subject == "No email, server unreachable" {
+			found = true
+			if tk.CustomerID != e.A.ID || tk.LockID != 0 || tk.ProductID != 0 {
+				t.Errorf("general ticket stored as %+v", tk)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("the ticket is not in the staff's list")
+	}
+	// Another customer neither sees it in the list nor by its number.
+	b := e.client()
+	b.signin("bob@beta.example")
+	if _, body := b.get("/client/tickets"); strings.Contains(body, "No email, server unreachable") {
+		t.Error("Beta sees Alpha's ticket")
+	}
+	// From the lock page: the form with the lock chosen.
+	_, body = c.get("/client/locks/" + e.LockA.LockingID)
+	c.mustContain(body, "/client/tickets?lock="+e.LockA.LockingID+"#new-ticket")
+	_, body = c.get("/client/tickets?lock=" + e.LockA.LockingID)
+	c.mustContain(body, `value="`+e.LockA.LockingID+`" selected`)
+}
