@@ -407,6 +407,7 @@ func (s *Service) GetLock(ctx context.Context, a Actor, id int64) (Lock, error) 
 	if errors.Is(err, ErrNotFound) || err == nil && !a.sees(l.CustomerID) {
 		return Lock{}, notFound("lock %d", id)
 	}
+	a.redactLock(&l)
 	return l, err
 }
 
@@ -425,6 +426,7 @@ func (s *Service) GetLockByLockingID(ctx context.Context, a Actor, lockingID str
 	if errors.Is(err, ErrNotFound) || err == nil && !a.sees(l.CustomerID) {
 		return Lock{}, notFound("lock %s", lockingID)
 	}
+	a.redactLock(&l)
 	return l, err
 }
 
@@ -449,6 +451,7 @@ func (s *Service) ListLocks(ctx context.Context, a Actor, f LockFilter) ([]Lock,
 		out, err = tx.ListLocks(ctx, f)
 		return err
 	})
+	a.redactLocks(out)
 	return out, err
 }
 

@@ -152,6 +152,7 @@ func (s *Service) GetUnlockRequest(ctx context.Context, a Actor, id int64) (Unlo
 	if errors.Is(err, ErrNotFound) || err == nil && !a.sees(r.CustomerID) {
 		return UnlockRequest{}, notFound("unlock request %d", id)
 	}
+	a.redactRequest(&r)
 	return r, err
 }
 
@@ -165,6 +166,9 @@ func (s *Service) ListUnlockRequests(ctx context.Context, a Actor, f UnlockReque
 		out, err = tx.ListUnlockRequests(ctx, f)
 		return err
 	})
+	for i := range out {
+		a.redactRequest(&out[i])
+	}
 	return out, err
 }
 
@@ -307,6 +311,11 @@ func (s *Service) ListWhitelist(ctx context.Context, a Actor, lockID int64) ([]W
 		out, err = tx.ListWhitelist(ctx, lockID)
 		return err
 	})
+	if a.customerView() {
+		for i := range out {
+			out[i].CreatedBy = anonymousActor(out[i].CreatedBy)
+		}
+	}
 	return out, err
 }
 

@@ -301,6 +301,7 @@ func (s *Service) ListAudit(ctx context.Context, a Actor, f AuditFilter) ([]Audi
 		out, err = tx.ListAudit(ctx, f)
 		return err
 	})
+	a.redactAudit(out)
 	return out, err
 }
 

@@ -212,6 +212,7 @@ func (s *Service) GetTicket(ctx context.Context, a Actor, id int64) (Ticket, err
 	if errors.Is(err, ErrNotFound) || err == nil && !a.sees(tk.CustomerID) {
 		return Ticket{}, notFound("ticket %d", id)
 	}
+	a.redactTicket(&tk)
 	return tk, err
 }
 
@@ -225,5 +226,8 @@ func (s *Service) ListTickets(ctx context.Context, a Actor, f TicketFilter) ([]T
 		out, err = tx.ListTickets(ctx, f)
 		return err
 	})
+	for i := range out {
+		a.redactTicket(&out[i])
+	}
 	return out, err
 }

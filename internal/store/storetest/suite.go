@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"StaffUnlockOnly", testStaffUnlockOnly},
 		{"LockMethod", testLockMethod},
 		{"Authorization", testAuthorization},
+		{"CustomerView", testCustomerView},
 		{"Lookup", testLookup},
 		{"Scopes", testScopes},
 		{"StackingAndPayment", testStackingAndPayment},
@@ -498,6 +499,80 @@ func testWhitelistPolicy(t *testing.T, open Opener) {
 	}
 	if got := w.ExpiresAt.Sub(w.CreatedAt); got != 2*time.Hour {
 		t.Errorf("spam whitelist lasts %v, want the configured 2h", got)
+	}
+}
+
+// A customer reads its locks, audit log, tickets and unlock requests
+// without the staff's internal notes, names and audit snapshots; staff
+// read all of it. The decision note written for the customer stays.
+func testCustomerView(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	l, err := e.Svc.CreateLock(e.Ctx, e.Staff, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("198.51.100.10")}},
+		Reason: lock.ReasonAbuse, Note: "internal: complaint #4711 from CERT"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Svc.RequestUnlock(e.Ctx, e.CA, l.ID, "fixed, please unlock"); err != nil {
+		t.Fatal(err)
+	}
+	reqs, _ := e.Svc.ListUnlockRequests(e.Ctx, e.Staff, lock.UnlockRequestFilter{LockID: l.ID})
+	if len(reqs) != 1 {
+		t.Fatalf("requests: %+v", reqs)
+	}
+	if _, _, err := e.Svc.RejectUnlock(e.Ctx, e.Staff, reqs[0].ID, "The log still shows the scan."); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := e.Svc.OpenTicket(e.Ctx, e.CA, lock.NewTicket{LockID: l.ID, Subject: "Why?", Message: "why locked?"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Svc.AddTicketMessage(e.Ctx, e.Staff, tk.ID, "See the attached log."); err != nil {
+		t.Fatal(err)
+	}
+	leaks := func(what, s string) {
+		t.Helper()
+		if strings.Contains(s, "4711") || strings.Contains(s, e.Staff.Name) {
+			t.Errorf("%s shows the customer staff data: %s", what, s)
+		}
+	}
+	got, err := e.Svc.GetLock(e.Ctx, e.CA, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaks("GetLock", fmt.Sprintf("%+v", got))
+	byID, _ := e.Svc.GetLockByLockingID(e.Ctx, e.CA, l.LockingID)
+	leaks("GetLockByLockingID", fmt.Sprintf("%+v", byID))
+	ls, _ := e.Svc.ListLocks(e.Ctx, e.CA, lock.LockFilter{})
+	leaks("ListLocks", fmt.Sprintf("%+v", ls))
+	evs, _ := e.Svc.ListAudit(e.Ctx, e.CA, lock.AuditFilter{LockID: l.ID})
+	leaks("ListAudit", fmt.Sprintf("%+v", evs))
+	answer := false
+	for _, ev := range evs {
+		if ev.Before != "" || ev.After != "" {
+			t.Errorf("audit snapshot shown to the customer: %+v", ev)
+		}
+		answer = answer || ev.Note == "The log still shows the scan."
+	}
+	if !answer {
+		t.Errorf("the decision note for the customer is gone: %+v", evs)
+	}
+	gt, _ := e.Svc.GetTicket(e.Ctx, e.CA, tk.ID)
+	leaks("GetTicket", fmt.Sprintf("%+v", gt))
+	if len(gt.Messages) != 2 || gt.Messages[1].Author != "staff" || gt.Messages[1].Body != "See the attached log." {
+		t.Errorf("staff reply as the customer sees it: %+v", gt.Messages)
+	}
+	ts, _ := e.Svc.ListTickets(e.Ctx, e.CA, lock.TicketFilter{})
+	leaks("ListTickets", fmt.Sprintf("%+v", ts))
+	rq, _ := e.Svc.ListUnlockRequests(e.Ctx, e.CA, lock.UnlockRequestFilter{LockID: l.ID})
+	leaks("ListUnlockRequests", fmt.Sprintf("%+v", rq))
+	if len(rq) != 1 || rq[0].Note != "The log still shows the scan." || rq[0].DecidedBy != "staff" {
+		t.Errorf("decided request as the customer sees it: %+v", rq)
+	}
+	// Staff see everything.
+	sl, _ := e.Svc.GetLock(e.Ctx, e.Staff, l.ID)
+	sa, _ := e.Svc.ListAudit(e.Ctx, e.Staff, lock.AuditFilter{LockID: l.ID})
+	if sl.Note != "internal: complaint #4711 from CERT" || !strings.Contains(fmt.Sprintf("%+v", sa), "staff:alice") {
+		t.Errorf("staff view lost data: %q %+v", sl.Note, sa)
 	}
 }
 

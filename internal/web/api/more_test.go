@@ -103,3 +103,23 @@ func TestAPITicketsBoxesRequestsExport(t *testing.T) {
 		}
 	}
 }
+
+// A customer's token reads its lock and audit log as the client area shows
+// them: without the staff's internal note and names.
+func TestAPICustomerViewHidesStaffData(t *testing.T) {
+	f := newFixture(t)
+	staff := f.tokens["staff"]
+	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
+	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	lk := f.must(f.do(staff, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"abuse","note":"CERT complaint 4711"}`), 201).num("id")
+	if s := f.must(f.do(staff, "GET", "/api/v1/locks/"+itoa(lk), ""), 200); !strings.Contains(s.Raw, "4711") {
+		t.Fatalf("staff do not see their note: %s", s.Raw)
+	}
+	cust := f.token("customer", alice)
+	for _, path := range []string{"/api/v1/locks/" + itoa(lk), "/api/v1/locks", "/api/v1/audit?lock_id=" + itoa(lk)} {
+		r := f.must(f.do(cust, "GET", path, ""), 200)
+		if strings.Contains(r.Raw, "4711") || strings.Contains(r.Raw, `"staff:`) {
+			t.Errorf("%s shows the customer staff data: %s", path, r.Raw)
+		}
+	}
+}

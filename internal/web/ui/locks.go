@@ -86,12 +86,6 @@ func actionLabel(a string) string {
 	return strings.ReplaceAll(a, "_", " ")
 }
 
-// customerNoteActions are the audit actions whose note the customer may
-// read: its own request message and the staff's answer to it. Notes on
-// other events are internal.
-var customerNoteActions = map[string]bool{"unlock_request_approved": true,
-	"unlock_request_rejected": true, "approve_unlock": true, "reject_unlock": true}
-
 // timelineEntry is one audit event as an area shows it.
 type timelineEntry struct {
 	At    time.Time
@@ -115,9 +109,7 @@ func timeline(evs []lock.AuditEvent, forCustomer bool) []timelineEntry {
 			default:
 				t.Who = "our staff"
 			}
-			if !customerNoteActions[e.Action] {
-				t.Note = ""
-			}
+			// the service has removed internal notes already
 		}
 		out = append(out, t)
 	}
