@@ -160,6 +160,9 @@ func (m *mailRenderer) product(l *lock.Lock) (kind, name string) {
 	case lock.ScopeSubnet:
 		return "subnet", list
 	}
+	if len(l.Prefixes) > 1 {
+		return "ips", list
+	}
 	return "ip", list
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	htemplate "html/template"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path"
 	"regexp"
@@ -199,7 +200,8 @@ type view struct {
 	URL         string // the client area link
 	ProductText string // "server web1 (203.0.113.10)", translated kind word
 	ReasonTitle string // "network scan"
-	Address     string // the first locked address, for traceroute
+	Address     string // the first locked single address, for traceroute
+	Subnet      string // the first locked range when no single address is locked
 	Files       []viewFile
 	ByPayment   bool // the lock clears on payment (non_payment)
 }
@@ -240,9 +242,7 @@ func (ls *langSet) render(ev Event, defaultURL string) (mail.Message, error) {
 		}
 		v.ProductText = strings.TrimSpace(word + " " + ev.Product)
 	}
-	if len(ev.Addresses) > 0 {
-		v.Address = ev.Addresses[0]
-	}
+	v.Address, v.Subnet = traceTarget(ev.Addresses)
 	if ev.Kind == KindNotice {
 		// Nothing is locked: no lock, no Locking ID, no protection.
 		v.LockID, v.LockingID, v.InboundProtection = 0, "", false
@@ -348,6 +348,25 @@ func (ls *langSet) renderReset(p PasswordReset) (mail.Message, error) {
 	}
 	return mail.Message{To: p.Customer.Email, Subject: v.Subject, Text: tidyText(text.String()), HTML: html.String(),
 		CustomerID: p.Customer.ID, Kind: KindPasswordReset}, nil
+}
+
+// traceTarget picks what a mail tells the customer to traceroute: the
+// first single address ("203.0.113.10", or a /32 or /128), else the first
+// range, which the mail asks to trace an address of (traceroute takes no
+// prefix).
+func traceTarget(addrs []string) (address, subnet string) {
+	for _, a := range addrs {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			return ip.String(), ""
+		}
+		if p, err := netip.ParsePrefix(a); err == nil && p.IsSingleIP() {
+			return p.Addr().String(), ""
+		}
+	}
+	if len(addrs) > 0 {
+		return "", addrs[0]
+	}
+	return "", ""
 }
 
 // snippet executes one named template of messages.tmpl or subjects.tmpl.

@@ -379,6 +379,9 @@ func TestRenderStorageBox(t *testing.T) {
 	if strings.Contains(m.Text, "traceroute") || strings.Contains(m.HTML, "tracert") {
 		t.Errorf("storage box mail advises a traceroute:\n%s", m.Text)
 	}
+	if strings.Contains(m.Text, "KVM") {
+		t.Errorf("storage box mail offers a KVM console:\n%s", m.Text)
+	}
 }
 
 // A password reset mail is written in the language of the user's customer,
@@ -419,5 +422,40 @@ func TestRenderPasswordReset(t *testing.T) {
 	}
 	if _, err := r.RenderPasswordReset(PasswordReset{Customer: Customer{Email: "bob@beta.example"}, Valid: time.Hour}); err == nil {
 		t.Error("a reset without a link rendered")
+	}
+}
+
+// traceroute takes an address, not a prefix: a mail gives the first single
+// locked address, or asks to trace an address of the locked range.
+func TestRenderTraceTarget(t *testing.T) {
+	r := newTestRenderer(t, "")
+	for _, c := range []struct {
+		lang  string
+		addrs []string
+		want  string
+	}{
+		{"en", []string{"203.0.113.64/28"}, "run a traceroute to one of the\naddresses you use in 203.0.113.64/28"},
+		{"en", []string{"203.0.113.64/28", "203.0.113.10/32"}, "traceroute 203.0.113.10\n"},
+		{"en", []string{"2001:db8:77::/64", "2001:db8::5"}, "tracert 2001:db8::5\n"},
+		{"de", []string{"2001:db8:77::/64"}, "Adressen prüfen, die Sie in 2001:db8:77::/64 verwenden"},
+	} {
+		ev := testEvent(KindLock, "netscan")
+		ev.ProductKind, ev.Product, ev.Addresses = "subnet", c.addrs[0], c.addrs
+		ev.Customer.Language = c.lang
+		m, err := r.Render(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(m.Text, c.want) {
+			t.Errorf("%v (%s): text lacks %q:\n%s", c.addrs, c.lang, c.want, m.Text)
+		}
+		for _, a := range c.addrs {
+			if strings.Contains(a, "/") && (strings.Contains(m.Text, "traceroute "+a) || strings.Contains(m.Text, "tracert "+a)) {
+				t.Errorf("%v: mail tells to trace the prefix %s", c.addrs, a)
+			}
+		}
+		if strings.Contains(m.HTML, "<address>") {
+			t.Errorf("%v: unescaped placeholder in HTML", c.addrs)
+		}
 	}
 }
