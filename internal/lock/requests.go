@@ -32,6 +32,9 @@ func (s *Service) RequestUnlock(ctx context.Context, a Actor, lockID int64, mess
 				return conflict(open.ID, "unlock request %d is already open for lock %s; please do not send multiple unlock requests for the same issue", open.ID, l.LockingID)
 			}
 		}
+		if l.LiftedByPayment() {
+			return invalid("lock", "lock %s is for non-payment: it is lifted automatically when the payment arrives, no unlock request is needed", l.LockingID)
+		}
 		if _, err := Transition(l.State, ActionRequestUnlock); err != nil {
 			return fmt.Errorf("lock %s: %w", l.LockingID, err)
 		}
@@ -355,4 +358,11 @@ func (s *Service) ExpireWhitelists(ctx context.Context) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// LiftedByPayment reports whether the payment lifts l by itself: a
+// non-payment lock that staff did not reserve for review. Its customer
+// sends no unlock request (the service refuses one) and gets no evidence.
+func (l Lock) LiftedByPayment() bool {
+	return l.Reason == ReasonNonPayment && !l.StaffUnlockOnly
 }

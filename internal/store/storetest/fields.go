@@ -248,6 +248,9 @@ func testStaffUnlockOnly(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.Svc.RequestUnlock(e.Ctx, e.CA, srv.ID, "I paid"); !isKind(err, lock.ErrValidation) {
+		t.Errorf("unlock request on a lock the payment lifts: %v, want ErrValidation", err)
+	}
 	if _, err := e.Svc.Unlock(e.Ctx, e.Billing, box.ID, "paid"); !isKind(err, lock.ErrForbidden) {
 		t.Errorf("billing unlock of a staff-only lock: %v, want ErrForbidden", err)
 	}

@@ -185,6 +185,7 @@ type clientLockView struct {
 	Requests   []lock.UnlockRequest
 	Open       *lock.UnlockRequest
 	CanRequest bool
+	ByPayment  bool // the payment lifts the lock: no unlock request, no evidence
 	Evidence   []evidenceView
 	Timeline   []timelineEntry
 	Mails      []mail.Queued
@@ -215,7 +216,8 @@ func (u *UI) lockView(r *http.Request, a lock.Actor, l lock.Lock, forCustomer bo
 			v.Open = &v.Requests[i]
 		}
 	}
-	v.CanRequest = v.Open == nil && l.State == lock.StateLocked
+	v.ByPayment = l.LiftedByPayment()
+	v.CanRequest = v.Open == nil && l.State == lock.StateLocked && !v.ByPayment
 	evs, err := u.svc.ListAudit(ctx, a, lock.AuditFilter{LockID: l.ID, Limit: 500})
 	if err != nil {
 		return nil, err

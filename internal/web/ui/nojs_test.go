@@ -266,3 +266,23 @@ func TestGeneralSupportTicket(t *testing.T) {
 	_, body = c.get("/client/tickets?lock=" + e.LockA.LockingID)
 	c.mustContain(body, `value="`+e.LockA.LockingID+`" selected`)
 }
+
+// A lock for non-payment tells the customer to pay, offers no unlock
+// request and shows no evidence section: the payment lifts it.
+func TestNonPaymentLockPage(t *testing.T) {
+	e := newEnv(t)
+	l, err := e.svc.CreateLock(e.ctx, lock.Actor{Role: lock.RoleBilling, Name: "billing"}, lock.CreateLockRequest{
+		Scope: lock.Scope{ServerID: e.SrvA.ID}, Reason: lock.ReasonNonPayment}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.signin("alice@alpha.example")
+	_, body := c.get("/client/locks/" + l.LockingID)
+	c.mustContain(body, "Pay the overdue invoice", "No unlock request is needed")
+	for _, bad := range []string{`id="send-unlock"`, "Fix the issue completely", `<h2 id="ev">Evidence</h2>`} {
+		if strings.Contains(body, bad) {
+			t.Errorf("non-payment lock page contains %q", bad)
+		}
+	}
+}
