@@ -115,6 +115,9 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		ne.Addresses = append(ne.Addresses, inventory.FormatPrefix(p))
 	}
 	ne.ProductKind, ne.Product = m.product(l)
+	if len(ne.Evidence) == 0 && kind == notify.KindLock {
+		ne.Evidence = m.earlierEvidence(l)
+	}
 	if ev.Whitelist != nil {
 		ne.WhitelistIP = ev.Whitelist.IP.String()
 		ne.WhitelistExpires = ev.Whitelist.ExpiresAt
@@ -131,6 +134,32 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 	}
 	msg.LockID, msg.CustomerID, msg.Kind = l.ID, ev.Customer.ID, ev.Kind
 	return []mail.Message{msg}, nil
+}
+
+// earlierEvidence returns the evidence files the lock's newest earlier
+// warning or lock mail carried. A lock that follows a warning (the
+// deadline passed, staff escalated) or comes back (relock) has no new
+// finding of its own; its mail attaches what the customer was shown
+// before, so "we have locked" never arrives without the log.
+func (m *mailRenderer) earlierEvidence(l *lock.Lock) []mail.Attachment {
+	if m.db == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ms, err := m.db.ListMails(ctx, l.ID, 0, 50)
+	if err != nil {
+		return nil // the mail goes out without; the client area shows the evidence
+	}
+	for _, q := range ms { // newest first
+		switch q.Kind {
+		case lock.EventWarning, lock.EventLock, lock.EventRelock:
+			if len(q.Attachments) > 0 {
+				return q.Attachments
+			}
+		}
+	}
+	return nil
 }
 
 // product names the locked product as the customer knows it.

@@ -168,3 +168,61 @@ func TestNoticeRenderer(t *testing.T) {
 		t.Error("a finding kind without a lock reason rendered a notice")
 	}
 }
+
+// TestEscalatedLockMailCarriesTheWarningsLog: a warning's mail carries the
+// log; when staff escalate it to a lock (or the deadline passes), the lock
+// mail attaches the same log instead of arriving without one.
+func TestEscalatedLockMailCarriesTheWarningsLog(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	r, err := notify.NewRenderer(notify.RendererConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := &mailRenderer{db: db, r: r}
+	svc, err := lock.New(lock.Configuration{Bogons: []netip.Prefix{}}, lock.Dependencies{Store: db, Render: mr.Render})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	staff := lock.Actor{Role: lock.RoleStaff, Name: "alice"}
+	c, err := svc.CreateCustomer(ctx, staff, inventory.Customer{Name: "Alpha", Email: "noc@alpha.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := svc.CreateServer(ctx, staff, inventory.Server{CustomerID: c.ID, Name: "web1", IPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr.svc = svc
+	deadline := time.Now().Add(24 * time.Hour)
+	log := []byte("###################################################################\n#          Netscan detected from host   203.0.113.10              #\n")
+	l, err := svc.CreateLock(ctx, staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: sv.ID}, Reason: lock.ReasonNetscan, WarnUntil: &deadline,
+		Evidence: []mail.Attachment{{Name: "netscan.log", ContentType: "text/plain", Data: log}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Escalate(ctx, staff, l.ID, "no reaction"); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := db.ListMails(ctx, l.ID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, m := range ms {
+		kinds[m.Kind]++
+		if m.Kind == lock.EventLock && (len(m.Attachments) != 1 || string(m.Attachments[0].Data) != string(log)) {
+			t.Errorf("lock mail after the warning attaches %+v, want the warning's netscan.log", m.Attachments)
+		}
+	}
+	if kinds[lock.EventWarning] != 1 || kinds[lock.EventLock] != 1 {
+		t.Fatalf("mails of the lock: %v", kinds)
+	}
+}
