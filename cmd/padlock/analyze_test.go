@@ -133,6 +133,8 @@ func TestAnalyzeTextIsTheSeedFormat(t *testing.T) {
 		"time                        src_ip\t\t  dest_ip:dest_port\n" + strings.Repeat("-", 67) + "\n",
 		":  203.0.113.10 =>         198.18.0.0:   22\n",
 		" IP 203.0.113.10.",
+		// the dump shows both directions: the targets' resets too
+		".22 > 203.0.113.10.44862: Flags [R.]",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("text output lacks %q:\n%s", want, s)

@@ -324,12 +324,16 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	var port uint16
+	answer := true
 	switch r.Proto {
 	case flow.ProtoTCP:
 		f := r.TCPFlags
-		if f&flow.TCPAck == 0 || f&flow.TCPRst != 0 || f&flow.TCPPsh == 0 || localService(o) && !d.serviceProbes(o.Host, o.End) {
+		if localService(o) && !d.serviceProbes(o.Host, o.End) {
 			return
 		}
+		// only data answers a contact; a SYN-ACK or RST is a reply the
+		// traffic dump of a suspected scanner shows, nothing more
+		answer = f&flow.TCPAck != 0 && f&flow.TCPRst == 0 && f&flow.TCPPsh != 0
 		port = o.RemotePort
 	case flow.ProtoUDP:
 		if localService(o) && !d.serviceProbes(o.Host, o.End) {
@@ -347,7 +351,17 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	if !d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
 		return
 	}
-	if s := d.state(o.Host, false); s != nil {
+	s := d.state(o.Host, false)
+	if s == nil {
+		return
+	}
+	if s.samples != nil {
+		// the host is suspected and this comes from a remote it
+		// contacted: the dump shows both directions, as the help page
+		// promises ("all (incoming and outgoing) connections")
+		s.samples.Add(r)
+	}
+	if answer {
 		d.answer(s, dst, port, r.Proto)
 	}
 }
