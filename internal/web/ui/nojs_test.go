@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -284,5 +285,28 @@ func TestNonPaymentLockPage(t *testing.T) {
 		if strings.Contains(body, bad) {
 			t.Errorf("non-payment lock page contains %q", bad)
 		}
+	}
+}
+
+// Every server of the customer can get a KVM console from the products
+// page, locked or not ("order a KVM console for the correct server").
+func TestKVMOrderFromProducts(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.signin("alice@alpha.example")
+	_, body := c.get("/client/")
+	c.mustContain(body, fmt.Sprintf(`action="/client/servers/%d/kvm"`, e.SrvA.ID))
+	_, body = c.post(fmt.Sprintf("/client/servers/%d/kvm", e.SrvA.ID), url.Values{"back": {"/client/"}})
+	c.mustContain(body, "Your KVM console order was sent as ticket")
+	ts, _ := e.svc.ListTickets(e.ctx, e.staff, lock.TicketFilter{Kind: lock.TicketKVMConsole})
+	if len(ts) != 1 || ts[0].ProductID != e.SrvA.ID || ts[0].CustomerID != e.A.ID {
+		t.Fatalf("KVM orders: %+v", ts)
+	}
+	// Beta cannot order one for Alpha's server.
+	b := e.client()
+	b.signin("bob@beta.example")
+	b.get("/client/")
+	if code, _ := b.post(fmt.Sprintf("/client/servers/%d/kvm", e.SrvA.ID), url.Values{"back": {"/client/"}}); code != http.StatusNotFound {
+		t.Errorf("Beta orders a console for Alpha's server: %d", code)
 	}
 }
