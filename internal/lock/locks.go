@@ -366,6 +366,10 @@ func (t *txn) apply(l *Lock, act Action, note string, ev Event) error {
 				if err := t.tx.UpdateUnlockRequest(t.ctx, r); err != nil {
 					return err
 				}
+				// the unlock note is internal: the customer reads the fact
+				if err := t.closeRequestTicket(*l, "The product was unlocked; your unlock request needs no decision any more."); err != nil {
+					return err
+				}
 			} else if !errors.Is(err, ErrNotFound) {
 				return err
 			}

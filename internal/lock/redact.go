@@ -77,6 +77,9 @@ func (a Actor) redactTicket(t *Ticket) {
 
 func (a Actor) redactRequest(r *UnlockRequest) {
 	if a.customerView() {
+		if r.State == RequestSuperseded {
+			r.Note = "" // the note of the unlock that superseded it is internal
+		}
 		r.CreatedBy = anonymousActor(r.CreatedBy)
 		if r.DecidedBy != "" {
 			r.DecidedBy = anonymousActor(r.DecidedBy)

@@ -46,6 +46,9 @@ func (s *Service) RequestUnlock(ctx context.Context, a Actor, lockID int64, mess
 		if err := t.audit("unlock_request_create", "unlock_request", r.ID, l.ID, l.CustomerID, nil, r, ""); err != nil {
 			return err
 		}
+		if err := t.openRequestTicket(l, message); err != nil {
+			return err
+		}
 		return t.apply(&l, ActionRequestUnlock, message, Event{UnlockRequest: &r})
 	})
 	if e := ErrorDetails(err); e != nil && errors.Is(err, ErrConflict) && e.ExistingID == 0 && e.Field == "unlock_request" {
@@ -69,6 +72,48 @@ func (s *Service) openRequest(ctx context.Context, lockID int64) (UnlockRequest,
 		return err
 	})
 	return r, err
+}
+
+// openRequestTicket opens the ticket of a new unlock request ("send us an
+// unlock request via support ticket"), the request's message first.
+func (t *txn) openRequestTicket(l Lock, message string) error {
+	if message == "" {
+		message = "Unlock request without a message."
+	}
+	tk := Ticket{CustomerID: l.CustomerID, Kind: TicketUnlockRequest, LockID: l.ID, Subject: "Unlock request for lock " + l.LockingID,
+		State: "open", CreatedAt: t.now, UpdatedAt: t.now}
+	if err := t.tx.InsertTicket(t.ctx, &tk); err != nil {
+		return err
+	}
+	m := TicketMessage{TicketID: tk.ID, AuthorRole: t.actor.Role, Author: t.actor.String(), Body: message, CreatedAt: t.now}
+	if err := t.tx.InsertTicketMessage(t.ctx, &m); err != nil {
+		return err
+	}
+	return t.audit("ticket_open", "ticket", tk.ID, l.ID, l.CustomerID, nil, tk, "")
+}
+
+// closeRequestTicket answers the open unlock-request ticket of l with body
+// and closes it (requests from before these tickets have none).
+func (t *txn) closeRequestTicket(l Lock, body string) error {
+	ts, err := t.tx.ListTickets(t.ctx, TicketFilter{LockID: l.ID, Kind: TicketUnlockRequest, State: "open", Limit: 10})
+	if err != nil {
+		return err
+	}
+	for _, tk := range ts {
+		m := TicketMessage{TicketID: tk.ID, AuthorRole: t.actor.Role, Author: t.actor.String(), Body: body, CreatedAt: t.now}
+		if err := t.tx.InsertTicketMessage(t.ctx, &m); err != nil {
+			return err
+		}
+		before := tk
+		tk.State, tk.UpdatedAt = "closed", t.now
+		if err := t.tx.UpdateTicket(t.ctx, tk); err != nil {
+			return err
+		}
+		if err := t.audit("ticket_close", "ticket", tk.ID, l.ID, l.CustomerID, before, tk, "unlock request decided"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decide approves or rejects an open request and moves its lock.
@@ -104,6 +149,16 @@ func (t *txn) decide(reqID int64, approve bool, note string) (UnlockRequest, Loc
 		return r, l, err
 	}
 	if err := t.audit("unlock_request_"+string(st), "unlock_request", r.ID, l.ID, l.CustomerID, before, r, note); err != nil {
+		return r, l, err
+	}
+	body := "Your unlock request was rejected."
+	if approve {
+		body = "Your unlock request was approved: the product is unlocked."
+	}
+	if n := strings.TrimSpace(note); n != "" {
+		body += "\n\n" + n // the decision note is written for the customer
+	}
+	if err := t.closeRequestTicket(l, body); err != nil {
 		return r, l, err
 	}
 	if err := t.apply(&l, act, note, Event{UnlockRequest: &r}); err != nil {

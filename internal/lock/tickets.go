@@ -187,6 +187,9 @@ func (s *Service) CloseTicket(ctx context.Context, a Actor, ticketID int64, note
 		if tk.State == "closed" {
 			return &Error{Kind: ErrConflict, Message: "the ticket is already closed", ExistingID: tk.ID}
 		}
+		if tk.Kind == TicketUnlockRequest && a.Role == RoleCustomer {
+			return invalid("ticket", "an unlock request's ticket is closed when staff decide the request")
+		}
 		before := tk
 		tk.State, tk.UpdatedAt = "closed", t.now
 		if err := t.tx.UpdateTicket(ctx, tk); err != nil {

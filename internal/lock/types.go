@@ -162,6 +162,10 @@ type TicketKind string
 const (
 	TicketSupport    TicketKind = "support"
 	TicketKVMConsole TicketKind = "kvm_console"
+	// TicketUnlockRequest is the thread of an unlock request: opened with
+	// the request (its message first), where the customer adds
+	// information and staff answer; closed with the decision.
+	TicketUnlockRequest TicketKind = "unlock_request"
 )
 
 // Ticket is a support conversation tied to a lock or a product.

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"LockMethod", testLockMethod},
 		{"Authorization", testAuthorization},
 		{"CustomerView", testCustomerView},
+		{"UnlockRequestTicket", testUnlockRequestTicket},
 		{"Lookup", testLookup},
 		{"Scopes", testScopes},
 		{"StackingAndPayment", testStackingAndPayment},
@@ -573,6 +574,66 @@ func testCustomerView(t *testing.T, open Opener) {
 	sa, _ := e.Svc.ListAudit(e.Ctx, e.Staff, lock.AuditFilter{LockID: l.ID})
 	if sl.Note != "internal: complaint #4711 from CERT" || !strings.Contains(fmt.Sprintf("%+v", sa), "staff:alice") {
 		t.Errorf("staff view lost data: %q %+v", sl.Note, sa)
+	}
+}
+
+// An unlock request is sent "via support ticket": it opens a ticket with
+// its message, where the customer adds information; the decision answers
+// and closes it; an unlock that supersedes the request closes it without
+// the staff's internal unlock note.
+func testUnlockRequestTicket(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	l := e.LockIP(t, "198.51.100.10", lock.ReasonAbuse)
+	requestTicket := func() lock.Ticket {
+		t.Helper()
+		ts, err := e.Svc.ListTickets(e.Ctx, e.CA, lock.TicketFilter{LockID: l.ID, Kind: lock.TicketUnlockRequest, State: "open"})
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("open unlock-request tickets: %+v %v", ts, err)
+		}
+		tk, err := e.Svc.GetTicket(e.Ctx, e.CA, ts[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	r, err := e.Svc.RequestUnlock(e.Ctx, e.CA, l.ID, "Cause: a cron job. Fixed: removed it.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := requestTicket()
+	if tk.Subject != "Unlock request for lock "+l.LockingID || len(tk.Messages) != 1 || tk.Messages[0].Body != "Cause: a cron job. Fixed: removed it." {
+		t.Fatalf("request ticket: %+v", tk)
+	}
+	if _, err := e.Svc.AddTicketMessage(e.Ctx, e.CA, tk.ID, "Also rotated all passwords."); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Svc.CloseTicket(e.Ctx, e.CA, tk.ID, ""); !isKind(err, lock.ErrValidation) {
+		t.Errorf("customer closes the request's ticket: %v", err)
+	}
+	if _, _, err := e.Svc.RejectUnlock(e.Ctx, e.Staff, r.ID, "The log still shows the scan at 10:05."); err != nil {
+		t.Fatal(err)
+	}
+	done, _ := e.Svc.GetTicket(e.Ctx, e.CA, tk.ID)
+	if done.State != "closed" || len(done.Messages) != 3 || !strings.Contains(done.Messages[2].Body, "rejected") ||
+		!strings.Contains(done.Messages[2].Body, "The log still shows the scan at 10:05.") || done.Messages[2].Author != "staff" {
+		t.Fatalf("decided request's ticket: %+v", done)
+	}
+	// a second request: a new ticket; a direct unlock closes it
+	r2, err := e.Svc.RequestUnlock(e.Ctx, e.CA, l.ID, "Now really fixed.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk2 := requestTicket()
+	if tk2.ID == tk.ID {
+		t.Fatal("second request reuses the closed ticket")
+	}
+	if _, err := e.Svc.Unlock(e.Ctx, e.Staff, l.ID, "internal: CERT case closed"); err != nil {
+		t.Fatal(err)
+	}
+	done2, _ := e.Svc.GetTicket(e.Ctx, e.CA, tk2.ID)
+	rq, _ := e.Svc.GetUnlockRequest(e.Ctx, e.CA, r2.ID)
+	if done2.State != "closed" || strings.Contains(fmt.Sprintf("%+v %+v", done2, rq), "CERT") || rq.State != lock.RequestSuperseded {
+		t.Errorf("superseded request and ticket as the customer sees them: %+v %+v", done2, rq)
 	}
 }
 
