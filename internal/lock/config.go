@@ -155,9 +155,9 @@ func DefaultReasonPolicies() map[Reason]ReasonPolicy {
 		ReasonAbuse:            {CustomerText: "Your product was locked because of an abuse report concerning it. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodNftables},
 		ReasonIllegalContent:   {CustomerText: "Your product was locked because it hosts phishing, malware or copyright-infringing material. Please remove it and send us an unlock request.", Whitelist: false, WhitelistTTL: day, Method: MethodBlackhole},
 		ReasonSpam:             {CustomerText: "Your product was locked because it sent spam. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodNftables},
-		ReasonNetworkAttack:    {CustomerText: "Your product was locked because it attacked other systems. The attached log shows what we saw. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodFlowSpec},
-		ReasonNetscan:          {CustomerText: "Your product was locked because it scanned other networks. The attached log shows the exact time, source and destination. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodFlowSpec},
-		ReasonPacketLimit:      {CustomerText: "Your product was locked because it exceeded the packet limit. The attached summary shows the traffic per destination. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodFlowSpec},
+		ReasonNetworkAttack:    {CustomerText: "Your product was locked because it attacked other systems. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodFlowSpec},
+		ReasonNetscan:          {CustomerText: "Your product was locked because it scanned other networks. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodFlowSpec},
+		ReasonPacketLimit:      {CustomerText: "Your product was locked because it exceeded the packet limit. Please fix the issue and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodFlowSpec},
 		ReasonIncorrectNetwork: {CustomerText: "Your product was locked because of an incorrect network configuration (addresses or MAC addresses not assigned to it). Please fix the configuration and send us an unlock request.", Whitelist: true, WhitelistTTL: day, Method: MethodNftables},
 	}
 }
