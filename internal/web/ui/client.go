@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
-	"net/netip"
-
+	"padlock/internal/evidence"
 	"padlock/internal/inventory"
 	"padlock/internal/lock"
 	"padlock/internal/mail"
@@ -228,6 +229,11 @@ func (u *UI) lockView(r *http.Request, a lock.Actor, l lock.Lock, forCustomer bo
 	}
 	if v.Evidence, err = u.evidenceOf(ctx, l.FindingID); err != nil {
 		return nil, err
+	}
+	if forCustomer {
+		// the customer's page shows what the mails carried; the finding's
+		// JSON is for staff and the API
+		v.Evidence = slices.DeleteFunc(v.Evidence, func(e evidenceView) bool { return e.Name == evidence.NameJSON })
 	}
 	if len(v.Evidence) == 0 {
 		v.Evidence = mailEvidence(v.Mails)

@@ -157,6 +157,7 @@ func newEnv(t testing.TB) *env {
 		Evidence: []store.Evidence{
 			{Name: "netscan.log", ContentType: "text/plain; charset=utf-8", Data: []byte(seedNetscan)},
 			{Name: "traffic.pcap", ContentType: "application/vnd.tcpdump.pcap", Data: []byte("\xd4\xc3\xb2\xa1pcap-bytes")},
+			{Name: "finding.json", ContentType: "application/json", Data: []byte(`{"kind":"netscan"}`)},
 		}}, now)
 	must(err)
 	ev := []mail.Attachment{{Name: "netscan.log", ContentType: "text/plain; charset=utf-8", Data: []byte(seedNetscan)}}

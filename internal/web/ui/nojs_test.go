@@ -310,3 +310,20 @@ func TestKVMOrderFromProducts(t *testing.T) {
 		t.Errorf("Beta orders a console for Alpha's server: %d", code)
 	}
 }
+
+// The customer's lock page offers the files our mail carried; the
+// finding's JSON is staff's (and the API's).
+func TestCustomerEvidenceIsWhatWasMailed(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	c.signin("alice@alpha.example")
+	_, body := c.get("/client/locks/" + e.LockA.LockingID)
+	c.mustContain(body, "traffic.pcap", "netscan.log")
+	if strings.Contains(body, "finding.json") {
+		t.Error("customer page lists finding.json")
+	}
+	s := e.client()
+	s.signin("staff@padlock.example")
+	_, body = s.get(fmt.Sprintf("/admin/locks/%d", e.LockA.ID))
+	s.mustContain(body, "finding.json")
+}
