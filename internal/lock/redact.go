@@ -9,9 +9,9 @@ import "strings"
 // and the audit log's object snapshots, which carry both. The notes staff
 // write for the customer (an unlock request's decision) stay.
 
-// CustomerNote reports whether the note of an audit action is written for
+// customerNote reports whether the note of an audit action is written for
 // the customer (an unlock request's decision); other notes are internal.
-func CustomerNote(action string) bool {
+func customerNote(action string) bool {
 	switch action {
 	case "unlock_request_approved", "unlock_request_rejected", "approve_unlock", "reject_unlock":
 		return true
@@ -59,7 +59,7 @@ func (a Actor) redactAudit(evs []AuditEvent) {
 		e := &evs[i]
 		e.Actor = anonymous(e.ActorRole, e.Actor)
 		e.Before, e.After = "", ""
-		if !CustomerNote(e.Action) {
+		if !customerNote(e.Action) {
 			e.Note = ""
 		}
 	}
