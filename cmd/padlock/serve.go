@@ -181,7 +181,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		drivers = append(drivers, d)
 	}
 	ecfg := cfg.Enforce.Configuration
-	ecfg.Protected = protectedOf(ecfg.Protected, cfg.Protected)
+	ecfg.Protected = protectedOf(ecfg.Protected, cfg.Protected, cfg.Policy.Protected)
 	s.loop, err = enforce.New(ecfg, enforce.Dependencies{
 		Source:     desiredSource{svc: s.svc, db: db},
 		Drivers:    drivers,

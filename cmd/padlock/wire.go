@@ -300,6 +300,11 @@ func (d desiredSource) Desired(ctx context.Context) (enforce.Desired, error) {
 	}
 	for _, w := range st.Whitelist {
 		for _, t := range targets[w.LockID] {
+			if t.Prefix.IsValid() && t.Prefix.Addr().Is4() != w.IP.Unmap().Is4() {
+				// an IPv4 source reaches the lock's IPv4 addresses, not its
+				// IPv6 ones (and the other way round)
+				continue
+			}
 			out.Allows = append(out.Allows, enforce.Allow{LockID: w.LockID, Source: w.IP, Target: t, Expires: w.ExpiresAt, Method: methods[w.LockID]})
 		}
 	}

@@ -226,3 +226,50 @@ func TestEscalatedLockMailCarriesTheWarningsLog(t *testing.T) {
 		t.Fatalf("mails of the lock: %v", kinds)
 	}
 }
+
+// TestWhitelistAllowsMatchTheIPVersion: a whitelisted IPv4 address is let
+// through to the lock's IPv4 addresses only; before, an allow towards the
+// server's IPv6 prefix was generated too, which enforcement refuses, and
+// the whole lock showed as refused.
+func TestWhitelistAllowsMatchTheIPVersion(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	svc, err := lock.New(lock.Configuration{Bogons: []netip.Prefix{}}, lock.Dependencies{Store: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	staff := lock.Actor{Role: lock.RoleStaff, Name: "alice"}
+	c, err := svc.CreateCustomer(ctx, staff, inventory.Customer{Name: "Alpha", Email: "noc@alpha.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := svc.CreateServer(ctx, staff, inventory.Server{CustomerID: c.ID, Name: "web1",
+		IPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32"), netip.MustParsePrefix("2001:db8:77::/64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := svc.CreateLock(ctx, staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: sv.ID}, Reason: lock.ReasonNetscan}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AddWhitelist(ctx, lock.Actor{Role: lock.RoleCustomer, CustomerID: c.ID}, l.ID, "198.51.100.7"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := desiredSource{svc: svc, db: db}.Desired(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Blocks) != 2 {
+		t.Fatalf("blocks: %+v", d.Blocks)
+	}
+	if len(d.Allows) != 1 || d.Allows[0].Target.Prefix != netip.MustParsePrefix("203.0.113.10/32") {
+		t.Fatalf("allows: %+v, want one towards 203.0.113.10/32", d.Allows)
+	}
+}

@@ -84,6 +84,18 @@ func (s *Service) CreateLock(ctx context.Context, a Actor, req CreateLockRequest
 	if !a.mayLock(req.Reason) {
 		return Lock{}, forbidden("role %s may not lock for %s", a.Role, req.Reason)
 	}
+	if !a.staff() {
+		// billing locks for non-payment: protecting a victim, an end date
+		// and reserving the unlock for staff are the abuse team's calls
+		switch {
+		case req.InboundProtection:
+			return Lock{}, forbidden("role %s may not lock as inbound protection", a.Role)
+		case req.ExpiresAt != nil:
+			return Lock{}, forbidden("role %s may not give a lock an end date", a.Role)
+		case req.StaffUnlockOnly:
+			return Lock{}, forbidden("role %s may not reserve the unlock for staff", a.Role)
+		}
+	}
 	req.Method = NormalizeMethod(req.Method)
 	if req.Method != "" {
 		if !a.staff() {

@@ -248,6 +248,17 @@ func testStaffUnlockOnly(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// billing's non-payment locks carry none of the abuse team's flags
+	later := time.Now().Add(time.Hour)
+	for name, req := range map[string]lock.CreateLockRequest{
+		"inbound protection": {Scope: lock.Scope{StorageBoxID: e.BoxA.ID}, Reason: lock.ReasonNonPayment, InboundProtection: true},
+		"end date":           {Scope: lock.Scope{StorageBoxID: e.BoxA.ID}, Reason: lock.ReasonNonPayment, ExpiresAt: &later},
+		"staff-only unlock":  {Scope: lock.Scope{StorageBoxID: e.BoxA.ID}, Reason: lock.ReasonNonPayment, StaffUnlockOnly: true},
+	} {
+		if _, err := e.Svc.CreateLock(e.Ctx, e.Billing, req, ""); !isKind(err, lock.ErrForbidden) {
+			t.Errorf("billing lock with %s: %v, want ErrForbidden", name, err)
+		}
+	}
 	if _, err := e.Svc.RequestUnlock(e.Ctx, e.CA, srv.ID, "I paid"); !isKind(err, lock.ErrValidation) {
 		t.Errorf("unlock request on a lock the payment lifts: %v, want ErrValidation", err)
 	}
