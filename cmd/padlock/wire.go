@@ -470,6 +470,12 @@ func (b breakerView) CircuitBreaker(context.Context) ui.BreakerState {
 	return out
 }
 
+// ResetCircuitBreaker closes the breaker from the admin area.
+func (b breakerView) ResetCircuitBreaker(context.Context) error {
+	b.p.Reset()
+	return nil
+}
+
 // redacted is the configuration as the admin area shows it: secrets
 // (SMTP password, webhook secrets, the database DSN's password) replaced.
 func redacted(cfg config.Config) config.Config {

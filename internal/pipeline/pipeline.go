@@ -693,7 +693,7 @@ func (p *Pipeline) alertBreaker(ctx context.Context) {
 	if st.Since.Equal(p.alerted) {
 		return
 	}
-	text := fmt.Sprintf("The circuit breaker opened at %s: %s.\n\nAutomatic warnings, locks and blackholes have stopped; new findings queue for review in the admin area.\nClose the breaker there once the cause is understood.\n",
+	text := fmt.Sprintf("The circuit breaker opened at %s: %s.\n\nAutomatic warnings, locks and blackholes have stopped; new findings queue for review in the admin area.\nClose it under Policy in the admin area (/admin/policy) once the cause is understood.\n",
 		st.Since.UTC().Format(time.RFC3339), st.Reason)
 	m := mail.Message{Subject: "[padlock] circuit breaker open: automatic actions stopped", Text: text, Kind: MailStaffBreaker}
 	if p.mailStaff(ctx, m, "breaker", p.log.With("reason", st.Reason)) {

@@ -605,6 +605,23 @@ func (u *UI) adminPolicy(w http.ResponseWriter, r *http.Request, s *session) err
 	return nil
 }
 
+// adminBreakerReset closes the circuit breaker (admin and staff only; it
+// turns automatic locking back on).
+func (u *UI) adminBreakerReset(w http.ResponseWriter, r *http.Request, s *session) error {
+	if s.Actor.Role != lock.RoleAdmin && s.Actor.Role != lock.RoleStaff {
+		return &lock.Error{Kind: lock.ErrForbidden, Message: "only staff may close the circuit breaker"}
+	}
+	if u.pol == nil {
+		return errNotFound
+	}
+	before := u.pol.CircuitBreaker(r.Context())
+	if err := u.pol.ResetCircuitBreaker(r.Context()); err != nil {
+		return err
+	}
+	u.log.Warn("circuit breaker closed by staff", "by", s.Actor.String(), "was", before.State, "detail", before.Detail)
+	return u.back(w, r, "/admin/policy", "Circuit breaker closed: automatic locking goes on. Findings queued for review stay in the findings list.", nil)
+}
+
 func (u *UI) adminTickets(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
 	state := q.Get("state")

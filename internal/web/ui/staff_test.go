@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"mime/multipart"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"padlock/internal/lock"
 	"padlock/internal/web/ui"
 )
 
@@ -134,5 +136,50 @@ func TestPerAddressLimitAndSessionsSurviveRestart(t *testing.T) {
 	e.srv.Config.Handler = h2
 	if _, body := alice.get("/client/"); !strings.Contains(body, "web-1") {
 		t.Fatalf("session lost across the restart:\n%s", body)
+	}
+}
+
+type fakeBreaker struct {
+	open   bool
+	resets int
+}
+
+func (f *fakeBreaker) CircuitBreaker(context.Context) ui.BreakerState {
+	if f.open {
+		return ui.BreakerState{State: "open", Detail: "12 servers within 5m0s", Since: time.Now().Add(-time.Minute)}
+	}
+	return ui.BreakerState{State: "closed"}
+}
+
+func (f *fakeBreaker) ResetCircuitBreaker(context.Context) error { f.open = false; f.resets++; return nil }
+
+// Staff close an open circuit breaker on the policy page (the breaker
+// alert tells them to); a read-only account cannot.
+func TestCloseCircuitBreaker(t *testing.T) {
+	e := newEnv(t)
+	fb := &fakeBreaker{open: true}
+	h, err := ui.New(ui.Configuration{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}},
+		ui.Dependencies{Service: e.svc, Store: e.db, Policy: fb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Config.Handler = h
+	if _, err := e.db.CreateUser(e.ctx, "auditor@padlock.example", password, lock.RoleReadonly, 0, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ro := e.client()
+	ro.signin("auditor@padlock.example")
+	ro.get("/admin/policy")
+	if code, _ := ro.post("/admin/policy/breaker/reset", nil); code != http.StatusForbidden || fb.resets != 0 {
+		t.Fatalf("read-only reset: %d, resets %d", code, fb.resets)
+	}
+	s := e.client()
+	s.signin("staff@padlock.example")
+	_, body := s.get("/admin/policy")
+	s.mustContain(body, "12 servers within 5m0s", `id="breaker-reset"`)
+	_, body = s.post("/admin/policy/breaker/reset", nil)
+	s.mustContain(body, "Circuit breaker closed")
+	if fb.resets != 1 || strings.Contains(body, `id="breaker-reset"`) {
+		t.Fatalf("after the reset: resets %d\n%s", fb.resets, body)
 	}
 }

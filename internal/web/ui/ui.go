@@ -78,6 +78,9 @@ type BreakerState struct {
 // Policy is the automatic locking policy (nil: not configured).
 type Policy interface {
 	CircuitBreaker(ctx context.Context) BreakerState
+	// ResetCircuitBreaker closes an open breaker: staff decided that
+	// automatic locking may go on (findings queued for review stay).
+	ResetCircuitBreaker(ctx context.Context) error
 }
 
 // Dependencies of the web areas.
@@ -272,6 +275,7 @@ func (u *UI) routes(m *http.ServeMux) {
 	a("GET /admin/mails", u.adminMails)
 	a("GET /admin/audit", u.adminAudit)
 	a("GET /admin/policy", u.adminPolicy)
+	a("POST /admin/policy/breaker/reset", u.adminBreakerReset)
 	a("GET /admin/tickets", u.adminTickets)
 	a("GET /admin/tickets/{id}", u.ticketPage("admin"))
 	a("POST /admin/tickets/{id}/reply", u.ticketReply("admin", "Reply sent to the customer."))
