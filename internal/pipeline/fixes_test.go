@@ -444,3 +444,43 @@ func TestCustomerNoticeOnNotify(t *testing.T) {
 		t.Errorf("notify locked something: %+v", ls)
 	}
 }
+
+// A finding for an address whose server staff already locked for the same
+// reason joins that lock: no second lock, no second mail, no second unlock
+// request for the customer.
+func TestFindingJoinsCoveringLock(t *testing.T) {
+	pc := policy.DefaultConfiguration()
+	pc.Netscan = policy.KindPolicy{Action: policy.ActionLock, Consecutive: 1}
+	e := newEnv(t, 1, pc, nil)
+	ctx := context.Background()
+	svs, err := e.svc.ListServers(ctx, lock.System, lock.InventoryFilter{})
+	if err != nil || len(svs) != 1 {
+		t.Fatal(svs, err)
+	}
+	staffLock, err := e.svc.CreateLock(ctx, lock.Actor{Role: lock.RoleStaff, Name: "alice"},
+		lock.CreateLockRequest{Scope: lock.Scope{ServerID: svs[0].ID}, Reason: lock.ReasonNetscan, Note: "seen by hand"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.p.Handle(ctx, scanFinding("198.51.100.1", e.clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{})
+	if len(ls) != 1 || ls[0].ID != staffLock.ID {
+		t.Fatalf("locks after the finding: %+v, want only the staff's server lock", ls)
+	}
+	cases, _ := e.db.ListFindings(ctx, store.FindingFilter{Kind: string(detect.KindNetscan)})
+	if len(cases) != 1 || cases[0].LockID != staffLock.ID {
+		t.Fatalf("finding case: %+v, want it linked to lock %d", cases, staffLock.ID)
+	}
+	ms, _ := e.db.ListMails(ctx, 0, 0, 100)
+	n := 0
+	for _, m := range ms {
+		if m.Kind == lock.EventLock {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d lock mails, want the staff lock's one", n)
+	}
+}

@@ -744,6 +744,21 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 		}
 		req.Evidence = append(req.Evidence, mail.Attachment{Name: x.Name, ContentType: x.ContentType, Data: x.Data})
 	}
+	if d.Action == policy.ActionLock || d.Action == policy.ActionWarn {
+		// The product may already be locked for this reason under another
+		// scope (staff locked the whole server, or locked from a finding,
+		// which closed that case): the finding joins that lock instead of
+		// locking the same problem twice, with a second mail and a second
+		// unlock request for the customer.
+		if l, ok, err := p.coveringLock(ctx, ip, reason, d.Action); err != nil {
+			return lock.Lock{}, err
+		} else if ok {
+			if err := p.deps.Store.SetFindingLock(ctx, caseID, l.ID); err != nil {
+				return l, err
+			}
+			return l, nil
+		}
+	}
 	l, err := p.deps.Locks.CreateLock(ctx, lock.System, req, d.Key)
 	if e := lock.ErrorDetails(err); e != nil && errors.Is(err, lock.ErrConflict) && e.ExistingID != 0 {
 		l, err = p.deps.Locks.GetLock(ctx, lock.System, e.ExistingID)
@@ -755,6 +770,32 @@ func (p *Pipeline) apply(ctx context.Context, caseID int64, ip netip.Addr, reaso
 		return l, err
 	}
 	return l, nil
+}
+
+// coveringLock finds an active lock of reason that already covers ip and
+// is at least as strong as the action: any warning or lock for a warning;
+// a lock (not a mere warning) for a lock. Inbound protection locks do not
+// count: they protect a victim, they do not stop the customer's traffic
+// for this reason.
+func (p *Pipeline) coveringLock(ctx context.Context, ip netip.Addr, reason lock.Reason, act policy.Action) (lock.Lock, bool, error) {
+	ls, err := p.deps.Locks.ListLocks(ctx, lock.System, lock.LockFilter{IP: ip, Reason: reason, Limit: 100})
+	if err != nil {
+		return lock.Lock{}, false, err
+	}
+	for _, l := range ls {
+		if l.InboundProtection {
+			continue
+		}
+		switch l.State {
+		case lock.StateLocked, lock.StateUnlockRequested:
+			return l, true, nil
+		case lock.StateWarned:
+			if act == policy.ActionWarn {
+				return l, true, nil
+			}
+		}
+	}
+	return lock.Lock{}, false, nil
 }
 
 func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.Reason, now time.Time) int {
