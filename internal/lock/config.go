@@ -143,6 +143,12 @@ type Configuration struct {
 	// DefaultWarning is the warning period used when a lock is created as a
 	// warning without an explicit deadline (default 24h).
 	DefaultWarning time.Duration `yaml:"default_warning"`
+	// StorageBoxMethod enforces storage box locks, which have no address:
+	// through their backend, a webhook driver (enforce.webhooks[].name).
+	// Empty: the reason's method, which for the address-based methods
+	// (blackhole, FlowSpec, nftables) means the lock cannot be enforced and
+	// shows as refused to staff.
+	StorageBoxMethod string `yaml:"storage_box_method"`
 }
 
 // DefaultReasonPolicies are the built-in policies: RTBH for non-payment and
@@ -221,6 +227,11 @@ func (c Configuration) Validate(webhookNames ...string) error {
 	}
 	if c.DefaultWarning < 0 {
 		errs = append(errs, errors.New("default_warning: must not be negative"))
+	}
+	if c.StorageBoxMethod != "" {
+		if err := checkMethod(c.StorageBoxMethod, webhookNames); err != nil {
+			errs = append(errs, fmt.Errorf("storage_box_method: %w", err))
+		}
 	}
 	for i, p := range c.OwnNetworks {
 		if p.Masked() != p {

@@ -88,6 +88,8 @@ func TestConfigurationValidate(t *testing.T) {
 		{"reasons:\n  spam: {customer_text: \" \"}\n", nil, "reasons.spam.customer_text: must not be empty"},
 		{"probation: -1h\n", nil, "probation: must not be negative"},
 		{"own_networks: [203.0.113.7/24]\n", nil, "own_networks[0]: 203.0.113.7/24 has host bits set"},
+		{"storage_box_method: storage-hook\n", []string{"storage-hook"}, ""},
+		{"storage_box_method: storage-hook\n", nil, `storage_box_method: unknown method "storage-hook"`},
 	} {
 		err := decodeLocks(t, tc.doc).Validate(tc.webhooks...)
 		switch {

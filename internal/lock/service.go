@@ -111,6 +111,9 @@ func (s *Service) Method(l Lock) string {
 	if l.Method != "" {
 		return l.Method
 	}
+	if l.ScopeKind == ScopeStorageBox && s.cfg.StorageBoxMethod != "" {
+		return NormalizeMethod(s.cfg.StorageBoxMethod)
+	}
 	return s.cfg.Reasons[l.Reason].Method
 }
 
@@ -318,9 +321,8 @@ func (s *Service) DesiredState(ctx context.Context) (DesiredState, error) {
 		return ds, fmt.Errorf("desired state: %w", err)
 	}
 	for i := range ds.Locks {
-		if ds.Locks[i].Method == "" {
-			ds.Locks[i].Method = s.cfg.Reasons[ds.Locks[i].Reason].Method
-		}
+		a := &ds.Locks[i]
+		a.Method = s.Method(Lock{Reason: a.Reason, ScopeKind: a.ScopeKind, Method: a.Method})
 	}
 	return ds, nil
 }

@@ -198,6 +198,24 @@ func testLockExpiry(t *testing.T, open Opener) {
 // testLockMethod: a lock may carry its own enforcement method (the
 // policy's blackhole for an inbound victim), which enforcement and the
 // whitelist rules follow instead of the reason's.
+// A storage box has no address: its locks go to the configured backend
+// (locks.storage_box_method), whatever the reason's address-based method.
+func testStorageBoxMethod(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{StorageBoxMethod: "box-backend"})
+	box, err := e.Svc.CreateLock(e.Ctx, e.Billing, lock.CreateLockRequest{Scope: lock.Scope{StorageBoxID: e.BoxA.ID}, Reason: lock.ReasonNonPayment}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := e.LockIP(t, "198.51.100.10", lock.ReasonNonPayment)
+	methods := map[int64]string{}
+	for _, al := range mustDesired(t, e).Locks {
+		methods[al.ID] = al.Method
+	}
+	if methods[box.ID] != "box-backend" || methods[ip.ID] != lock.MethodBlackhole {
+		t.Errorf("desired methods %v: want the storage box's backend for the box, the reason's for the address", methods)
+	}
+}
+
 func testLockMethod(t *testing.T, open Opener) {
 	e := NewEnv(t, open, lock.Configuration{})
 	l, err := e.Svc.CreateLock(e.Ctx, lock.System, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{addr("203.0.113.20")}},

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Opener) {
 		{"LockExpiry", testLockExpiry},
 		{"StaffUnlockOnly", testStaffUnlockOnly},
 		{"LockMethod", testLockMethod},
+		{"StorageBoxMethod", testStorageBoxMethod},
 		{"Authorization", testAuthorization},
 		{"CustomerView", testCustomerView},
 		{"UnlockRequestTicket", testUnlockRequestTicket},
