@@ -151,7 +151,11 @@ func (f *fakeBreaker) CircuitBreaker(context.Context) ui.BreakerState {
 	return ui.BreakerState{State: "closed"}
 }
 
-func (f *fakeBreaker) ResetCircuitBreaker(context.Context) error { f.open = false; f.resets++; return nil }
+func (f *fakeBreaker) ResetCircuitBreaker(context.Context) error {
+	f.open = false
+	f.resets++
+	return nil
+}
 
 // Staff close an open circuit breaker on the policy page (the breaker
 // alert tells them to); a read-only account cannot.
