@@ -107,6 +107,7 @@ func (m *mailRenderer) Render(ev lock.Event) ([]mail.Message, error) {
 		// customer's fault.
 		InboundProtection: l.InboundProtection,
 		Until:             deref(l.ExpiresAt),
+		WarningOnly:       kind == notify.KindUnlock && l.LockedAt == nil,
 	}
 	if ne.Since.IsZero() {
 		ne.Since = l.CreatedAt

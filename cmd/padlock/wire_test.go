@@ -208,6 +208,27 @@ func TestEscalatedLockMailCarriesTheWarningsLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// a second warning, lifted before its deadline: its mail closes the
+	// warning instead of announcing an unlock
+	deadline2 := time.Now().Add(48 * time.Hour)
+	w2, err := svc.CreateLock(ctx, staff, lock.CreateLockRequest{Scope: lock.Scope{IPs: []netip.Addr{netip.MustParseAddr("203.0.113.10")}},
+		Reason: lock.ReasonSpam, WarnUntil: &deadline2}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Unlock(ctx, staff, w2.ID, "false alarm"); err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := db.ListMails(ctx, w2.ID, 0, 10)
+	closed := false
+	for _, m := range ws {
+		if m.Kind == lock.EventUnlock {
+			closed = strings.Contains(m.Subject, "The warning for your") && !strings.Contains(m.Text, "has been unlocked")
+		}
+	}
+	if !closed {
+		t.Errorf("mails of the lifted warning: %+v", ws)
+	}
 	if _, err := svc.Escalate(ctx, staff, l.ID, "no reaction"); err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,10 @@ type Event struct {
 	// whitelist_added or whitelist_expired mail.
 	WhitelistIP      string
 	WhitelistExpires time.Time
+	// WarningOnly marks an unlock of a lock that never went beyond its
+	// warning (it lapsed, or staff lifted it): the mail closes the warning
+	// instead of saying the product is reachable again.
+	WarningOnly bool
 	// WhitelistOffered says whether the reason and the enforcement method of
 	// the lock allow the customer to whitelist an IP.
 	WhitelistOffered bool

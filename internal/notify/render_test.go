@@ -459,3 +459,30 @@ func TestRenderTraceTarget(t *testing.T) {
 		}
 	}
 }
+
+// A warning that lapsed (or was lifted before its deadline) is closed in
+// the mail; it does not claim the product was unlocked and is reachable
+// again, since it was never locked.
+func TestRenderUnlockOfAWarning(t *testing.T) {
+	r := newTestRenderer(t, "")
+	for lang, want := range map[string][]string{
+		"en": {"The warning for your server web1 (203.0.113.10) is closed", "nothing was locked", "we will lock it immediately"},
+		"de": {"Die Warnung zu Ihrem Produkt Server web1 (203.0.113.10) ist erledigt", "Es wurde nichts gesperrt", "sperren wir ihn sofort, ohne"},
+	} {
+		ev := testEvent(KindUnlock, "netscan")
+		ev.WarningOnly, ev.Customer.Language = true, lang
+		m, err := r.Render(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := m.Subject + "\n" + m.Text
+		for _, w := range want {
+			if !strings.Contains(strings.Join(strings.Fields(all), " "), w) {
+				t.Errorf("%s: lacks %q:\n%s", lang, w, all)
+			}
+		}
+		if strings.Contains(all, "unlocked") || strings.Contains(all, "entsperrt") {
+			t.Errorf("%s: a closed warning reads as an unlock:\n%s", lang, all)
+		}
+	}
+}
