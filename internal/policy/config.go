@@ -76,8 +76,11 @@ type Group struct {
 	GroupKinds `yaml:",inline"`
 }
 
-// RateLimit bounds automatic locks (warnings and blackholes included) per
-// sliding hour; beyond it findings queue for review.
+// RateLimit bounds automatic locks and warnings per sliding hour; beyond
+// it findings queue for review. Inbound-protection blackholes are exempt,
+// as they are from the circuit breaker: an attack on many customers at
+// once must not leave the later victims unprotected, and each blackhole
+// ends by itself at its expiry.
 type RateLimit struct {
 	PerHour     int `yaml:"per_hour"`     // all customers; default 20, 0 = no limit
 	PerCustomer int `yaml:"per_customer"` // one customer; default 5, 0 = no limit
