@@ -294,6 +294,13 @@ func (s *Service) AddWhitelist(ctx context.Context, a Actor, lockID int64, ip st
 		if r := s.whitelistRefusal(l, t.now); r != nil {
 			return r.err
 		}
+		blocking, err := s.blockingLocks(ctx, t.tx, l.CustomerID, t.now)
+		if err != nil {
+			return err
+		}
+		if r := stackedRefusal(l, blocking); r != nil {
+			return r.err
+		}
 		addr, err := s.CheckWhitelistIP(ip)
 		if err != nil {
 			return err

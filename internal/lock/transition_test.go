@@ -111,8 +111,14 @@ func TestLockingID(t *testing.T) {
 // nopStore is a Store that is never reached in these unit tests.
 type nopStore struct{}
 
-func (nopStore) Update(context.Context, func(Tx) error) error { return errors.New("no store") }
-func (nopStore) View(context.Context, func(Tx) error) error   { return errors.New("no store") }
+func (nopStore) Update(context.Context, func(Tx) error) error    { return errors.New("no store") }
+func (nopStore) View(_ context.Context, fn func(Tx) error) error { return fn(noLocks{}) }
+
+// noLocks is a read transaction that knows no locks (the whitelist offer
+// asks for a product's other locks); any other call panics (nil Tx).
+type noLocks struct{ Tx }
+
+func (noLocks) ListLocks(context.Context, LockFilter) ([]Lock, error) { return nil, nil }
 
 func TestCheckWhitelistIP(t *testing.T) {
 	s, err := New(Configuration{OwnNetworks: []netip.Prefix{netip.MustParsePrefix("88.99.0.0/16")}}, Dependencies{Store: nopStore{}})

@@ -1,7 +1,9 @@
 package lock
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -126,10 +128,115 @@ func (s *Service) WhitelistOffered(l Lock) (bool, string) {
 // WhitelistOfferedAt is WhitelistOffered at a given time (a page rendered
 // with its own clock).
 func (s *Service) WhitelistOfferedAt(l Lock, now time.Time) (bool, string) {
-	if r := s.whitelistRefusal(l, now); r != nil {
-		return false, r.why
+	ok, why := s.WhitelistOffersAt([]Lock{l}, now)
+	return ok[0], why[0]
+}
+
+// WhitelistOffersAt is WhitelistOfferedAt for several locks (a page that
+// lists them), reading each customer's other locks once.
+func (s *Service) WhitelistOffersAt(ls []Lock, now time.Time) (ok []bool, why []string) {
+	ok, why = make([]bool, len(ls)), make([]string, len(ls))
+	pending := false
+	for i, l := range ls {
+		if r := s.whitelistRefusal(l, now); r != nil {
+			why[i] = r.why
+		} else {
+			ok[i], pending = true, true
+		}
 	}
-	return true, ""
+	if !pending {
+		return ok, why
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	blocking := map[int64][]Lock{}
+	err := s.store.View(ctx, func(tx Tx) error {
+		for i, l := range ls {
+			if !ok[i] {
+				continue
+			}
+			b, seen := blocking[l.CustomerID]
+			if !seen {
+				var err error
+				if b, err = s.blockingLocks(ctx, tx, l.CustomerID, now); err != nil {
+					return err
+				}
+				blocking[l.CustomerID] = b
+			}
+			if r := stackedRefusal(l, b); r != nil {
+				ok[i], why[i] = false, r.why
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range ls {
+			if ok[i] {
+				ok[i], why[i] = false, "We cannot check the other locks of this product right now; please try again."
+			}
+		}
+	}
+	return ok, why
+}
+
+// blockingLocks are the customer's active locks that let nobody through
+// (a non-payment lock, a blackhole).
+func (s *Service) blockingLocks(ctx context.Context, tx Tx, customerID int64, now time.Time) ([]Lock, error) {
+	all, err := tx.ListLocks(ctx, LockFilter{CustomerID: customerID, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var out []Lock
+	for _, o := range all {
+		if Active(o.State, o.WarnUntil, now) && s.whitelistRefusal(o, now) != nil {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// stackedRefusal refuses a whitelist entry on l when blocking locks of the
+// product cover every address of l (or its storage box): the entry would
+// be accepted and the customer would still reach nothing.
+func stackedRefusal(l Lock, blocking []Lock) *refusal {
+	var by *Lock
+	covered := func(p netip.Prefix) bool {
+		for i, o := range blocking {
+			if o.ID == l.ID {
+				continue
+			}
+			for _, q := range o.Prefixes {
+				if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+					by = &blocking[i]
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if l.Scope.StorageBoxID != 0 {
+		for i, o := range blocking {
+			if o.ID != l.ID && o.Scope.StorageBoxID == l.Scope.StorageBoxID {
+				by = &blocking[i]
+			}
+		}
+		if by == nil {
+			return nil
+		}
+	} else {
+		if len(l.Prefixes) == 0 {
+			return nil
+		}
+		for _, p := range l.Prefixes {
+			if !covered(p) {
+				return nil // at least this address can be reached
+			}
+		}
+	}
+	return &refusal{
+		forbidden("lock %s (%s) on the same product blocks all traffic: a whitelist entry on %s would not give access", by.LockingID, by.Reason, l.LockingID),
+		fmt.Sprintf("Another lock on this product (%s, because of %s) blocks all traffic, so a whitelist entry here would not let you in.",
+			by.LockingID, reasonPhrase(by.Reason))}
 }
 
 // reasonPhrases name the reasons as the customer reads them after

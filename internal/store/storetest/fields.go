@@ -11,6 +11,38 @@ import (
 	"padlock/internal/lock"
 )
 
+// A whitelist entry is refused (and not offered) where another lock of the
+// product that lets nobody through covers every address: the customer
+// would still reach nothing. Where an address stays reachable it is
+// offered.
+func testWhitelistStacked(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	ip := e.LockIP(t, "203.0.113.20", lock.ReasonNetscan) // srv-b's only address, FlowSpec
+	if ok, why := e.Svc.WhitelistOffered(ip); !ok {
+		t.Fatalf("netscan lock alone: not offered: %s", why)
+	}
+	np, err := e.Svc.CreateLock(e.Ctx, e.Billing, lock.CreateLockRequest{Scope: lock.Scope{ServerID: e.SrvB.ID}, Reason: lock.ReasonNonPayment}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, why := e.Svc.WhitelistOffered(ip)
+	if ok || !strings.Contains(why, np.LockingID) || !strings.Contains(why, "non-payment") {
+		t.Errorf("netscan lock under a non-payment lock: offered=%v %q", ok, why)
+	}
+	if _, err := e.Svc.AddWhitelist(e.Ctx, e.CB, ip.ID, "9.9.9.9"); !isKind(err, lock.ErrForbidden) {
+		t.Errorf("AddWhitelist under a non-payment lock: %v, want ErrForbidden", err)
+	}
+	// srv-a: a blackhole on one of its addresses leaves the others reachable
+	e.LockIP(t, "198.51.100.11", lock.ReasonNonPayment)
+	srv, err := e.Svc.CreateLock(e.Ctx, e.Staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: e.SrvA.ID}, Reason: lock.ReasonNetscan}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := e.Svc.WhitelistOffered(srv); !ok {
+		t.Errorf("server lock with one address blackholed: not offered: %s", why)
+	}
+}
+
 // testWhitelistEnforcement: the service refuses a whitelist the lock's
 // enforcement method cannot let through (a blackhole; a storage box; a
 // subnet on nftables), whatever front end asks, and allows it where the

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"Whitelist", testWhitelist},
 		{"WhitelistPolicy", testWhitelistPolicy},
 		{"WhitelistEnforcement", testWhitelistEnforcement},
+		{"WhitelistStacked", testWhitelistStacked},
 		{"LockExpiry", testLockExpiry},
 		{"StaffUnlockOnly", testStaffUnlockOnly},
 		{"LockMethod", testLockMethod},

@@ -153,7 +153,6 @@ func (u *UI) serverLocking(w http.ResponseWriter, r *http.Request, s *session) e
 				continue
 			}
 			o := lockOffer{Lock: l, Product: u.productOf(ctx, s.Actor, l)}
-			o.Allowed, o.Why = u.whitelistOffer(l, now)
 			if pol, ok := u.svc.Policy(l.Reason); ok {
 				o.TTL = humanDuration(pol.WhitelistTTL)
 			}
@@ -164,6 +163,16 @@ func (u *UI) serverLocking(w http.ResponseWriter, r *http.Request, s *session) e
 			o.Active = activeWhitelist(ws, now)
 			offers = append(offers, o)
 		}
+	}
+	// the whitelist offers in one go: the customer's other locks are read
+	// once for the page, not once per lock
+	ls := make([]lock.Lock, len(offers))
+	for i := range offers {
+		ls[i] = offers[i].Lock
+	}
+	ok, why := u.svc.WhitelistOffersAt(ls, now)
+	for i := range offers {
+		offers[i].Allowed, offers[i].Why = ok[i], why[i]
 	}
 	ipProblem := ""
 	if !s.IP.IsValid() {

@@ -11,11 +11,17 @@ import (
 	"padlock/internal/lock"
 )
 
-// noStore is never reached: whitelistOffer decides from the lock alone.
+// noStore holds no other locks: whitelistOffer decides from the lock and
+// the (empty) list of the product's other locks.
 type noStore struct{}
 
-func (noStore) Update(context.Context, func(lock.Tx) error) error { return errors.New("no store") }
-func (noStore) View(context.Context, func(lock.Tx) error) error   { return errors.New("no store") }
+func (noStore) Update(context.Context, func(lock.Tx) error) error    { return errors.New("no store") }
+func (noStore) View(_ context.Context, fn func(lock.Tx) error) error { return fn(noLocks{}) }
+
+// noLocks answers ListLocks with nothing; any other call panics (nil Tx).
+type noLocks struct{ lock.Tx }
+
+func (noLocks) ListLocks(context.Context, lock.LockFilter) ([]lock.Lock, error) { return nil, nil }
 
 // TestWhitelistOfferAsksTheService: the pages offer a whitelist exactly
 // where the service would accept one, including what the wiring says the
