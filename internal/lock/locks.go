@@ -180,8 +180,13 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 	l.Reason, l.Note, l.FindingID = req.Reason, req.Note, req.FindingID
 	l.ExpiresAt, l.StaffUnlockOnly, l.InboundProtection, l.Method = req.ExpiresAt, req.StaffUnlockOnly, req.InboundProtection, req.Method
 
-	// Recurrence within probation: re-lock the old lock at once.
+	// Recurrence within probation: re-lock the old lock at once. Protecting
+	// a victim is no recurrence: it gets its own lock, and the customer's
+	// earlier lock keeps its probation and history.
 	old, err := t.tx.ProbationLock(ctx, l.CustomerID, l.ScopeKey, l.Reason, t.now)
+	if req.InboundProtection {
+		old, err = Lock{}, notFound("no recurrence")
+	}
 	switch {
 	case err == nil:
 		// The recurrence's own terms apply: its expiry (or none), its

@@ -194,6 +194,25 @@ func testProbationRecurrence(t *testing.T, open Opener) {
 	if k := e.Events.Kinds(); k[len(k)-1] != "relock" {
 		t.Errorf("last mail kind %q, want relock", k[len(k)-1])
 	}
+	// Protecting the server as a victim is not a recurrence: its own lock,
+	// the spam lock keeps its state and probation.
+	if _, err := e.Svc.Unlock(e.Ctx, e.Staff, l.ID, "fixed once more"); err != nil {
+		t.Fatal(err)
+	}
+	until := e.Clock.Now().Add(time.Hour)
+	victim, err := e.Svc.CreateLock(e.Ctx, e.System(), lock.CreateLockRequest{Scope: scope, Reason: lock.ReasonSpam, InboundProtection: true, ExpiresAt: &until}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := e.Svc.GetLock(e.Ctx, e.Staff, l.ID); victim.ID == l.ID || cur.State != lock.StateUnlocked || cur.InboundProtection {
+		t.Fatalf("inbound protection re-locked the customer's lock: victim %d, old %+v", victim.ID, cur)
+	}
+	if _, err := e.Svc.Unlock(e.Ctx, e.Staff, victim.ID, "attack over"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Svc.Relock(e.Ctx, e.Staff, l.ID, "spam again"); err != nil {
+		t.Fatalf("the spam lock lost its probation: %v", err)
+	}
 	// Another reason is another lock.
 	other, err := e.Svc.CreateLock(e.Ctx, e.Staff, lock.CreateLockRequest{Scope: scope, Reason: lock.ReasonNetscan}, "")
 	if err != nil || other.ID == l.ID {
