@@ -130,11 +130,14 @@ func TestSpoofedSourceByMAC(t *testing.T) {
 	var c store.FindingCase
 	for {
 		cases, _ := e.db.ListFindings(ctx, store.FindingFilter{Kind: string(detect.KindIncorrectConf)})
-		if len(cases) == 1 && cases[0].Count == 2 {
+		// both spoofed sources in one case; on a loaded machine the fast
+		// clock may let a source fire once more before this loop looks, so
+		// at least two findings
+		if len(cases) == 1 && cases[0].Count >= 2 {
 			c = cases[0]
 			break
 		}
-		if time.Now().After(end) {
+		if time.Now().After(end) || len(cases) > 1 {
 			t.Fatalf("cases %+v, want one case of 203.0.113.13 with both spoofed sources", cases)
 		}
 		e.clk.Add(time.Second)
