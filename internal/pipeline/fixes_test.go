@@ -487,3 +487,34 @@ func TestFindingJoinsCoveringLock(t *testing.T) {
 		t.Fatalf("%d lock mails, want the staff lock's one", n)
 	}
 }
+
+// Each recurrence within probation counts as an offence for the
+// escalation, though it re-locks the same lock: the third lock of a reason
+// is reserved for staff to lift (staff_unlock_after: 3).
+func TestRelocksCountTowardsEscalation(t *testing.T) {
+	pc := policy.DefaultConfiguration()
+	pc.Netscan = policy.KindPolicy{Action: policy.ActionLock, Consecutive: 1}
+	e := newEnv(t, 1, pc, nil)
+	ctx := context.Background()
+	staff := lock.Actor{Role: lock.RoleStaff, Name: "alice"}
+	var l lock.Lock
+	for round := 1; round <= 3; round++ {
+		if err := e.p.Handle(ctx, scanFinding("198.51.100.1", e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{})
+		if err != nil || len(ls) != 1 || ls[0].State != lock.StateLocked {
+			t.Fatalf("round %d: locks %+v %v", round, ls, err)
+		}
+		l = ls[0]
+		if want := round >= 3; l.StaffUnlockOnly != want {
+			t.Fatalf("round %d: staff-only unlock %v, want %v", round, l.StaffUnlockOnly, want)
+		}
+		if round < 3 {
+			if _, err := e.svc.Unlock(ctx, staff, l.ID, "fixed"); err != nil {
+				t.Fatal(err)
+			}
+			e.clk.Add(time.Hour)
+		}
+	}
+}

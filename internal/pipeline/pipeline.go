@@ -103,6 +103,8 @@ type Locks interface {
 	ExpireWhitelists(ctx context.Context) (int, error)
 	// ExpireLocks lifts locks whose ExpiresAt passed (inbound protection).
 	ExpireLocks(ctx context.Context) (int, error)
+	// ListAudit finds re-locks within probation (priorLocks).
+	ListAudit(ctx context.Context, a lock.Actor, f lock.AuditFilter) ([]lock.AuditEvent, error)
 }
 
 // Dependencies of the pipeline.
@@ -807,11 +809,29 @@ func (p *Pipeline) priorLocks(ctx context.Context, customer int64, reason lock.R
 	}
 	cut := now.Add(-p.deps.Policy.Configuration().Escalation.Lookback)
 	n := 0
+	mine := map[int64]bool{}
 	for _, l := range ls {
+		if l.InboundProtection {
+			continue
+		}
+		mine[l.ID] = true
 		// A warning that lapsed (unlocked without ever being locked) was
 		// never a lock.
 		lapsed := l.State == lock.StateUnlocked && l.LockedAt == nil
-		if l.CreatedAt.After(cut) && !lapsed && !l.InboundProtection {
+		if l.CreatedAt.After(cut) && !lapsed {
+			n++
+		}
+	}
+	// A recurrence within probation re-locks the same lock: each re-lock is
+	// another offence.
+	evs, err := p.deps.Locks.ListAudit(ctx, lock.System, lock.AuditFilter{CustomerID: customer, Action: string(lock.ActionRelock), Since: cut, Limit: 1000})
+	if err != nil {
+		p.m.errors.WithLabelValues("lock").Inc()
+		p.log.Warn("prior re-locks", "customer_id", customer, "err", err)
+		return n
+	}
+	for _, ev := range evs {
+		if mine[ev.LockID] {
 			n++
 		}
 	}
