@@ -26,7 +26,10 @@ type CreateLockRequest struct {
 	// once. When the deadline passes the lock is active (enforced) and
 	// LockOverdue moves it to locked.
 	WarnUntil *time.Time `json:"warn_until,omitempty"`
-	FindingID int64      `json:"finding_id,omitempty"`
+	// Warn makes the lock a warning with the default deadline
+	// (locks.default_warning from now) when WarnUntil is not given.
+	Warn      bool  `json:"warn,omitempty"`
+	FindingID int64 `json:"finding_id,omitempty"`
 	// ExpiresAt makes the lock end by itself at that time (it must lie in
 	// the future and after WarnUntil): enforcement drops it then and
 	// ExpireLocks unlocks it. Nil: the lock lasts until unlocked.
@@ -163,6 +166,10 @@ func (t *txn) createLock(req CreateLockRequest, key, hash string) (Lock, error) 
 		case !errors.Is(err, ErrNotFound):
 			return Lock{}, err
 		}
+	}
+	if req.Warn && req.WarnUntil == nil {
+		w := t.now.Add(t.s.cfg.DefaultWarning)
+		req.WarnUntil = &w
 	}
 	if req.WarnUntil != nil && !req.WarnUntil.After(t.now) {
 		return Lock{}, invalid("warn_until", "the warning deadline must be in the future")

@@ -22,6 +22,7 @@ func (a *API) createLock(w http.ResponseWriter, r *http.Request, actor lock.Acto
 		Reason            string     `json:"reason"`
 		Note              string     `json:"note"`
 		WarnUntil         *time.Time `json:"warn_until"`
+		Warn              bool       `json:"warn"`
 		ExpiresAt         *time.Time `json:"expires_at"`
 		StaffUnlockOnly   bool       `json:"staff_unlock_only"`
 		InboundProtection bool       `json:"inbound_protection"`
@@ -30,7 +31,7 @@ func (a *API) createLock(w http.ResponseWriter, r *http.Request, actor lock.Acto
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	req := lock.CreateLockRequest{Reason: lock.Reason(in.Reason), Note: in.Note, WarnUntil: in.WarnUntil,
+	req := lock.CreateLockRequest{Reason: lock.Reason(in.Reason), Note: in.Note, WarnUntil: in.WarnUntil, Warn: in.Warn,
 		ExpiresAt: in.ExpiresAt, StaffUnlockOnly: in.StaffUnlockOnly, InboundProtection: in.InboundProtection, Method: in.Method}
 	req.Scope.ServerID = in.Scope.ServerID
 	req.Scope.StorageBoxID = in.Scope.StorageBoxID

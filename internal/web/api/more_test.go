@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAPITicketsBoxesRequestsExport covers the endpoints the story test
@@ -121,5 +122,22 @@ func TestAPICustomerViewHidesStaffData(t *testing.T) {
 		if strings.Contains(r.Raw, "4711") || strings.Contains(r.Raw, `"staff:`) {
 			t.Errorf("%s shows the customer staff data: %s", path, r.Raw)
 		}
+	}
+}
+
+// "warn": true makes a warning with the configured default deadline
+// (locks.default_warning, 24 h by default) instead of a lock.
+func TestAPIWarningWithDefaultDeadline(t *testing.T) {
+	f := newFixture(t)
+	staff := f.tokens["staff"]
+	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
+	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	l := f.must(f.do(staff, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"spam","warn":true}`), 201)
+	if l.Body["state"] != "warned" {
+		t.Fatalf("warn: true gave %s", l.Raw)
+	}
+	until, err := time.Parse(time.RFC3339Nano, l.Body["warn_until"].(string))
+	if err != nil || until.Sub(time.Now()) < 23*time.Hour || until.Sub(time.Now()) > 25*time.Hour {
+		t.Fatalf("deadline %v (%v), want about 24 h from now", until, err)
 	}
 }
