@@ -141,3 +141,35 @@ func TestAPIWarningWithDefaultDeadline(t *testing.T) {
 		t.Fatalf("deadline %v (%v), want about 24 h from now", until, err)
 	}
 }
+
+// Billing says "payment received" once per customer and every non-payment
+// lock of that customer ends; staff escalate a warning to a lock before
+// its deadline.
+func TestAPIPaymentReceivedAndEscalate(t *testing.T) {
+	f := newFixture(t)
+	staff, billing := f.tokens["staff"], f.tokens["billing"]
+	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
+	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	box := f.must(f.do(staff, "POST", "/api/v1/storage-boxes", `{"customer_id":`+itoa(alice)+`,"name":"bx11","host":"bx11.example.net"}`), 201).num("id")
+	np1 := f.must(f.do(billing, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"non_payment"}`), 201).num("id")
+	np2 := f.must(f.do(billing, "POST", "/api/v1/locks", `{"scope":{"storage_box_id":`+itoa(box)+`},"reason":"non_payment"}`), 201).num("id")
+	abuse := f.must(f.do(staff, "POST", "/api/v1/locks", `{"scope":{"ips":["203.0.113.10"]},"reason":"spam","warn":true}`), 201).num("id")
+
+	paid := f.must(f.do(billing, "POST", "/api/v1/customers/"+itoa(alice)+"/payment-received", `{"note":"invoice 4711 paid"}`), 200)
+	if items, _ := paid.Body["items"].([]any); len(items) != 2 {
+		t.Fatalf("payment received unlocked %s, want both non-payment locks", paid.Raw)
+	}
+	for _, id := range []int64{np1, np2} {
+		if l := f.must(f.do(staff, "GET", "/api/v1/locks/"+itoa(id), ""), 200); l.Body["state"] != "unlocked" {
+			t.Errorf("non-payment lock %d after payment: %s", id, l.Raw)
+		}
+	}
+	if l := f.must(f.do(staff, "GET", "/api/v1/locks/"+itoa(abuse), ""), 200); l.Body["state"] != "warned" {
+		t.Errorf("the spam warning changed with the payment: %s", l.Raw)
+	}
+	// billing may not escalate an abuse warning; staff may
+	f.must(f.do(billing, "POST", "/api/v1/locks/"+itoa(abuse)+"/escalate", `{"note":"x"}`), 403)
+	if l := f.must(f.do(staff, "POST", "/api/v1/locks/"+itoa(abuse)+"/escalate", `{"note":"still spamming"}`), 200); l.Body["state"] != "locked" {
+		t.Errorf("escalated warning: %s", l.Raw)
+	}
+}

@@ -83,6 +83,15 @@ func (a *API) routes() {
 	h("GET /api/v1/customers", a.listCustomers)
 	h("POST /api/v1/customers", a.createCustomer)
 	h("GET /api/v1/customers/{id}", byID(a.svc.GetCustomer))
+	// billing: the customer paid; every non-payment lock of theirs ends
+	h("POST /api/v1/customers/{id}/payment-received", onID(http.StatusOK, true, func(ctx context.Context, ac lock.Actor, id int64, in noteIn) (map[string]any, error) {
+		ls, err := a.svc.ClearNonPayment(ctx, ac, id, in.Note)
+		views := make([]lockView, 0, len(ls))
+		for _, l := range ls {
+			views = append(views, a.view(ac, l))
+		}
+		return list(views), err
+	}))
 	h("GET /api/v1/servers", a.listServers)
 	h("POST /api/v1/servers", a.createServer)
 	h("GET /api/v1/servers/{id}", byID(a.svc.GetServer))
@@ -102,6 +111,7 @@ func (a *API) routes() {
 	h("GET /api/v1/locks/{id}", byID(a.viewed(a.svc.GetLock)))
 	h("POST /api/v1/locks/{id}/unlock", onID(http.StatusOK, true, withNote(a.viewedNote(a.svc.Unlock))))
 	h("POST /api/v1/locks/{id}/relock", onID(http.StatusOK, true, withNote(a.viewedNote(a.svc.Relock))))
+	h("POST /api/v1/locks/{id}/escalate", onID(http.StatusOK, true, withNote(a.viewedNote(a.svc.Escalate))))
 	h("GET /api/v1/locks/{id}/whitelist", listByID(a.svc.ListWhitelist))
 	h("POST /api/v1/locks/{id}/whitelist", onID(http.StatusCreated, false, func(ctx context.Context, ac lock.Actor, id int64, in struct {
 		IP string `json:"ip"`
