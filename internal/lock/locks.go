@@ -382,12 +382,19 @@ func (t *txn) apply(l *Lock, act Action, note string, ev Event) error {
 			if err := t.tx.RemoveWhitelist(t.ctx, w.ID, now); err != nil {
 				return err
 			}
+			if err := t.audit("whitelist_remove", "whitelist", w.ID, l.ID, l.CustomerID, w, nil, "the lock ended"); err != nil {
+				return err
+			}
 		}
 		if act == ActionUnlock && before.State == StateUnlockRequested {
 			r, err := t.tx.OpenUnlockRequest(t.ctx, l.ID)
 			if err == nil {
+				before := r
 				r.State, r.DecidedAt, r.DecidedBy, r.Note = RequestSuperseded, &now, t.actor.String(), note
 				if err := t.tx.UpdateUnlockRequest(t.ctx, r); err != nil {
+					return err
+				}
+				if err := t.audit("unlock_request_superseded", "unlock_request", r.ID, l.ID, l.CustomerID, before, r, note); err != nil {
 					return err
 				}
 				// the unlock note is internal: the customer reads the fact

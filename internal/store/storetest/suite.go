@@ -648,8 +648,19 @@ func testUnlockRequestTicket(t *testing.T, open Opener) {
 	if tk2.ID == tk.ID {
 		t.Fatal("second request reuses the closed ticket")
 	}
+	if _, err := e.Svc.AddWhitelist(e.Ctx, e.CA, l.ID, "9.9.9.9"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.Svc.Unlock(e.Ctx, e.Staff, l.ID, "internal: CERT case closed"); err != nil {
 		t.Fatal(err)
+	}
+	// the unlock's side effects are audit events of their own
+	acts := map[string]bool{}
+	for _, ev := range e.Audit(t, l.ID) {
+		acts[ev.Action] = true
+	}
+	if !acts["unlock_request_superseded"] || !acts["whitelist_remove"] {
+		t.Errorf("audit of the unlock lacks the superseded request or the removed whitelist entry: %v", acts)
 	}
 	done2, _ := e.Svc.GetTicket(e.Ctx, e.CA, tk2.ID)
 	rq, _ := e.Svc.GetUnlockRequest(e.Ctx, e.CA, r2.ID)
