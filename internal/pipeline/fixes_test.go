@@ -518,3 +518,34 @@ func TestRelocksCountTowardsEscalation(t *testing.T) {
 		}
 	}
 }
+
+// "consecutive" counts the findings of one episode: three findings days
+// apart do not lock (each opens a fresh case after policy.case_idle);
+// three within hours do.
+func TestConsecutiveFindingsOfOneEpisode(t *testing.T) {
+	pc := policy.DefaultConfiguration()
+	pc.Netscan = policy.KindPolicy{Action: policy.ActionLock, Consecutive: 3}
+	e := newEnv(t, 2, pc, nil)
+	ctx := context.Background()
+	for range 3 {
+		if err := e.p.Handle(ctx, scanFinding("198.51.100.1", e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Add(48 * time.Hour)
+	}
+	if ls, _ := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{IP: netip.MustParseAddr("198.51.100.1")}); len(ls) != 0 {
+		t.Fatalf("three findings two days apart locked: %+v", ls)
+	}
+	if cs, _ := e.db.ListFindings(ctx, store.FindingFilter{IP: netip.MustParseAddr("198.51.100.1")}); len(cs) != 3 {
+		t.Errorf("%d cases, want a fresh one per episode", len(cs))
+	}
+	for range 3 {
+		if err := e.p.Handle(ctx, scanFinding("198.51.100.2", e.clk.Now())); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Add(2 * time.Hour)
+	}
+	if ls, _ := e.svc.ListLocks(ctx, lock.System, lock.LockFilter{IP: netip.MustParseAddr("198.51.100.2")}); len(ls) != 1 {
+		t.Fatalf("three findings within hours: locks %+v, want one", ls)
+	}
+}

@@ -385,6 +385,15 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 		p.m.errors.WithLabelValues("store").Inc()
 		return fmt.Errorf("open case: %w", err)
 	}
+	if idle := p.deps.Policy.Configuration().CaseIdle; idle > 0 && len(open) > 0 && open[0].LockID == 0 &&
+		open[0].LastSeen.Before(f.FirstSeen.Add(-idle)) {
+		// a new episode: the old case ends, the finding opens a fresh one
+		if err := p.deps.Store.CloseFinding(ctx, open[0].ID, 0, now); err != nil {
+			p.m.errors.WithLabelValues("store").Inc()
+			return fmt.Errorf("close idle case: %w", err)
+		}
+		open = nil
+	}
 	count := 1
 	var activeLock int64
 	var prev decisionJSON

@@ -156,6 +156,13 @@ type Configuration struct {
 	// is notify. Empty (default): alerts are only logged.
 	StaffEmail string `yaml:"staff_email"`
 
+	// CaseIdle closes a finding case without a lock whose last finding is
+	// older than this when a new one arrives: the new finding opens a fresh
+	// case, so "consecutive" counts findings of one episode (not three
+	// findings weeks apart) and a notify case mails again. Default 24h; 0
+	// keeps cases open until staff close them.
+	CaseIdle time.Duration `yaml:"case_idle"`
+
 	AutoLockLimit    RateLimit            `yaml:"auto_lock_limit"`
 	CircuitBreaker   BreakerConfiguration `yaml:"circuit_breaker"`
 	Escalation       Escalation           `yaml:"escalation"`
@@ -180,6 +187,7 @@ func DefaultConfiguration() Configuration {
 		NetworkAttack:          DefaultKind(ActionLock),
 		Spam:                   DefaultKind(ActionLock),
 		IncorrectNetworkConfig: DefaultKind(ActionWarn),
+		CaseIdle:               24 * time.Hour,
 		AutoLockLimit:          RateLimit{PerHour: 20, PerCustomer: 5},
 		CircuitBreaker:         BreakerConfiguration{Servers: 10, Within: 5 * time.Minute, SamplingChange: true},
 		Escalation:             Escalation{LockAfter: 1, StaffUnlockAfter: 3, Lookback: 8760 * time.Hour},
@@ -290,6 +298,9 @@ func (c Configuration) Validate() error {
 	}
 	if c.CircuitBreaker.Servers > 0 && c.CircuitBreaker.Within <= 0 {
 		return fmt.Errorf("circuit_breaker.within: must be > 0")
+	}
+	if c.CaseIdle < 0 {
+		return fmt.Errorf("case_idle: must be >= 0")
 	}
 	if c.CircuitBreaker.ResetAfter < 0 {
 		return fmt.Errorf("circuit_breaker.reset_after: must be >= 0")
