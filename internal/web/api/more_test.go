@@ -137,7 +137,7 @@ func TestAPIWarningWithDefaultDeadline(t *testing.T) {
 		t.Fatalf("warn: true gave %s", l.Raw)
 	}
 	until, err := time.Parse(time.RFC3339Nano, l.Body["warn_until"].(string))
-	if err != nil || until.Sub(time.Now()) < 23*time.Hour || until.Sub(time.Now()) > 25*time.Hour {
+	if err != nil || time.Until(until) < 23*time.Hour || time.Until(until) > 25*time.Hour {
 		t.Fatalf("deadline %v (%v), want about 24 h from now", until, err)
 	}
 }
