@@ -202,12 +202,22 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 	s.policy, err = policy.New(cfg.Policy, policy.Dependencies{
 		OnTrip: func(st policy.BreakerState) {
 			plog.Error("CIRCUIT BREAKER OPEN: automatic actions stopped, findings queue for review", "reason", st.Reason, "since", st.Since)
+			saveBreaker(db, st, plog)
 		},
 		Registerer: s.reg,
 	})
 	if err != nil {
 		s.close()
 		return nil, err
+	}
+	// A breaker that was open when padlock stopped is open again: a
+	// restart must not turn automatic locking back on by itself.
+	if br, err := db.Breaker(ctx); err != nil {
+		s.close()
+		return nil, err
+	} else if br.Open {
+		s.policy.Restore(policy.BreakerState{Open: true, Reason: br.Reason, Since: br.Since})
+		plog.Warn("circuit breaker restored open: automatic actions stay stopped until staff close it", "reason", br.Reason, "since", br.Since)
 	}
 	s.pipeline, err = pipeline.New(cfg.Pipeline, pipeline.Dependencies{
 		Detect:    cfg.Detect,
@@ -256,7 +266,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		Service:     s.svc,
 		Store:       db,
 		Enforcement: s.loop,
-		Policy:      breakerView{s.policy},
+		Policy:      breakerView{p: s.policy, db: db, log: plog},
 		Settings:    redacted(cfg),
 		Logger:      logger.With("component", "web"),
 		Mails:       s.notifier.Renderer(),

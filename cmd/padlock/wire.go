@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -460,7 +461,11 @@ func (l *lockStates) Collect(ch chan<- prometheus.Metric) {
 }
 
 // breakerView shows the policy's circuit breaker in the admin area.
-type breakerView struct{ p *policy.Policy }
+type breakerView struct {
+	p   *policy.Policy
+	db  *store.DB
+	log *slog.Logger
+}
 
 func (b breakerView) CircuitBreaker(context.Context) ui.BreakerState {
 	st := b.p.State()
@@ -471,10 +476,24 @@ func (b breakerView) CircuitBreaker(context.Context) ui.BreakerState {
 	return out
 }
 
-// ResetCircuitBreaker closes the breaker from the admin area.
-func (b breakerView) ResetCircuitBreaker(context.Context) error {
+// ResetCircuitBreaker closes the breaker from the admin area, in memory
+// and in the store.
+func (b breakerView) ResetCircuitBreaker(ctx context.Context) error {
+	if err := b.db.SetBreaker(ctx, store.BreakerRecord{}, time.Now()); err != nil {
+		return err
+	}
 	b.p.Reset()
 	return nil
+}
+
+// saveBreaker stores an opened breaker so that a restart keeps it open;
+// a failure is logged (the breaker is open in memory either way).
+func saveBreaker(db *store.DB, st policy.BreakerState, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.SetBreaker(ctx, store.BreakerRecord{Open: st.Open, Reason: st.Reason, Since: st.Since}, time.Now()); err != nil {
+		log.Error("circuit breaker state not stored: a restart would close it", "err", err)
+	}
 }
 
 // redacted is the configuration as the admin area shows it: secrets

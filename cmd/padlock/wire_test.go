@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"padlock/internal/config"
 	"padlock/internal/detect"
 	"padlock/internal/evidence"
 	"padlock/internal/inventory"
@@ -292,5 +294,42 @@ func TestWhitelistAllowsMatchTheIPVersion(t *testing.T) {
 	}
 	if len(d.Allows) != 1 || d.Allows[0].Target.Prefix != netip.MustParsePrefix("203.0.113.10/32") {
 		t.Fatalf("allows: %+v, want one towards 203.0.113.10/32", d.Allows)
+	}
+}
+
+// TestBreakerSurvivesRestart: a circuit breaker that was open when padlock
+// stopped is open again after the start, so a crash does not turn
+// automatic locking back on; closing it in the admin area stores that too.
+func TestBreakerSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := store.Open(ctx, store.DefaultDSN(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	if err := db.SetBreaker(ctx, store.BreakerRecord{Open: true, Reason: "11 servers tripped netscan within 5m0s", Since: since}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Data = dir
+	s, err := newServer(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if st := s.policy.State(); !st.Open || !st.Since.Equal(since) || st.Reason != "11 servers tripped netscan within 5m0s" {
+		t.Fatalf("breaker after the restart: %+v", st)
+	}
+	bv := breakerView{p: s.policy, db: s.db, log: slog.New(slog.DiscardHandler)}
+	if err := bv.ResetCircuitBreaker(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.db.Breaker(ctx); b.Open || s.policy.State().Open {
+		t.Fatalf("closed breaker: stored %+v, in memory %+v", b, s.policy.State())
 	}
 }

@@ -377,6 +377,19 @@ func (p *Policy) State() BreakerState {
 	return p.breaker
 }
 
+// Restore sets the breaker to a state saved before a restart (an open
+// breaker stays open until staff close it or reset_after passes since it
+// opened).
+func (p *Policy) Restore(st BreakerState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.breaker = st
+	if st.Open {
+		p.lastTrip = st.Since
+		p.open.Set(1)
+	}
+}
+
 // Reset closes the breaker (staff decided the automation may go on) and
 // forgets the findings that opened it.
 func (p *Policy) Reset() {

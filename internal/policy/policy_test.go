@@ -297,3 +297,24 @@ func TestSpoofedSourcesDoNotTripBreaker(t *testing.T) {
 		t.Errorf("netscan after the spoofing: %+v", d)
 	}
 }
+
+// A breaker restored open after a restart keeps findings queued for review
+// until staff close it, and reset_after counts from when it first opened.
+func TestBreakerRestore(t *testing.T) {
+	c := DefaultConfiguration()
+	p, err := New(c, Dependencies{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Restore(BreakerState{Open: true, Reason: "11 servers tripped netscan within 5m0s", Since: t0})
+	d := p.Decide(Input{Kind: "netscan", Direction: "out", IP: ip("198.51.100.1"), Samples: 300, CustomerID: 1, CaseCount: 1}, t0.Add(time.Hour))
+	if d.Action != ActionReview || !strings.Contains(d.Why, "circuit breaker open (11 servers") {
+		t.Fatalf("after restore: %+v", d)
+	}
+	c.CircuitBreaker.ResetAfter = 30 * time.Minute
+	q, _ := New(c, Dependencies{})
+	q.Restore(BreakerState{Open: true, Reason: "x", Since: t0})
+	if d := q.Decide(Input{Kind: "netscan", Direction: "out", IP: ip("198.51.100.1"), Samples: 300, CustomerID: 1, CaseCount: 1}, t0.Add(time.Hour)); d.Action != ActionLock {
+		t.Errorf("reset_after passed since the trip: %+v", d)
+	}
+}

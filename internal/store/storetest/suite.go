@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"Findings", testFindings},
 		{"FindingMails", testFindingMails},
+		{"Breaker", testBreaker},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
@@ -1359,6 +1360,28 @@ func testFindingMails(t *testing.T, open Opener) {
 	}
 	if ms, _ := e.DB.ListMails(e.Ctx, 0, 0, 10); len(ms) != 2 {
 		t.Errorf("outbox after the failed finding: %d mails, want the 2 of before", len(ms))
+	}
+}
+
+// The circuit breaker's state survives in the store: absent means closed;
+// an open one comes back with its reason and time; closing overwrites it.
+func testBreaker(t *testing.T, open Opener) {
+	e := NewEnv(t, open, lock.Configuration{})
+	if b, err := e.DB.Breaker(e.Ctx); err != nil || b.Open {
+		t.Fatalf("fresh store: %+v %v", b, err)
+	}
+	since := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	if err := e.DB.SetBreaker(e.Ctx, store.BreakerRecord{Open: true, Reason: "11 servers tripped netscan", Since: since}, since); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := e.DB.Breaker(e.Ctx); err != nil || !b.Open || b.Reason != "11 servers tripped netscan" || !b.Since.Equal(since) {
+		t.Fatalf("stored open breaker: %+v %v", b, err)
+	}
+	if err := e.DB.SetBreaker(e.Ctx, store.BreakerRecord{}, since.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := e.DB.Breaker(e.Ctx); b.Open || b.Reason != "" {
+		t.Fatalf("closed breaker: %+v", b)
 	}
 }
 
