@@ -175,34 +175,8 @@ func TestNoticeRenderer(t *testing.T) {
 // log; when staff escalate it to a lock (or the deadline passes), the lock
 // mail attaches the same log instead of arriving without one.
 func TestEscalatedLockMailCarriesTheWarningsLog(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	r, err := notify.NewRenderer(notify.RendererConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := &mailRenderer{db: db, r: r}
-	svc, err := lock.New(lock.Configuration{Bogons: []netip.Prefix{}}, lock.Dependencies{Store: db, Render: mr.Render})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	staff := lock.Actor{Role: lock.RoleStaff, Name: "alice"}
-	c, err := svc.CreateCustomer(ctx, staff, inventory.Customer{Name: "Alpha", Email: "noc@alpha.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := svc.CreateServer(ctx, staff, inventory.Server{CustomerID: c.ID, Name: "web1", IPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr.svc = svc
+	w := newWired(t, "203.0.113.10/32")
+	ctx, db, svc, staff, sv := w.ctx, w.db, w.svc, w.staff, w.srv
 	deadline := time.Now().Add(24 * time.Hour)
 	log := []byte("###################################################################\n#          Netscan detected from host   203.0.113.10              #\n")
 	l, err := svc.CreateLock(ctx, staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: sv.ID}, Reason: lock.ReasonNetscan, WarnUntil: &deadline,
@@ -255,29 +229,8 @@ func TestEscalatedLockMailCarriesTheWarningsLog(t *testing.T) {
 // server's IPv6 prefix was generated too, which enforcement refuses, and
 // the whole lock showed as refused.
 func TestWhitelistAllowsMatchTheIPVersion(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "padlock.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	svc, err := lock.New(lock.Configuration{Bogons: []netip.Prefix{}}, lock.Dependencies{Store: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	staff := lock.Actor{Role: lock.RoleStaff, Name: "alice"}
-	c, err := svc.CreateCustomer(ctx, staff, inventory.Customer{Name: "Alpha", Email: "noc@alpha.example"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := svc.CreateServer(ctx, staff, inventory.Server{CustomerID: c.ID, Name: "web1",
-		IPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/32"), netip.MustParsePrefix("2001:db8:77::/64")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newWired(t, "203.0.113.10/32", "2001:db8:77::/64")
+	ctx, db, svc, staff, sv, c := w.ctx, w.db, w.svc, w.staff, w.srv, w.cust
 	l, err := svc.CreateLock(ctx, staff, lock.CreateLockRequest{Scope: lock.Scope{ServerID: sv.ID}, Reason: lock.ReasonNetscan}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -332,4 +285,49 @@ func TestBreakerSurvivesRestart(t *testing.T) {
 	if b, _ := s.db.Breaker(ctx); b.Open || s.policy.State().Open {
 		t.Fatalf("closed breaker: stored %+v, in memory %+v", b, s.policy.State())
 	}
+}
+
+// wired is a lock service on a fresh SQLite store, rendering its mails with
+// the real templates (mailRenderer), with one customer (Alpha) and its
+// server web1 on the given prefixes.
+type wired struct {
+	ctx   context.Context
+	db    *store.DB
+	svc   *lock.Service
+	staff lock.Actor
+	cust  inventory.Customer
+	srv   inventory.Server
+}
+
+func newWired(t *testing.T, prefixes ...string) *wired {
+	t.Helper()
+	w := &wired{ctx: context.Background(), staff: lock.Actor{Role: lock.RoleStaff, Name: "alice"}}
+	var err error
+	if w.db, err = store.Open(w.ctx, filepath.Join(t.TempDir(), "padlock.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.db.Close() })
+	r, err := notify.NewRenderer(notify.RendererConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := &mailRenderer{db: w.db, r: r}
+	if w.svc, err = lock.New(lock.Configuration{Bogons: []netip.Prefix{}}, lock.Dependencies{Store: w.db, Render: mr.Render}); err != nil {
+		t.Fatal(err)
+	}
+	mr.svc = w.svc
+	if err := w.svc.Start(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.cust, err = w.svc.CreateCustomer(w.ctx, w.staff, inventory.Customer{Name: "Alpha", Email: "noc@alpha.example"}); err != nil {
+		t.Fatal(err)
+	}
+	sv := inventory.Server{CustomerID: w.cust.ID, Name: "web1"}
+	for _, p := range prefixes {
+		sv.IPs = append(sv.IPs, netip.MustParsePrefix(p))
+	}
+	if w.srv, err = w.svc.CreateServer(w.ctx, w.staff, sv); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }

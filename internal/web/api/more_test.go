@@ -110,8 +110,7 @@ func TestAPITicketsBoxesRequestsExport(t *testing.T) {
 func TestAPICustomerViewHidesStaffData(t *testing.T) {
 	f := newFixture(t)
 	staff := f.tokens["staff"]
-	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
-	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	alice, web1 := f.aliceWithWeb1()
 	lk := f.must(f.do(staff, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"abuse","note":"CERT complaint 4711"}`), 201).num("id")
 	if s := f.must(f.do(staff, "GET", "/api/v1/locks/"+itoa(lk), ""), 200); !strings.Contains(s.Raw, "4711") {
 		t.Fatalf("staff do not see their note: %s", s.Raw)
@@ -130,8 +129,7 @@ func TestAPICustomerViewHidesStaffData(t *testing.T) {
 func TestAPIWarningWithDefaultDeadline(t *testing.T) {
 	f := newFixture(t)
 	staff := f.tokens["staff"]
-	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
-	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	_, web1 := f.aliceWithWeb1()
 	l := f.must(f.do(staff, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"spam","warn":true}`), 201)
 	if l.Body["state"] != "warned" {
 		t.Fatalf("warn: true gave %s", l.Raw)
@@ -148,8 +146,7 @@ func TestAPIWarningWithDefaultDeadline(t *testing.T) {
 func TestAPIPaymentReceivedAndEscalate(t *testing.T) {
 	f := newFixture(t)
 	staff, billing := f.tokens["staff"], f.tokens["billing"]
-	alice := f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
-	web1 := f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(alice)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	alice, web1 := f.aliceWithWeb1()
 	box := f.must(f.do(staff, "POST", "/api/v1/storage-boxes", `{"customer_id":`+itoa(alice)+`,"name":"bx11","host":"bx11.example.net"}`), 201).num("id")
 	np1 := f.must(f.do(billing, "POST", "/api/v1/locks", `{"scope":{"server_id":`+itoa(web1)+`},"reason":"non_payment"}`), 201).num("id")
 	np2 := f.must(f.do(billing, "POST", "/api/v1/locks", `{"scope":{"storage_box_id":`+itoa(box)+`},"reason":"non_payment"}`), 201).num("id")
@@ -172,4 +169,13 @@ func TestAPIPaymentReceivedAndEscalate(t *testing.T) {
 	if l := f.must(f.do(staff, "POST", "/api/v1/locks/"+itoa(abuse)+"/escalate", `{"note":"still spamming"}`), 200); l.Body["state"] != "locked" {
 		t.Errorf("escalated warning: %s", l.Raw)
 	}
+}
+
+// aliceWithWeb1 creates customer Alice (as staff) with her server web1 on
+// 203.0.113.10 and returns both IDs.
+func (f *fixture) aliceWithWeb1() (customer, server int64) {
+	staff := f.tokens["staff"]
+	customer = f.must(f.do(staff, "POST", "/api/v1/customers", `{"name":"Alice","email":"alice@example.net"}`), 201).num("id")
+	server = f.must(f.do(staff, "POST", "/api/v1/servers", `{"customer_id":`+itoa(customer)+`,"name":"web1","ips":["203.0.113.10"]}`), 201).num("id")
+	return customer, server
 }

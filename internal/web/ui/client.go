@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,13 +69,9 @@ func (u *UI) products(w http.ResponseWriter, r *http.Request, s *session) error 
 	if err != nil {
 		return err
 	}
-	var active []lock.Lock
-	for _, st := range activeStates {
-		ls, err := u.svc.ListLocks(ctx, s.Actor, lock.LockFilter{State: st, Limit: clientLockLimit})
-		if err != nil {
-			return err
-		}
-		active = append(active, ls...)
+	active, err := u.activeLocks(ctx, s.Actor)
+	if err != nil {
+		return err
 	}
 	recent, err := u.svc.ListLocks(ctx, s.Actor, lock.LockFilter{State: lock.StateUnlocked, Limit: 10})
 	if err != nil {
@@ -390,6 +387,20 @@ func (u *UI) clientKVM(w http.ResponseWriter, r *http.Request, s *session) error
 	return u.back(w, r, clientBack(r, "/client/tickets"), msg, err)
 }
 
+// activeLocks are the actor's locks in an active state (warned, locked,
+// unlock requested), each state up to clientLockLimit.
+func (u *UI) activeLocks(ctx context.Context, a lock.Actor) ([]lock.Lock, error) {
+	var active []lock.Lock
+	for _, st := range activeStates {
+		ls, err := u.svc.ListLocks(ctx, a, lock.LockFilter{State: st, Limit: clientLockLimit})
+		if err != nil {
+			return nil, err
+		}
+		active = append(active, ls...)
+	}
+	return active, nil
+}
+
 func (u *UI) clientTickets(w http.ResponseWriter, r *http.Request, s *session) error {
 	return u.ticketsPage(w, r, s, http.StatusOK, nil)
 }
@@ -402,13 +413,9 @@ func (u *UI) ticketsPage(w http.ResponseWriter, r *http.Request, s *session, sta
 	if err != nil {
 		return err
 	}
-	var active []lock.Lock
-	for _, st := range activeStates {
-		ls, err := u.svc.ListLocks(ctx, s.Actor, lock.LockFilter{State: st, Limit: clientLockLimit})
-		if err != nil {
-			return err
-		}
-		active = append(active, ls...)
+	active, err := u.activeLocks(ctx, s.Actor)
+	if err != nil {
+		return err
 	}
 	if form == nil {
 		form = map[string]string{"lock": r.URL.Query().Get("lock")}
