@@ -38,6 +38,7 @@ package netscan
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -167,7 +168,63 @@ type hostState struct {
 	evalSkip  int
 	muted     int64
 	dropped   uint64
-	_         [8]byte // 128 bytes: every state starts a cache line
+	bound     *bounds // nil until open first reaches the trigger
+}
+
+// bounds are upper bounds of a host's unanswered contacts on one port and
+// to one destination: each counter holds the unanswered contacts whose
+// protocol and port (or destination) hash to it, stale ones included until
+// the next rehash. A verdict needs min_destinations unanswered contacts on
+// the new contact's port or min_ports to its destination, so while neither
+// counter reaches its threshold the table walk of evaluate cannot succeed
+// and is skipped: a host with many open contacts (a mail server's
+// unanswered SMTP attempts, say) no longer walks its whole table for each
+// new client connection. TestBoundsNeverHideAScan holds the skip to
+// evaluate's verdicts.
+type bounds struct {
+	port [64]int32
+	dst  [64]int32
+}
+
+func portBucket(port uint16, proto uint8) uint32 {
+	return (uint32(proto)<<16 | uint32(port)) * 0x9e3779b1 >> 26
+}
+
+func dstBucket(dst *detector.Key16) uint32 {
+	x := binary.LittleEndian.Uint64(dst[8:]) ^ binary.LittleEndian.Uint64(dst[:8])*0xc2b2ae3d27d4eb4f
+	return uint32(x * 0x9e3779b97f4a7c15 >> 58)
+}
+
+// newBounds counts the host's unanswered contacts into fresh bounds.
+func newBounds(s *hostState) *bounds {
+	b := new(bounds)
+	for k := range s.tab {
+		if c := &s.tab[k]; c.flags&(fUsed|fAnswered) == fUsed {
+			b.port[portBucket(c.port, c.proto)]++
+			b.dst[dstBucket(&c.dst)]++
+		}
+	}
+	return b
+}
+
+// unanswered counts contact c as one more (delta 1) or one fewer (-1)
+// unanswered contact of the host.
+func (s *hostState) unanswered(c *contact, delta int32) {
+	s.open += delta
+	if b := s.bound; b != nil {
+		b.port[portBucket(c.port, c.proto)] += delta
+		b.dst[dstBucket(&c.dst)] += delta
+	}
+}
+
+// possible reports whether the host's bounds allow a verdict about a new
+// contact (evaluate's horizontal check on its port, vertical on its
+// destination).
+func (d *Detector) possible(b *bounds, dst *detector.Key16, port uint16, proto uint8) bool {
+	if int(b.port[portBucket(port, proto)]) >= d.conf.MinDestinations {
+		return true
+	}
+	return proto != flow.ProtoICMP && proto != flow.ProtoICMPv6 && int(b.dst[dstBucket(dst)]) >= d.conf.MinPorts
 }
 
 // Detector is the netscan detector.
@@ -182,6 +239,7 @@ type Detector struct {
 	scratchBuf []contact
 	filters    *detector.Hosts // ScanFilter of each host
 	now        int64
+	noBounds   bool // tests: evaluate without asking the bounds first
 }
 
 // New returns the detector; conf must be valid.
@@ -283,14 +341,14 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	if isNew && !answered {
-		s.open++
+		s.unanswered(c, 1)
 	}
 	if localService(o) {
 		s.svcLast = sec
 	}
 	if answered {
 		if c.flags&fAnswered == 0 && !isNew {
-			s.open--
+			s.unanswered(c, -1)
 		}
 		c.flags |= fAnswered
 	} else if c.hits < 0xffff {
@@ -311,6 +369,12 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	s.evalSkip = 0
+	if s.bound == nil {
+		s.bound = newBounds(s) // the host reached the trigger: counted from now on
+	}
+	if !d.noBounds && !d.possible(s.bound, &dst, port, r.Proto) {
+		return
+	}
 	p := pending{dst: dst, port: port, proto: r.Proto}
 	if ok, _ := d.evaluate(s, &p, sec); ok {
 		p.at = o.End + d.conf.AnswerGrace.D().Nanoseconds()
@@ -389,7 +453,7 @@ func (d *Detector) serviceProbes(host uint32, end int64) bool {
 func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
 	if i := d.find(s, &dst, port, proto); i >= 0 && s.tab[i].flags&fAnswered == 0 {
 		s.tab[i].flags |= fAnswered
-		s.open--
+		s.unanswered(&s.tab[i], -1)
 	}
 }
 
@@ -432,7 +496,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		if c.last+d.w <= sec {
 			// stale contact seen again: it counts as new in this window
 			if c.flags&fAnswered == 0 {
-				s.open-- // counted again by the caller
+				s.unanswered(c, -1) // counted again by the caller
 			}
 			c.first, c.last, c.hits, c.flags = sec, sec, 0, fUsed
 			return c, true
@@ -501,15 +565,15 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 		clear(s.tab)
 	}
 	s.n, s.open = 0, 0
+	if s.bound != nil {
+		*s.bound = bounds{}
+	}
 	d.filters.At(s.host).ScanFilter = [2]uint64{}
 	mask := len(s.tab) - 1
 	for k := range old {
 		c := &old[k]
 		if c.flags&fUsed == 0 || !keep(c) {
 			continue
-		}
-		if c.flags&fAnswered == 0 {
-			s.open++
 		}
 		h := detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port))
 		d.mark(s.host, h)
@@ -519,6 +583,9 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 		}
 		s.tab[i] = *c
 		s.n++
+		if c.flags&fAnswered == 0 {
+			s.unanswered(&s.tab[i], 1)
+		}
 	}
 }
 

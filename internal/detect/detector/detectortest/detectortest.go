@@ -62,23 +62,27 @@ func internal(a netip.Addr) bool {
 // flushes d.
 func (r *Recorder) Feed(d detector.Detector, recs []flow.Record) {
 	for i := range recs {
-		rec := &recs[i]
-		start, end := rec.Start.UnixNano(), rec.End.UnixNano()
-		if internal(rec.SrcAddr) {
-			d.Observe(rec, &detector.Orientation{Dir: detector.DirOut, Host: r.host(rec.SrcAddr), Addr: rec.SrcAddr, Remote: rec.DstAddr,
-				LocalPort: rec.SrcPort, RemotePort: rec.DstPort, Start: start, End: end})
-		}
-		if internal(rec.DstAddr) {
-			d.Observe(rec, &detector.Orientation{Dir: detector.DirIn, Host: r.host(rec.DstAddr), Addr: rec.DstAddr, Remote: rec.SrcAddr,
-				LocalPort: rec.DstPort, RemotePort: rec.SrcPort, Start: start, End: end})
-		}
-		if !internal(rec.SrcAddr) && !internal(rec.DstAddr) {
-			if f, ok := d.(detector.ForeignObserver); ok {
-				f.ObserveForeign(rec, start, end)
-			}
-		}
+		r.Record(d, &recs[i])
 	}
 	d.Flush()
+}
+
+// Record orients one record as the engine does and passes it to d.
+func (r *Recorder) Record(d detector.Detector, rec *flow.Record) {
+	start, end := rec.Start.UnixNano(), rec.End.UnixNano()
+	if internal(rec.SrcAddr) {
+		d.Observe(rec, &detector.Orientation{Dir: detector.DirOut, Host: r.host(rec.SrcAddr), Addr: rec.SrcAddr, Remote: rec.DstAddr,
+			LocalPort: rec.SrcPort, RemotePort: rec.DstPort, Start: start, End: end})
+	}
+	if internal(rec.DstAddr) {
+		d.Observe(rec, &detector.Orientation{Dir: detector.DirIn, Host: r.host(rec.DstAddr), Addr: rec.DstAddr, Remote: rec.SrcAddr,
+			LocalPort: rec.DstPort, RemotePort: rec.SrcPort, Start: start, End: end})
+	}
+	if !internal(rec.SrcAddr) && !internal(rec.DstAddr) {
+		if f, ok := d.(detector.ForeignObserver); ok {
+			f.ObserveForeign(rec, start, end)
+		}
+	}
 }
 
 // Rules returns the distinct rules of the collected findings in the order
