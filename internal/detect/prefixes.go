@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"padlock/internal/flow"
+	"padlock/internal/netset"
 )
 
 // Prefixes implements Networks from a list of customer prefixes (the
@@ -19,6 +20,7 @@ type Prefixes struct {
 	bits   []int          // distinct prefix lengths, longest first (large lists)
 	byBits map[netip.Prefix]string
 	macs   map[flow.MAC]string
+	filter netset.V4Filter // answers most IPv4 lookups with one bit test
 }
 
 type v4net struct{ net, mask uint32 }
@@ -36,6 +38,7 @@ func NewPrefixes(pfx []netip.Prefix) *Prefixes {
 		}
 		p.list = append(p.list, x)
 		p.byBits[x] = x.String()
+		p.filter.Add(x)
 	}
 	slices.SortStableFunc(p.list, func(a, b netip.Prefix) int { return b.Bits() - a.Bits() })
 	for _, x := range p.list {
@@ -84,15 +87,24 @@ func (p *Prefixes) lookup(a netip.Addr) (netip.Prefix, bool) {
 
 // Internal implements Networks.
 func (p *Prefixes) Internal(a netip.Addr) bool {
-	if a.Is4() && len(p.list) <= linearMax {
-		b := a.As4()
-		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if !a.Is4() {
+		_, ok := p.lookup(a)
+		return ok
+	}
+	v := netset.Uint32(a)
+	if len(p.list) <= linearMax {
 		for _, n := range p.v4 {
 			if v&n.mask == n.net {
 				return true
 			}
 		}
 		return false
+	}
+	// long lists (an inventory's prefixes): most addresses of a record
+	// are external and the filter rejects them with one bit test; the
+	// loop above is cheaper for short lists, which stay in L1
+	if in, maybe := p.filter.Check(v); in || !maybe {
+		return in
 	}
 	_, ok := p.lookup(a)
 	return ok

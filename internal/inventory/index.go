@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+
+	"padlock/internal/netset"
 )
 
 // Entry maps one prefix to the product that holds it and its customer.
@@ -26,6 +28,7 @@ type Index struct {
 	v6     []v6level
 	size   int
 	byProd map[productKey][]netip.Prefix
+	filter netset.V4Filter // rejects most IPv4 misses (external addresses) with one bit test
 }
 
 type productKey struct {
@@ -84,6 +87,7 @@ func Build(entries []Entry) *Index {
 		x.all = append(x.all, e)
 		k := productKey{e.Type, e.ProductID}
 		x.byProd[k] = append(x.byProd[k], p)
+		x.filter.Add(p)
 		if p.Addr().Is4() {
 			m := l4[p.Bits()]
 			if m == nil {
@@ -130,6 +134,9 @@ func (x *Index) Lookup(a netip.Addr) (Entry, bool) {
 	a = a.Unmap()
 	if a.Is4() {
 		k := v4(a)
+		if _, maybe := x.filter.Check(k); !maybe {
+			return Entry{}, false
+		}
 		for _, l := range x.v4 {
 			if i, ok := l.m[k&mask32(l.bits)]; ok {
 				return x.all[i], true
