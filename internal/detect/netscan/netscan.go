@@ -31,6 +31,9 @@
 // State per host is an open-addressing table of contacts (32 bytes each,
 // at most half full, starting at 4 slots, capped at max_contacts live contacts; stale contacts
 // older than the window are dropped when room is needed, then answered ones).
+// Once a host has trigger-many unanswered contacts it also keeps counters of
+// them by port and by destination hash (bounds), so that a new contact
+// walks the table only when its counters make a verdict possible.
 // On sampled data the reply to a sampled probe is rarely sampled itself, so
 // answered weighting is weak there; the thresholds count sampled contacts
 // unscaled.
