@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"padlock/internal/detect/detector"
+	"padlock/internal/netset"
 )
 
 // hostIndex maps internal addresses to dense host indexes. IPv4 addresses
@@ -23,11 +24,6 @@ func newHostIndex() hostIndex {
 
 func (t *hostIndex) len() int { return t.n4 + len(t.v6) }
 
-func v4key(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
 func (t *hostIndex) slot(k uint32) int { return int(uint64(k) * 0x9e3779b97f4a7c15 >> t.shift) }
 
 func (t *hostIndex) get(a netip.Addr) (uint32, bool) {
@@ -35,7 +31,7 @@ func (t *hostIndex) get(a netip.Addr) (uint32, bool) {
 		h, ok := t.v6[a.As16()]
 		return h, ok
 	}
-	k := v4key(a)
+	k := netset.Uint32(a)
 	mask := len(t.slots) - 1
 	for i := t.slot(k); ; i = (i + 1) & mask {
 		s := t.slots[i]
@@ -64,7 +60,7 @@ func (t *hostIndex) put(a netip.Addr, h uint32) {
 			}
 		}
 	}
-	t.insert(uint64(v4key(a))<<32 | uint64(h+1))
+	t.insert(uint64(netset.Uint32(a))<<32 | uint64(h+1))
 	t.n4++
 }
 
@@ -83,7 +79,7 @@ func (t *hostIndex) del(a netip.Addr) {
 		delete(t.v6, a.As16())
 		return
 	}
-	k := v4key(a)
+	k := netset.Uint32(a)
 	mask := len(t.slots) - 1
 	i := t.slot(k)
 	for {

@@ -20,7 +20,7 @@ type Prefixes struct {
 	bits   []int          // distinct prefix lengths, longest first (large lists)
 	byBits map[netip.Prefix]string
 	macs   map[flow.MAC]string
-	filter netset.V4Filter // answers most IPv4 lookups with one bit test
+	filter netset.V4Filter // long lists: answers most IPv4 lookups with one bit test
 }
 
 type v4net struct{ net, mask uint32 }

@@ -94,7 +94,7 @@ func Build(entries []Entry) *Index {
 				m = map[uint32]int32{}
 				l4[p.Bits()] = m
 			}
-			m[v4(p.Addr())] = i
+			m[netset.Uint32(p.Addr())] = i
 		} else {
 			m := l6[p.Bits()]
 			if m == nil {
@@ -133,7 +133,7 @@ func (x *Index) Lookup(a netip.Addr) (Entry, bool) {
 	}
 	a = a.Unmap()
 	if a.Is4() {
-		k := v4(a)
+		k := netset.Uint32(a)
 		if _, maybe := x.filter.Check(k); !maybe {
 			return Entry{}, false
 		}
@@ -161,7 +161,7 @@ func (x *Index) LookupPrefix(p netip.Prefix) (Entry, bool) {
 	}
 	p = p.Masked()
 	if p.Addr().Is4() {
-		k := v4(p.Addr())
+		k := netset.Uint32(p.Addr())
 		for _, l := range x.v4 {
 			if l.bits > p.Bits() {
 				continue
@@ -190,11 +190,6 @@ func (x *Index) Prefixes(t ProductType, id int64) []netip.Prefix {
 		return nil
 	}
 	return slices.Clone(x.byProd[productKey{t, id}])
-}
-
-func v4(a netip.Addr) uint32 {
-	b := a.As4()
-	return binary.BigEndian.Uint32(b[:])
 }
 
 func v6(a netip.Addr) v6key {
