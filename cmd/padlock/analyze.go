@@ -268,7 +268,19 @@ func newBatchFeed(engine *detect.Engine) *batchFeed {
 
 // Record implements flow.Sink for the reader.
 func (f *batchFeed) Record(r *flow.Record) {
-	f.buf = append(f.buf, *r)
+	*f.Slot() = *r
+	f.Commit()
+}
+
+// Slot implements flow.Filler: the reader parses packets straight into
+// the batch.
+func (f *batchFeed) Slot() *flow.Record {
+	return &f.buf[:len(f.buf)+1][len(f.buf)]
+}
+
+// Commit implements flow.Filler.
+func (f *batchFeed) Commit() {
+	f.buf = f.buf[:len(f.buf)+1]
 	if len(f.buf) == feedBatch {
 		f.full <- f.buf
 		f.buf = <-f.free

@@ -117,12 +117,16 @@ type Reader struct {
 	gz    bool
 	ports [65536 / 64]uint64 // bitset of export ports
 
-	// classic pcap is read here, straight from the buffered file (see
-	// readClassic); pcapng by pcapgo through the framer
-	br      *bufio.Reader
-	classic classicHeader
-	big     []byte // records longer than br's buffer
-	ng      *pcapgo.NgReader
+	// br buffers the file (or its decompression) for sniffing and for
+	// pcapng, which pcapgo reads through the framer; classic pcap is read
+	// by readClassic into buf, from raw (br's source) once br is drained
+	br       *bufio.Reader
+	raw      io.Reader
+	classic  classicHeader
+	buf      []byte // classic: file buffer, records parsed in place
+	pos, end int    // classic: unread bytes of buf
+	big      []byte // records longer than buf
+	ng       *pcapgo.NgReader
 	// link types of pcapng interfaces, by interface index
 	links []uint32
 
@@ -165,6 +169,7 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 		rd.ports[p/64] |= 1 << (p % 64)
 	}
 	rd.count = &countingReader{r: src}
+	rd.raw = rd.count
 	br := bufio.NewReaderSize(rd.count, readBuffer)
 	magic, err := br.Peek(2)
 	if err != nil {
@@ -176,6 +181,7 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 			return nil, &OffsetError{File: name, Err: &causeError{"gzip: " + err.Error(), decode.ErrMalformed}}
 		}
 		rd.gz = true
+		rd.raw = zr
 		br = bufio.NewReaderSize(zr, readBuffer)
 	}
 	magic, err = br.Peek(4)
@@ -242,6 +248,7 @@ func (rd *Reader) readClassicHeader() error {
 	h.maxCap = max(h.snaplen, 262144)
 	rd.br.Discard(24)
 	rd.fr.off = 24
+	rd.buf = make([]byte, readBuffer)
 	return nil
 }
 
@@ -251,16 +258,12 @@ func (rd *Reader) readClassic() ([]byte, gopacket.CaptureInfo, error) {
 	var ci gopacket.CaptureInfo
 	h, f := &rd.classic, rd.fr
 	f.blockStart = f.off
-	b, err := rd.br.Peek(16)
-	if len(b) < 16 {
-		if len(b) == 0 && err == io.EOF {
-			return nil, ci, io.EOF
+	if rd.end-rd.pos < 16 {
+		if err := rd.fill(16); err != nil {
+			return nil, ci, err
 		}
-		if err == nil || err == io.EOF {
-			err = errTruncRecord
-		}
-		return nil, ci, err
 	}
+	b := rd.buf[rd.pos:rd.end]
 	sec, frac := h.order.Uint32(b), h.order.Uint32(b[4:])
 	caplen, length := h.order.Uint32(b[8:]), h.order.Uint32(b[12:])
 	if caplen > h.maxCap {
@@ -277,26 +280,25 @@ func (rd *Reader) readClassic() ([]byte, gopacket.CaptureInfo, error) {
 	ci.CaptureLength, ci.Length = int(caplen), int(length)
 	n := 16 + int(caplen)
 	var data []byte
-	if n <= rd.br.Size() {
-		b, err = rd.br.Peek(n)
-		if len(b) < n {
-			if err == nil || err == io.EOF {
-				err = errTruncRecord
+	if n <= len(rd.buf) {
+		if rd.end-rd.pos < n {
+			if err := rd.fill(n); err != nil {
+				return nil, ci, err
 			}
-			return nil, ci, err
 		}
-		data = b[16:]
-		rd.br.Discard(n) // data stays valid until the next read
+		data = rd.buf[rd.pos+16 : rd.pos+n : rd.pos+n]
+		rd.pos += n // data stays valid until the next fill
 	} else {
-		// longer than the buffer: read it in pieces, growing the slice
-		// only as bytes arrive (the length comes from the file)
-		rd.br.Discard(16)
-		rd.big = rd.big[:0]
-		for left := int(caplen); left > 0; {
+		// longer than the buffer: what the buffer holds, then the rest
+		// read in pieces, growing the slice only as bytes arrive (the
+		// length comes from the file)
+		rd.big = append(rd.big[:0], rd.buf[rd.pos+16:rd.end]...)
+		rd.pos = rd.end
+		for left := int(caplen) - len(rd.big); left > 0; {
 			k := min(left, readBuffer)
 			at := len(rd.big)
 			rd.big = append(rd.big, make([]byte, k)...)
-			if _, err := io.ReadFull(rd.br, rd.big[at:]); err != nil {
+			if _, err := io.ReadFull(readerFunc(rd.read), rd.big[at:]); err != nil {
 				if err == io.EOF || err == io.ErrUnexpectedEOF {
 					err = errTruncRecord
 				}
@@ -309,6 +311,45 @@ func (rd *Reader) readClassic() ([]byte, gopacket.CaptureInfo, error) {
 	f.off += int64(n)
 	return data, ci, nil
 }
+
+// fill moves the unread bytes of the classic file buffer to its front and
+// reads until it holds at least need bytes: io.EOF when the file ended
+// cleanly before them, errTruncRecord when it ended inside a record.
+func (rd *Reader) fill(need int) error {
+	rd.end = copy(rd.buf, rd.buf[rd.pos:rd.end])
+	rd.pos = 0
+	for rd.end < need {
+		k, err := rd.read(rd.buf[rd.end:])
+		rd.end += k
+		if err == io.EOF && rd.end >= need {
+			break
+		}
+		if err == io.EOF {
+			if rd.end == 0 {
+				return io.EOF
+			}
+			return errTruncRecord
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read reads the classic capture after its header: first what the
+// bufio.Reader that sniffed the file still holds, then straight from its
+// source, so that every byte is copied once, into rd.buf.
+func (rd *Reader) read(p []byte) (int, error) {
+	if rd.br.Buffered() > 0 {
+		return rd.br.Read(p)
+	}
+	return rd.raw.Read(p)
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // Close closes the file.
 func (rd *Reader) Close() error {
@@ -337,6 +378,7 @@ func (rd *Reader) fileError(err error) error {
 func (rd *Reader) Run(ctx context.Context, sink flow.Sink) (Stats, error) {
 	rd.stats = Stats{ByFormat: map[flow.Format]uint64{}, ByExporter: map[netip.Addr]uint64{}, Errors: map[string]uint64{}}
 	rd.sink = countSink{stats: &rd.stats, next: sink}
+	rd.sink.fill, _ = sink.(flow.Filler)
 	var err error
 	for {
 		if rd.stats.Packets%1024 == 0 {
@@ -400,7 +442,14 @@ func (rd *Reader) isExportPort(p uint16) bool { return rd.ports[p/64]&(1<<(p%64)
 
 // handle turns one packet into records.
 func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
+	// the record is written where the sink keeps it, when it can say
+	// where (a flow.Filler); export datagrams' records go through
+	// rd.sink.Record, which may overwrite that slot once r is no longer
+	// needed
 	r := &rd.rec
+	if rd.sink.fill != nil {
+		r = rd.sink.fill.Slot()
+	}
 	*r = flow.Record{}
 	payload, perr := packet.ParsePayload(link, data, r)
 	if perr == nil && r.Proto == flow.ProtoUDP && payload != nil && (rd.isExportPort(r.DstPort) || rd.isExportPort(r.SrcPort)) {
@@ -435,6 +484,11 @@ func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
 	r.SampledBytes = r.Bytes
 	r.FrameLength = uint32(ci.Length)
 	packet.SetHeader(link, data, r)
+	if rd.sink.fill != nil {
+		rd.sink.count(r)
+		rd.sink.fill.Commit()
+		return
+	}
 	rd.sink.Record(r)
 }
 
@@ -445,12 +499,18 @@ func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
 type countSink struct {
 	stats    *Stats
 	next     flow.Sink
+	fill     flow.Filler // next, when it lends slots
 	byFormat [256]uint64
 	exporter netip.Addr
 	run      uint64 // records of exporter not yet in ByExporter
 }
 
 func (s *countSink) Record(r *flow.Record) {
+	s.count(r)
+	s.next.Record(r)
+}
+
+func (s *countSink) count(r *flow.Record) {
 	s.stats.Records++
 	s.byFormat[r.Format]++
 	if r.Format != flow.FormatPcap {
@@ -460,7 +520,6 @@ func (s *countSink) Record(r *flow.Record) {
 		}
 		s.run++
 	}
-	s.next.Record(r)
 }
 
 func (s *countSink) flushExporter() {
