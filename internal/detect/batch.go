@@ -57,6 +57,9 @@ func (e *Engine) Records(b []flow.Record) {
 }
 
 func (e *Engine) ownership(src, dst netip.Addr) uint8 {
+	if e.pfx != nil {
+		return e.pfx.ends(src, dst)
+	}
 	var in uint8
 	if e.nets.Internal(src) {
 		in |= inSrc

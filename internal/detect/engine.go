@@ -74,6 +74,7 @@ type Engine struct {
 	conf      Configuration
 	deps      Dependencies
 	nets      Networks
+	pfx       *Prefixes // nets, when it is a prefix list: ownership asks it directly
 	dets      []detector.Detector
 	foreign   []detector.ForeignObserver
 	hosts     hostIndex
@@ -120,6 +121,7 @@ func New(conf Configuration, deps Dependencies) (*Engine, error) {
 		rearm:  make(map[rearmKey]int64),
 		expiry: conf.HostExpiry.D().Nanoseconds(),
 	}
+	e.pfx, _ = deps.Networks.(*Prefixes)
 	e.sweep = max(e.expiry/4, int64(time.Second))
 	private := netconf.NewPrivateSet(conf.IncorrectNetworkConfig.PrivateDestinations)
 	env := detector.Env{Reporter: e, EvidencePackets: conf.Evidence.Packets, EvidenceProbes: conf.Evidence.Probes,

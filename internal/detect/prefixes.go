@@ -110,6 +110,33 @@ func (p *Prefixes) Internal(a netip.Addr) bool {
 	return ok
 }
 
+// ends reports which ends of a record are internal, as the engine's
+// ownership does (bit 0 src, bit 1 dst): for two IPv4 addresses and a
+// short list, one pass over the list for both, without the interface
+// call per address (a tenth of the engine's instructions before).
+func (p *Prefixes) ends(src, dst netip.Addr) uint8 {
+	var in uint8
+	if src.Is4() && dst.Is4() && len(p.list) <= linearMax {
+		s, d := netset.Uint32(src), netset.Uint32(dst)
+		for _, n := range p.v4 {
+			if s&n.mask == n.net {
+				in |= inSrc
+			}
+			if d&n.mask == n.net {
+				in |= inDst
+			}
+		}
+		return in
+	}
+	if p.Internal(src) {
+		in |= inSrc
+	}
+	if p.Internal(dst) {
+		in |= inDst
+	}
+	return in
+}
+
 // Owner implements Networks.
 func (p *Prefixes) Owner(a netip.Addr) (string, bool) {
 	x, ok := p.lookup(a)

@@ -10,7 +10,8 @@ import (
 
 // Internal and Owner agree with checking every prefix, for short lists
 // (scanned) and long ones (filtered, then looked up by length), IPv4 and
-// IPv6, inside, beside and far from the prefixes.
+// IPv6, inside, beside and far from the prefixes; so does the engine's
+// ownership of both ends of a record at once.
 func TestPrefixesInternal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{3, 40, 400} {
@@ -27,6 +28,8 @@ func TestPrefixesInternal(t *testing.T) {
 		}
 		nets := detect.NewPrefixes(pfx)
 		hits := 0
+		var prev netip.Addr
+		var prevIn bool
 		for range 50000 {
 			var a netip.Addr
 			p := pfx[rng.IntN(len(pfx))]
@@ -51,6 +54,19 @@ func TestPrefixesInternal(t *testing.T) {
 			if _, ok := nets.Owner(a); ok != want {
 				t.Fatalf("%d prefixes: Owner(%s) found %v, want %v", n, a, ok, want)
 			}
+			if prev.IsValid() {
+				var in uint8
+				if prevIn {
+					in |= 1
+				}
+				if want {
+					in |= 2
+				}
+				if got := nets.Ends(prev, a); got != in {
+					t.Fatalf("%d prefixes: ends(%s, %s) = %b, want %b", n, prev, a, got, in)
+				}
+			}
+			prev, prevIn = a, want
 			if want {
 				hits++
 			}
