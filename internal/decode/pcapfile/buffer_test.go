@@ -188,3 +188,66 @@ func TestFillerWithExports(t *testing.T) {
 		}
 	}
 }
+
+// recode rewrites a little-endian microsecond classic pcap in the given
+// byte order, with nanosecond timestamps if nano.
+func recode(t *testing.T, src []byte, order binary.ByteOrder, nano bool) []byte {
+	t.Helper()
+	le := binary.LittleEndian
+	if le.Uint32(src) != 0xa1b2c3d4 {
+		t.Fatal("not a little-endian microsecond pcap")
+	}
+	out := make([]byte, 24, len(src))
+	magic := uint32(0xa1b2c3d4)
+	if nano {
+		magic = 0xa1b23c4d
+	}
+	order.PutUint32(out, magic)
+	order.PutUint16(out[4:], le.Uint16(src[4:]))
+	order.PutUint16(out[6:], le.Uint16(src[6:]))
+	for _, at := range []int{8, 12, 16, 20} {
+		order.PutUint32(out[at:], le.Uint32(src[at:]))
+	}
+	for b := src[24:]; len(b) > 0; {
+		var h [16]byte
+		frac := le.Uint32(b[4:])
+		if nano {
+			frac *= 1000
+		}
+		order.PutUint32(h[:], le.Uint32(b))
+		order.PutUint32(h[4:], frac)
+		order.PutUint32(h[8:], le.Uint32(b[8:]))
+		order.PutUint32(h[12:], le.Uint32(b[12:]))
+		n := 16 + int(le.Uint32(b[8:]))
+		out = append(append(out, h[:]...), b[16:n]...)
+		b = b[n:]
+	}
+	return out
+}
+
+// Big-endian files and nanosecond timestamps (both byte orders) give the
+// records of the little-endian microsecond original.
+func TestClassicByteOrderAndNanoseconds(t *testing.T) {
+	src, err := os.ReadFile("testdata/eth.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &copySink{}
+	if _, err := runWith(t, src, bytes.NewReader(src), want); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		order binary.ByteOrder
+		nano  bool
+	}{{"big-endian", binary.BigEndian, false}, {"big-endian ns", binary.BigEndian, true}, {"little-endian ns", binary.LittleEndian, true}} {
+		data := recode(t, src, c.order, c.nano)
+		got := &fillSink{}
+		if _, err := runWith(t, data, bytes.NewReader(data), got); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if d := firstDiff(want.recs, got.recs); d != "" {
+			t.Fatalf("%s: %s", c.name, d)
+		}
+	}
+}

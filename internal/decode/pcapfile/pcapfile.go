@@ -218,6 +218,7 @@ const readBuffer = 1 << 20
 // classicHeader is what a classic pcap file header says.
 type classicHeader struct {
 	order   binary.ByteOrder
+	big     bool // big-endian (records are read without the interface)
 	nano    bool // nanosecond timestamps (magic a1b23c4d)
 	snaplen uint32
 	link    uint32
@@ -234,6 +235,7 @@ func (rd *Reader) readClassicHeader() error {
 	}
 	h := &rd.classic
 	h.order = rd.fr.order
+	h.big = h.order == binary.BigEndian
 	h.nano = h.order.Uint32(b) == 0xa1b23c4d
 	if v := h.order.Uint16(b[4:]); v != 2 {
 		return &causeError{fmt.Sprintf("unknown pcap major version %d", v), decode.ErrMalformed}
@@ -253,37 +255,41 @@ func (rd *Reader) readClassicHeader() error {
 }
 
 // readClassic reads the next classic pcap record: its data (valid until
-// the next call) and capture info. io.EOF at a clean end of file.
-func (rd *Reader) readClassic() ([]byte, gopacket.CaptureInfo, error) {
-	var ci gopacket.CaptureInfo
+// the next call), time and original length. io.EOF at a clean end of file.
+func (rd *Reader) readClassic() (data []byte, ts time.Time, length int, err error) {
 	h, f := &rd.classic, rd.fr
 	f.blockStart = f.off
 	if rd.end-rd.pos < 16 {
 		if err := rd.fill(16); err != nil {
-			return nil, ci, err
+			return nil, ts, 0, err
 		}
 	}
 	b := rd.buf[rd.pos:rd.end]
-	sec, frac := h.order.Uint32(b), h.order.Uint32(b[4:])
-	caplen, length := h.order.Uint32(b[8:]), h.order.Uint32(b[12:])
-	if caplen > h.maxCap {
-		return nil, ci, &causeError{fmt.Sprintf("capture length exceeds snap length: %d > %d", caplen, h.snaplen), decode.ErrMalformed}
+	b = b[:16:16]
+	var sec, frac, caplen, olen uint32
+	if h.big {
+		sec, frac = binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])
+		caplen, olen = binary.BigEndian.Uint32(b[8:]), binary.BigEndian.Uint32(b[12:])
+	} else {
+		sec, frac = binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:])
+		caplen, olen = binary.LittleEndian.Uint32(b[8:]), binary.LittleEndian.Uint32(b[12:])
 	}
-	if caplen > length {
-		return nil, ci, &causeError{fmt.Sprintf("capture length exceeds original packet length: %d > %d", caplen, length), decode.ErrMalformed}
+	if caplen > h.maxCap {
+		return nil, ts, 0, &causeError{fmt.Sprintf("capture length exceeds snap length: %d > %d", caplen, h.snaplen), decode.ErrMalformed}
+	}
+	if caplen > olen {
+		return nil, ts, 0, &causeError{fmt.Sprintf("capture length exceeds original packet length: %d > %d", caplen, olen), decode.ErrMalformed}
 	}
 	ns := int64(frac)
 	if !h.nano {
 		ns *= 1000
 	}
-	ci.Timestamp = time.Unix(int64(sec), ns).UTC()
-	ci.CaptureLength, ci.Length = int(caplen), int(length)
+	ts = time.Unix(int64(sec), ns).UTC()
 	n := 16 + int(caplen)
-	var data []byte
 	if n <= len(rd.buf) {
 		if rd.end-rd.pos < n {
 			if err := rd.fill(n); err != nil {
-				return nil, ci, err
+				return nil, ts, 0, err
 			}
 		}
 		data = rd.buf[rd.pos+16 : rd.pos+n : rd.pos+n]
@@ -302,14 +308,14 @@ func (rd *Reader) readClassic() ([]byte, gopacket.CaptureInfo, error) {
 				if err == io.EOF || err == io.ErrUnexpectedEOF {
 					err = errTruncRecord
 				}
-				return nil, ci, err
+				return nil, ts, 0, err
 			}
 			left -= k
 		}
 		data = rd.big
 	}
 	f.off += int64(n)
-	return data, ci, nil
+	return data, ts, int(olen), nil
 }
 
 // fill moves the unread bytes of the classic file buffer to its front and
@@ -389,15 +395,18 @@ func (rd *Reader) Run(ctx context.Context, sink flow.Sink) (Stats, error) {
 			rd.progress()
 		}
 		var data []byte
-		var ci gopacket.CaptureInfo
+		var ts time.Time
+		var length int
 		var link uint32
 		if rd.ng != nil {
+			var ci gopacket.CaptureInfo
 			data, ci, err = rd.ng.ZeroCopyReadPacketData()
 			if err == nil {
 				link, err = rd.ngLink(ci.InterfaceIndex)
 			}
+			ts, length = ci.Timestamp, ci.Length
 		} else {
-			data, ci, err = rd.readClassic()
+			data, ts, length, err = rd.readClassic()
 			link = rd.classic.link
 		}
 		if err == io.EOF && rd.fr.err == nil && rd.fr.rest == 0 {
@@ -409,7 +418,7 @@ func (rd *Reader) Run(ctx context.Context, sink flow.Sink) (Stats, error) {
 			break
 		}
 		rd.stats.Packets++
-		rd.handle(link, data, ci)
+		rd.handle(link, data, ts, length)
 	}
 	rd.sink.done()
 	rd.stats.Bytes = rd.count.n
@@ -441,7 +450,7 @@ func (rd *Reader) ngLink(i int) (uint32, error) {
 func (rd *Reader) isExportPort(p uint16) bool { return rd.ports[p/64]&(1<<(p%64)) != 0 }
 
 // handle turns one packet into records.
-func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
+func (rd *Reader) handle(link uint32, data []byte, ts time.Time, length int) {
 	// the record is written where the sink keeps it, when it can say
 	// where (a flow.Filler); export datagrams' records go through
 	// rd.sink.Record, which may overwrite that slot once r is no longer
@@ -463,7 +472,7 @@ func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
 		if dec != nil {
 			rd.stats.ExportDatagrams++
 			exporter := netip.AddrPortFrom(r.SrcAddr.Unmap(), r.SrcPort)
-			if _, err := dec.Decode(exporter, payload, ci.Timestamp, &rd.sink); err != nil {
+			if _, err := dec.Decode(exporter, payload, ts, &rd.sink); err != nil {
 				rd.stats.Errors[decode.Cause(err)]++
 			}
 			return
@@ -477,12 +486,12 @@ func (rd *Reader) handle(link uint32, data []byte, ci gopacket.CaptureInfo) {
 		rd.stats.Errors[key]++
 	}
 	r.Format = flow.FormatPcap
-	r.Start, r.End = ci.Timestamp, ci.Timestamp
+	r.Start, r.End = ts, ts
 	r.SamplingRate = 1
 	r.Packets, r.SampledPackets = 1, 1
-	r.Bytes = uint64(ci.Length)
+	r.Bytes = uint64(length)
 	r.SampledBytes = r.Bytes
-	r.FrameLength = uint32(ci.Length)
+	r.FrameLength = uint32(length)
 	packet.SetHeader(link, data, r)
 	if rd.sink.fill != nil {
 		rd.sink.count(r)
