@@ -2,6 +2,7 @@ package pcapfile
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -249,5 +250,91 @@ func TestClassicByteOrderAndNanoseconds(t *testing.T) {
 		if d := firstDiff(want.recs, got.recs); d != "" {
 			t.Fatalf("%s: %s", c.name, d)
 		}
+	}
+}
+
+// A gzip capture of several MiB cut short, or with a bad checksum: every
+// record the decompressor can still deliver reaches the sink, and the
+// error names the first record it cannot (the last bytes of a cut stream
+// arrive together with the error and were lost once).
+func TestGzipCutLosesNothing(t *testing.T) {
+	src, err := os.ReadFile("testdata/eth.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := append([]byte(nil), src...)
+	for len(plain) < 3<<20 {
+		plain = append(plain, src[24:]...)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(plain)
+	zw.Close()
+	gz := z.Bytes()
+	badSum := append([]byte(nil), gz...)
+	badSum[len(badSum)-8] ^= 0xff
+	cases := map[string][]byte{"cut 50%": gz[:len(gz)/2], "cut 70%": gz[:len(gz)*7/10], "cut 90%": gz[:len(gz)*9/10], "bad checksum": badSum}
+	for name, data := range cases {
+		// what the decompressor delivers, and the records wholly in it
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, uerr := io.ReadAll(zr)
+		if uerr == nil {
+			t.Fatalf("%s: the damaged stream decompresses without error", name)
+		}
+		wantRecs, at := 0, 24
+		for at+16 <= len(u) && at+16+int(binary.LittleEndian.Uint32(u[at+8:])) <= len(u) {
+			at += 16 + int(binary.LittleEndian.Uint32(u[at+8:]))
+			wantRecs++
+		}
+		got := &fillSink{}
+		st, err := runWith(t, data, bytes.NewReader(data), got)
+		var oe *OffsetError
+		if !errors.As(err, &oe) || !oe.Compressed {
+			t.Fatalf("%s: %v, want an offset error in the uncompressed stream", name, err)
+		}
+		if len(got.recs) != wantRecs || int(st.Packets) != wantRecs {
+			t.Fatalf("%s: %d records (%d packets), the decompressor delivers %d whole ones", name, len(got.recs), st.Packets, wantRecs)
+		}
+		if at < len(u) && oe.Offset != int64(at) {
+			t.Fatalf("%s: error at offset %d, the first incomplete record starts at %d: %v", name, oe.Offset, at, err)
+		}
+		if name == "bad checksum" && (wantRecs < 1000 || !strings.Contains(err.Error(), "checksum")) {
+			t.Fatalf("%s: %d records, error %v", name, wantRecs, err)
+		}
+	}
+}
+
+// emptyReader returns its data, then zero bytes and no error forever.
+type emptyReader struct{ r io.Reader }
+
+func (e *emptyReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		return 0, nil
+	}
+	return n, err
+}
+
+// A source that stops delivering without saying so ends the reading with
+// an error instead of a hang, after the records it did deliver.
+func TestClassicNoProgress(t *testing.T) {
+	src, err := os.ReadFile("testdata/eth.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &copySink{}
+	if _, err := runWith(t, src, bytes.NewReader(src), want); err != nil {
+		t.Fatal(err)
+	}
+	got := &fillSink{}
+	_, err = runWith(t, src, &emptyReader{bytes.NewReader(src)}, got)
+	if err == nil || !strings.Contains(err.Error(), io.ErrNoProgress.Error()) {
+		t.Fatalf("%v, want io.ErrNoProgress's message", err)
+	}
+	if d := firstDiff(want.recs, got.recs); d != "" {
+		t.Fatal(d)
 	}
 }

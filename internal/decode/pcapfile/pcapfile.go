@@ -119,9 +119,9 @@ type Reader struct {
 
 	// br buffers the file (or its decompression) for sniffing and for
 	// pcapng, which pcapgo reads through the framer; classic pcap is read
-	// by readClassic into buf, from raw (br's source) once br is drained
+	// by readClassic into buf (see read)
 	br       *bufio.Reader
-	raw      io.Reader
+	rerr     error // classic: the error that ended reading, kept until the bytes before it are used
 	classic  classicHeader
 	buf      []byte // classic: file buffer, records parsed in place
 	pos, end int    // classic: unread bytes of buf
@@ -169,7 +169,6 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 		rd.ports[p/64] |= 1 << (p % 64)
 	}
 	rd.count = &countingReader{r: src}
-	rd.raw = rd.count
 	br := bufio.NewReaderSize(rd.count, readBuffer)
 	magic, err := br.Peek(2)
 	if err != nil {
@@ -181,7 +180,6 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 			return nil, &OffsetError{File: name, Err: &causeError{"gzip: " + err.Error(), decode.ErrMalformed}}
 		}
 		rd.gz = true
-		rd.raw = zr
 		br = bufio.NewReaderSize(zr, readBuffer)
 	}
 	magic, err = br.Peek(4)
@@ -214,6 +212,12 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 // readBuffer is the size of the file buffer: classic pcap records up to
 // this size are parsed in place, without a copy.
 const readBuffer = 1 << 20
+
+// classicSlack is what the classic file buffer has beyond readBuffer, so
+// that with a record of up to libpcap's largest snap length still unread
+// at its front, the space behind is as long as bufio's buffer and bufio
+// reads into it directly instead of through its own buffer.
+const classicSlack = 16 + 262144
 
 // classicHeader is what a classic pcap file header says.
 type classicHeader struct {
@@ -250,7 +254,7 @@ func (rd *Reader) readClassicHeader() error {
 	h.maxCap = max(h.snaplen, 262144)
 	rd.br.Discard(24)
 	rd.fr.off = 24
-	rd.buf = make([]byte, readBuffer)
+	rd.buf = make([]byte, readBuffer+classicSlack)
 	return nil
 }
 
@@ -319,38 +323,50 @@ func (rd *Reader) readClassic() (data []byte, ts time.Time, length int, err erro
 }
 
 // fill moves the unread bytes of the classic file buffer to its front and
-// reads until it holds at least need bytes: io.EOF when the file ended
-// cleanly before them, errTruncRecord when it ended inside a record.
+// reads until it holds at least need bytes. Bytes that arrive together
+// with an error are kept (a cut gzip stream hands over its last bytes
+// with io.ErrUnexpectedEOF); the error is returned only once the bytes do
+// not suffice: io.EOF when the file ended cleanly before them,
+// errTruncRecord when it ended inside a record, any other error as it is.
 func (rd *Reader) fill(need int) error {
 	rd.end = copy(rd.buf, rd.buf[rd.pos:rd.end])
 	rd.pos = 0
-	for rd.end < need {
-		k, err := rd.read(rd.buf[rd.end:])
+	for rd.end < need && rd.rerr == nil {
+		k, _ := rd.read(rd.buf[rd.end:])
 		rd.end += k
-		if err == io.EOF && rd.end >= need {
-			break
-		}
-		if err == io.EOF {
-			if rd.end == 0 {
-				return io.EOF
-			}
-			return errTruncRecord
-		}
-		if err != nil {
-			return err
-		}
 	}
-	return nil
+	switch {
+	case rd.end >= need:
+		return nil
+	case rd.rerr != io.EOF:
+		return rd.rerr
+	case rd.end == 0:
+		return io.EOF
+	}
+	return errTruncRecord
 }
 
-// read reads the classic capture after its header: first what the
-// bufio.Reader that sniffed the file still holds, then straight from its
-// source, so that every byte is copied once, into rd.buf.
+// read reads the classic capture after its header through br, which
+// first hands over what it buffered while sniffing the file and then,
+// p being at least as long as its buffer (see classicSlack), reads
+// straight into p: every byte is copied once, into rd.buf. The first
+// error sticks (rd.rerr); 100 empty reads are io.ErrNoProgress, as in
+// bufio.
 func (rd *Reader) read(p []byte) (int, error) {
-	if rd.br.Buffered() > 0 {
-		return rd.br.Read(p)
+	if rd.rerr != nil {
+		return 0, rd.rerr
 	}
-	return rd.raw.Read(p)
+	for range 100 {
+		n, err := rd.br.Read(p)
+		if err != nil {
+			rd.rerr = err
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	rd.rerr = io.ErrNoProgress
+	return 0, rd.rerr
 }
 
 type readerFunc func([]byte) (int, error)
