@@ -39,9 +39,23 @@ func (s *fillSink) Commit() { s.recs = s.recs[:len(s.recs)+1] }
 
 type copySink struct{ recs []flow.Record }
 
+// ethRecords returns testdata/eth.pcap and its records, read whole.
+func ethRecords(t *testing.T) ([]byte, *copySink) {
+	t.Helper()
+	src, err := os.ReadFile("testdata/eth.pcap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &copySink{}
+	if _, err := runWith(t, bytes.NewReader(src), want); err != nil {
+		t.Fatal(err)
+	}
+	return src, want
+}
+
 func (s *copySink) Record(r *flow.Record) { s.recs = append(s.recs, *r) }
 
-func runWith(t *testing.T, data []byte, src io.Reader, sink flow.Sink) (Stats, error) {
+func runWith(t *testing.T, src io.Reader, sink flow.Sink) (Stats, error) {
 	t.Helper()
 	rd, err := NewReader(src, "mem.pcap", Configuration{}, deps())
 	if err != nil {
@@ -90,7 +104,7 @@ func bigCapture(t *testing.T) ([]byte, int) {
 func TestClassicBufferBoundaries(t *testing.T) {
 	data, bigAt := bigCapture(t)
 	want := &copySink{}
-	st, err := runWith(t, data, bytes.NewReader(data), want)
+	st, err := runWith(t, bytes.NewReader(data), want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +129,7 @@ func TestClassicBufferBoundaries(t *testing.T) {
 			flow.Sink
 			got() []flow.Record
 		}{"copy": &copyGot{}, "filler": &fillGot{}} {
-			if _, err := runWith(t, data, src(), sink); err != nil {
+			if _, err := runWith(t, src(), sink); err != nil {
 				t.Fatalf("%s, %s: %v", name, sname, err)
 			}
 			if d := firstDiff(want.recs, sink.got()); d != "" {
@@ -125,7 +139,7 @@ func TestClassicBufferBoundaries(t *testing.T) {
 	}
 	for _, cut := range []int{bigAt + 8, bigAt + 16, bigAt + readBuffer/2, bigAt + readBuffer + 100} {
 		got := &fillGot{}
-		_, err := runWith(t, data[:cut], bytes.NewReader(data[:cut]), got)
+		_, err := runWith(t, bytes.NewReader(data[:cut]), got)
 		if err == nil || !strings.Contains(err.Error(), "truncated packet record") {
 			t.Fatalf("cut at %d: %v, want a truncated record", cut, err)
 		}
@@ -175,10 +189,10 @@ func TestFillerWithExports(t *testing.T) {
 			t.Fatal(err)
 		}
 		want, got := &copySink{}, &fillSink{}
-		if _, err := runWith(t, data, bytes.NewReader(data), want); err != nil {
+		if _, err := runWith(t, bytes.NewReader(data), want); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := runWith(t, data, bytes.NewReader(data), got); err != nil {
+		if _, err := runWith(t, bytes.NewReader(data), got); err != nil {
 			t.Fatal(err)
 		}
 		if len(want.recs) == 0 {
@@ -229,14 +243,7 @@ func recode(t *testing.T, src []byte, order binary.ByteOrder, nano bool) []byte 
 // Big-endian files and nanosecond timestamps (both byte orders) give the
 // records of the little-endian microsecond original.
 func TestClassicByteOrderAndNanoseconds(t *testing.T) {
-	src, err := os.ReadFile("testdata/eth.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &copySink{}
-	if _, err := runWith(t, src, bytes.NewReader(src), want); err != nil {
-		t.Fatal(err)
-	}
+	src, want := ethRecords(t)
 	for _, c := range []struct {
 		name  string
 		order binary.ByteOrder
@@ -244,7 +251,7 @@ func TestClassicByteOrderAndNanoseconds(t *testing.T) {
 	}{{"big-endian", binary.BigEndian, false}, {"big-endian ns", binary.BigEndian, true}, {"little-endian ns", binary.LittleEndian, true}} {
 		data := recode(t, src, c.order, c.nano)
 		got := &fillSink{}
-		if _, err := runWith(t, data, bytes.NewReader(data), got); err != nil {
+		if _, err := runWith(t, bytes.NewReader(data), got); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		if d := firstDiff(want.recs, got.recs); d != "" {
@@ -290,7 +297,7 @@ func TestGzipCutLosesNothing(t *testing.T) {
 			wantRecs++
 		}
 		got := &fillSink{}
-		st, err := runWith(t, data, bytes.NewReader(data), got)
+		st, err := runWith(t, bytes.NewReader(data), got)
 		var oe *OffsetError
 		if !errors.As(err, &oe) || !oe.Compressed {
 			t.Fatalf("%s: %v, want an offset error in the uncompressed stream", name, err)
@@ -321,16 +328,9 @@ func (e *emptyReader) Read(p []byte) (int, error) {
 // A source that stops delivering without saying so ends the reading with
 // an error instead of a hang, after the records it did deliver.
 func TestClassicNoProgress(t *testing.T) {
-	src, err := os.ReadFile("testdata/eth.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &copySink{}
-	if _, err := runWith(t, src, bytes.NewReader(src), want); err != nil {
-		t.Fatal(err)
-	}
+	src, want := ethRecords(t)
 	got := &fillSink{}
-	_, err = runWith(t, src, &emptyReader{bytes.NewReader(src)}, got)
+	_, err := runWith(t, &emptyReader{bytes.NewReader(src)}, got)
 	if err == nil || !strings.Contains(err.Error(), io.ErrNoProgress.Error()) {
 		t.Fatalf("%v, want io.ErrNoProgress's message", err)
 	}
