@@ -130,7 +130,6 @@ type Reader struct {
 	// link types of pcapng interfaces, by interface index
 	links []uint32
 
-	rec   flow.Record
 	sink  countSink
 	stats Stats
 }
@@ -209,8 +208,9 @@ func newReader(src io.Reader, name string, conf Configuration, deps Dependencies
 	return rd, nil
 }
 
-// readBuffer is the size of the file buffer: classic pcap records up to
-// this size are parsed in place, without a copy.
+// readBuffer is the size of bufio's buffer and, with classicSlack, of the
+// classic file buffer: classic pcap records up to that size are parsed in
+// place, without a copy.
 const readBuffer = 1 << 20
 
 // classicSlack is what the classic file buffer has beyond readBuffer, so
@@ -221,8 +221,7 @@ const classicSlack = 16 + 262144
 
 // classicHeader is what a classic pcap file header says.
 type classicHeader struct {
-	order   binary.ByteOrder
-	big     bool // big-endian (records are read without the interface)
+	big     bool // big-endian (records are read without the ByteOrder interface)
 	nano    bool // nanosecond timestamps (magic a1b23c4d)
 	snaplen uint32
 	link    uint32
@@ -238,19 +237,19 @@ func (rd *Reader) readClassicHeader() error {
 		return err
 	}
 	h := &rd.classic
-	h.order = rd.fr.order
-	h.big = h.order == binary.BigEndian
-	h.nano = h.order.Uint32(b) == 0xa1b23c4d
-	if v := h.order.Uint16(b[4:]); v != 2 {
+	order := rd.fr.order
+	h.big = order == binary.BigEndian
+	h.nano = order.Uint32(b) == 0xa1b23c4d
+	if v := order.Uint16(b[4:]); v != 2 {
 		return &causeError{fmt.Sprintf("unknown pcap major version %d", v), decode.ErrMalformed}
 	}
-	if v := h.order.Uint16(b[6:]); v != 4 {
+	if v := order.Uint16(b[6:]); v != 4 {
 		return &causeError{fmt.Sprintf("unknown pcap minor version %d", v), decode.ErrMalformed}
 	}
-	h.snaplen = h.order.Uint32(b[16:])
+	h.snaplen = order.Uint32(b[16:])
 	// the link type is the low 16 bits; the top bits may say how many FCS
 	// bytes frames carry (libpcap's LT_LINKTYPE)
-	h.link = h.order.Uint32(b[20:]) & 0xffff
+	h.link = order.Uint32(b[20:]) & 0xffff
 	h.maxCap = max(h.snaplen, 262144)
 	rd.br.Discard(24)
 	rd.fr.off = 24
@@ -268,8 +267,7 @@ func (rd *Reader) readClassic() (data []byte, ts time.Time, length int, err erro
 			return nil, ts, 0, err
 		}
 	}
-	b := rd.buf[rd.pos:rd.end]
-	b = b[:16:16]
+	b := rd.buf[rd.pos : rd.pos+16 : rd.pos+16]
 	var sec, frac, caplen, olen uint32
 	if h.big {
 		sec, frac = binary.BigEndian.Uint32(b), binary.BigEndian.Uint32(b[4:])
@@ -467,14 +465,9 @@ func (rd *Reader) isExportPort(p uint16) bool { return rd.ports[p/64]&(1<<(p%64)
 
 // handle turns one packet into records.
 func (rd *Reader) handle(link uint32, data []byte, ts time.Time, length int) {
-	// the record is written where the sink keeps it, when it can say
-	// where (a flow.Filler); export datagrams' records go through
-	// rd.sink.Record, which may overwrite that slot once r is no longer
-	// needed
-	r := &rd.rec
-	if rd.sink.fill != nil {
-		r = rd.sink.fill.Slot()
-	}
+	// export datagrams' records go through rd.sink.Record, which may
+	// overwrite the slot once r is no longer needed
+	r := rd.sink.slot()
 	*r = flow.Record{}
 	payload, perr := packet.ParsePayload(link, data, r)
 	if perr == nil && r.Proto == flow.ProtoUDP && payload != nil && (rd.isExportPort(r.DstPort) || rd.isExportPort(r.SrcPort)) {
@@ -509,12 +502,7 @@ func (rd *Reader) handle(link uint32, data []byte, ts time.Time, length int) {
 	r.SampledBytes = r.Bytes
 	r.FrameLength = uint32(length)
 	packet.SetHeader(link, data, r)
-	if rd.sink.fill != nil {
-		rd.sink.count(r)
-		rd.sink.fill.Commit()
-		return
-	}
-	rd.sink.Record(r)
+	rd.sink.commit(r)
 }
 
 // countSink counts records on their way to the caller's sink, in an array
@@ -525,6 +513,7 @@ type countSink struct {
 	stats    *Stats
 	next     flow.Sink
 	fill     flow.Filler // next, when it lends slots
+	rec      flow.Record // the slot when next does not lend
 	byFormat [256]uint64
 	exporter netip.Addr
 	run      uint64 // records of exporter not yet in ByExporter
@@ -533,6 +522,24 @@ type countSink struct {
 func (s *countSink) Record(r *flow.Record) {
 	s.count(r)
 	s.next.Record(r)
+}
+
+// slot returns the record to fill: where the sink keeps it when it can
+// say where (a flow.Filler), else s.rec; commit hands it over.
+func (s *countSink) slot() *flow.Record {
+	if s.fill != nil {
+		return s.fill.Slot()
+	}
+	return &s.rec
+}
+
+func (s *countSink) commit(r *flow.Record) {
+	if s.fill != nil {
+		s.count(r)
+		s.fill.Commit()
+		return
+	}
+	s.Record(r)
 }
 
 func (s *countSink) count(r *flow.Record) {
