@@ -117,7 +117,7 @@ func (e *Engine) warm(g []flow.Record) {
 			w.port[i][k] = port
 			w.loc[i][k] = loc
 			if e.netscan != nil {
-				sink += e.netscan.WarmHost(h)
+				sink += e.netscan.WarmHost(h, port, loc)
 			}
 		}
 	}

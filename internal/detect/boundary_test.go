@@ -275,6 +275,29 @@ func TestRearm(t *testing.T) {
 	}
 }
 
+// A scanner that keeps scanning is reported once per rearm period; while
+// its horizontal verdict is muted for the rearm period, a vertical scan by
+// the same host is still reported.
+func TestNetscanRearm(t *testing.T) {
+	var c capture
+	for i := 0; i < 30*60*2; i++ { // 30 minutes, two new destinations on port 22 a second
+		c.pkt(time.Duration(i)*500*ms, in(62), 41000, ext(256+i), 22, flow.ProtoTCP, syn, 60)
+	}
+	for p := 1; p <= 150; p++ { // minute 5: 150 ports of one destination
+		c.pkt(5*time.Minute+time.Duration(p)*10*ms, in(62), 41001, ext(9), uint16(1000+p), flow.ProtoTCP, syn, 60)
+	}
+	got := run(t, detect.Defaults(), nil, c.sorted())
+	if diff := cmp.Diff([]string{"netscan.horizontal", "netscan.vertical", "netscan.horizontal"}, rules(got)); diff != "" {
+		t.Fatalf("30 minutes of scanning with rearm 15m (-want +got):\n%s", diff)
+	}
+	if d := got[2].LastSeen.Sub(got[0].LastSeen); d < 15*time.Minute || d > 15*time.Minute+10*time.Second {
+		t.Errorf("second horizontal finding %s after the first, want 15m", d)
+	}
+	if v := got[1]; v.Remote != ext(9) || v.Measured != 150 {
+		t.Errorf("vertical finding: remote %s, %v ports, want %s, 150", v.Remote, v.Measured, ext(9))
+	}
+}
+
 func TestForeignAddress(t *testing.T) {
 	nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("203.0.113.128/25")})
 	macA := flow.MAC{0x02, 0, 0, 0, 0, 0xa}

@@ -368,6 +368,15 @@ func (e *Engine) Armed(addr netip.Addr, rule string, t int64) bool {
 	return !ok || max(t, e.now) >= last+e.conf.Rearm.D().Nanoseconds()
 }
 
+// Rearmed implements detector.Reporter.
+func (e *Engine) Rearmed(addr netip.Addr, rule string) int64 {
+	last, ok := e.rearm[rearmKey{addr.As16(), rule}]
+	if !ok {
+		return 0
+	}
+	return last + e.conf.Rearm.D().Nanoseconds()
+}
+
 // Report implements detector.Reporter.
 func (e *Engine) Report(f Finding) {
 	addr := f.InternalIP

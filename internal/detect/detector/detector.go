@@ -63,6 +63,11 @@ type Reporter interface {
 	// Report hands over a finding. The engine applies re-arm, marks protected
 	// addresses and passes it on.
 	Report(f Finding)
+	// Rearmed returns the event time (Unix ns) from which a finding for
+	// (addr, rule) is reported again; 0 when it would be reported now.
+	// Detectors use it to stop evaluating a verdict that could only be
+	// suppressed.
+	Rearmed(addr netip.Addr, rule string) int64
 	// Addr returns the internal address of a host index.
 	Addr(host uint32) netip.Addr
 }
@@ -98,8 +103,12 @@ type Host struct {
 	// the tumbling window's number and its and the previous window's counts.
 	AttackGen             uint32
 	AttackCur, AttackPrev [3]uint32
-	// ScanFilter is the netscan detector's filter of contact key hashes.
-	ScanFilter [2]uint64
+	// ScanFilter is the netscan detector's filter of contact key hashes
+	// (96 bits), ScanService the last second the host sent a probe from a
+	// service port: here, not in netscan's own state, because a busy
+	// server's every record asks for it.
+	ScanFilter  [3]uint32
+	ScanService uint32
 	// MeterHead and MeterHot are the packet_limit coarse meters' newest
 	// bucket and hot-ring index+1, per direction (0 out, 1 in).
 	MeterHead [2]uint32

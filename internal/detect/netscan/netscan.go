@@ -26,7 +26,11 @@
 //
 // When the counts first prove a scan, the verdict waits answer_grace of
 // event time for answers still in flight, then fires if it still holds (at
-// the end of the input it fires at once).
+// the end of the input it fires at once). The rule that fired (horizontal
+// or vertical) is then not evaluated again for the host until the engine's
+// rearm period for it ends: the engine would suppress it anyway, and a
+// scanner that keeps going would otherwise have its table walked every
+// second. The other rule stays live.
 //
 // State per host is an open-addressing table of contacts (32 bytes each,
 // at most half full, starting at 4 slots, capped at max_contacts live contacts; stale contacts
@@ -41,7 +45,6 @@ package netscan
 
 import (
 	"cmp"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -165,11 +168,11 @@ type hostState struct {
 	used      bool
 	queued    bool
 	fullUntil uint32  // the table was found full; no room before this second
-	svcLast   uint32  // last second the host sent a probe from a service port (see localService)
+	_         uint32  // pend.at ends the first cache line
 	pend      pending // pend.at is the last field of the first cache line
 	samples   *detector.Samples
 	evalSkip  int
-	muted     int64
+	muted     [2]uint32 // event second from which a horizontal [0] / vertical [1] verdict is evaluated again
 	dropped   uint64
 	bound     *bounds // nil until open first reaches the trigger
 }
@@ -184,27 +187,45 @@ type hostState struct {
 // unanswered SMTP attempts, say) no longer walks its whole table for each
 // new client connection. TestBoundsNeverHideAScan holds the skip to
 // evaluate's verdicts.
+//
+// The counters only help while a full table (max_contacts) spread over
+// them stays well below the thresholds, so there are enough of them for
+// four times max_contacts / min(min_destinations, min_ports) (256 of each
+// kind by default: 16 contacts per counter for a full table against
+// thresholds of 100 and 250), and destinations are hashed with a full
+// mixer (IPv4 addresses differ only in a few bytes). Once a host's verdict
+// for one rule is muted (see hostState.muted), a counter at its threshold
+// by chance would make every new contact walk the table.
 type bounds struct {
-	port [64]int32
-	dst  [64]int32
+	bits uint8   // log2 of the counters of each kind
+	c    []int32 // the counters by port, then by destination
 }
 
-func portBucket(port uint16, proto uint8) uint32 {
-	return (uint32(proto)<<16 | uint32(port)) * 0x9e3779b1 >> 26
+// boundBits returns log2 of the counters per kind for conf (64 to 4,096).
+func boundBits(conf Configuration) uint8 {
+	want := 4 * conf.MaxContacts / max(1, min(conf.MinDestinations, conf.MinPorts))
+	bits := uint8(6)
+	for bits < 12 && 1<<bits < want {
+		bits++
+	}
+	return bits
 }
 
-func dstBucket(dst *detector.Key16) uint32 {
-	x := binary.LittleEndian.Uint64(dst[8:]) ^ binary.LittleEndian.Uint64(dst[:8])*0xc2b2ae3d27d4eb4f
-	return uint32(x * 0x9e3779b97f4a7c15 >> 58)
+func (b *bounds) port(port uint16, proto uint8) *int32 {
+	return &b.c[(uint32(proto)<<16|uint32(port))*0x9e3779b1>>(32-b.bits)]
+}
+
+func (b *bounds) dst(dst *detector.Key16) *int32 {
+	return &b.c[1<<b.bits+int(detector.Hash16(dst, 0)>>(64-b.bits))]
 }
 
 // newBounds counts the host's unanswered contacts into fresh bounds.
-func newBounds(s *hostState) *bounds {
-	b := new(bounds)
+func (d *Detector) newBounds(s *hostState) *bounds {
+	b := &bounds{bits: d.boundBits, c: make([]int32, 2<<d.boundBits)}
 	for k := range s.tab {
 		if c := &s.tab[k]; c.flags&(fUsed|fAnswered) == fUsed {
-			b.port[portBucket(c.port, c.proto)]++
-			b.dst[dstBucket(&c.dst)]++
+			*b.port(c.port, c.proto)++
+			*b.dst(&c.dst)++
 		}
 	}
 	return b
@@ -215,19 +236,37 @@ func newBounds(s *hostState) *bounds {
 func (s *hostState) unanswered(c *contact, delta int32) {
 	s.open += delta
 	if b := s.bound; b != nil {
-		b.port[portBucket(c.port, c.proto)] += delta
-		b.dst[dstBucket(&c.dst)] += delta
+		*b.port(c.port, c.proto) += delta
+		*b.dst(&c.dst) += delta
 	}
 }
 
-// possible reports whether the host's bounds allow a verdict about a new
-// contact (evaluate's horizontal check on its port, vertical on its
-// destination).
-func (d *Detector) possible(b *bounds, dst *detector.Key16, port uint16, proto uint8) bool {
-	if int(b.port[portBucket(port, proto)]) >= d.conf.MinDestinations {
+// Which verdicts an evaluation may reach (see hostState.muted).
+const (
+	ruleH uint8 = 1 << iota // horizontal
+	ruleV                   // vertical
+)
+
+// rules returns the verdicts that are not muted at event second sec.
+func (s *hostState) rules(sec uint32) uint8 {
+	var r uint8
+	if sec >= s.muted[0] {
+		r |= ruleH
+	}
+	if sec >= s.muted[1] {
+		r |= ruleV
+	}
+	return r
+}
+
+// possible reports whether the host's bounds allow one of the verdicts in
+// rules about a new contact (evaluate's horizontal check on its port,
+// vertical on its destination).
+func (d *Detector) possible(b *bounds, dst *detector.Key16, port uint16, proto uint8, rules uint8) bool {
+	if rules&ruleH != 0 && int(*b.port(port, proto)) >= d.conf.MinDestinations {
 		return true
 	}
-	return proto != flow.ProtoICMP && proto != flow.ProtoICMPv6 && int(b.dst[dstBucket(dst)]) >= d.conf.MinPorts
+	return rules&ruleV != 0 && proto != flow.ProtoICMP && proto != flow.ProtoICMPv6 && int(*b.dst(dst)) >= d.conf.MinPorts
 }
 
 // Detector is the netscan detector.
@@ -240,7 +279,9 @@ type Detector struct {
 	hosts      []hostState
 	queue      []uint32 // hosts with a pending verdict
 	scratchBuf []contact
-	filters    *detector.Hosts // ScanFilter of each host
+	filters    *detector.Hosts // ScanFilter and ScanService of each host
+	boundBits  uint8           // see bounds
+	walks      uint64          // evaluations (table walks), for tests
 	now        int64
 	noBounds   bool // tests: evaluate without asking the bounds first
 }
@@ -248,7 +289,8 @@ type Detector struct {
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
 	t := min(conf.MinDestinations, conf.MinPorts)
-	d := &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), trigger: t, evalEvery: max(1, t/64), filters: env.Hosts}
+	d := &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), trigger: t, evalEvery: max(1, t/64), filters: env.Hosts,
+		boundBits: boundBits(conf)}
 	if d.filters == nil {
 		d.filters = &detector.Hosts{}
 	}
@@ -274,7 +316,8 @@ func (d *Detector) state(host uint32, create bool) *hostState {
 		s.tab = make([]contact, 4)
 	}
 	s.used, s.host = true, host
-	d.filters.At(host).ScanFilter = [2]uint64{}
+	hr := d.filters.At(host)
+	hr.ScanFilter, hr.ScanService = [3]uint32{}, 0
 	return s
 }
 
@@ -347,7 +390,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		s.unanswered(c, 1)
 	}
 	if localService(o) {
-		s.svcLast = sec
+		d.filters.At(o.Host).ScanService = sec
 	}
 	if answered {
 		if c.flags&fAnswered == 0 && !isNew {
@@ -368,18 +411,19 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		s.samples.Add(r)
 	}
 	s.evalSkip++
-	if s.evalSkip < d.evalEvery || o.End < s.muted || s.pend.at != 0 {
+	rules := s.rules(sec)
+	if s.evalSkip < d.evalEvery || rules == 0 || s.pend.at != 0 {
 		return
 	}
 	s.evalSkip = 0
 	if s.bound == nil {
-		s.bound = newBounds(s) // the host reached the trigger: counted from now on
+		s.bound = d.newBounds(s) // the host reached the trigger: counted from now on
 	}
-	if !d.noBounds && !d.possible(s.bound, &dst, port, r.Proto) {
+	if !d.noBounds && !d.possible(s.bound, &dst, port, r.Proto, rules) {
 		return
 	}
 	p := pending{dst: dst, port: port, proto: r.Proto}
-	if ok, _ := d.evaluate(s, &p, sec); ok {
+	if ok, _ := d.evaluate(s, &p, sec, rules); ok {
 		p.at = o.End + d.conf.AnswerGrace.D().Nanoseconds()
 		s.pend = p
 		if !s.queued {
@@ -446,11 +490,11 @@ func localService(o *detector.Orientation) bool {
 // data connections, nmap -g 80): only then can a local service's traffic
 // answer a contact and must be looked up.
 func (d *Detector) serviceProbes(host uint32, end int64) bool {
-	if int(host) >= len(d.hosts) {
+	if int(host) >= len(d.filters.H) {
 		return false
 	}
-	s := &d.hosts[host]
-	return s.used && s.svcLast != 0 && s.svcLast+d.w > uint32(end/1e9)
+	last := d.filters.H[host].ScanService
+	return last != 0 && last+d.w > uint32(end/1e9)
 }
 
 func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
@@ -461,15 +505,24 @@ func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto u
 }
 
 // mark sets the filter bit of a key hash. The filters live in the shared
-// host record (detector.Host.ScanFilter, 16 bytes per host) so that most
+// host record (detector.Host.ScanFilter, 12 bytes per host) so that most
 // inbound records — replies to nothing the host initiated — are dismissed
 // without touching the host's table.
 func (d *Detector) mark(host uint32, h uint64) {
-	d.filters.At(host).ScanFilter[h>>63] |= 1 << (h >> 57 & 63)
+	w, b := filterBit(h)
+	d.filters.At(host).ScanFilter[w] |= b
 }
 
 func (d *Detector) maybe(host uint32, h uint64) bool {
-	return int(host) < len(d.filters.H) && d.filters.H[host].ScanFilter[h>>63]&(1<<(h>>57&63)) != 0
+	w, b := filterBit(h)
+	return int(host) < len(d.filters.H) && d.filters.H[host].ScanFilter[w]&b != 0
+}
+
+// filterBit maps a key hash to one of the filter's 96 bits (from the
+// hash's high half; the contact table indexes with the low bits).
+func filterBit(h uint64) (word int, bit uint32) {
+	i := (h >> 32) * 96 >> 32
+	return int(i >> 5), 1 << (i & 31)
 }
 
 func (d *Detector) find(s *hostState, dst *detector.Key16, port uint16, proto uint8) int {
@@ -569,9 +622,9 @@ func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
 	}
 	s.n, s.open = 0, 0
 	if s.bound != nil {
-		*s.bound = bounds{}
+		clear(s.bound.c)
 	}
-	d.filters.At(s.host).ScanFilter = [2]uint64{}
+	d.filters.At(s.host).ScanFilter = [3]uint32{}
 	mask := len(s.tab) - 1
 	for k := range old {
 		c := &old[k]
@@ -600,8 +653,10 @@ func (d *Detector) scratch(n int) []contact {
 }
 
 // evaluate counts the contacts of p's port (horizontal) and destination
-// (vertical) and reports whether either proves a scan; p.vertical tells which.
-func (d *Detector) evaluate(s *hostState, p *pending, sec uint32) (bool, uint64) {
+// (vertical) and reports whether either verdict of rules proves a scan;
+// p.vertical tells which.
+func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (bool, uint64) {
+	d.walks++
 	var hn, ha, vn, va int
 	var hhits, vhits uint64
 	for k := range s.tab {
@@ -628,12 +683,12 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32) (bool, uint64)
 		}
 	}
 	r, mp := d.conf.MaxAnsweredRatio, d.conf.MaxProbesPerContact
-	if hn-ha >= d.conf.MinDestinations && float64(ha) <= r*float64(hn) && hhits >= d.conf.MinSamples &&
+	if rules&ruleH != 0 && hn-ha >= d.conf.MinDestinations && float64(ha) <= r*float64(hn) && hhits >= d.conf.MinSamples &&
 		float64(hhits) <= mp*float64(hn-ha) {
 		p.vertical = false
 		return true, hhits
 	}
-	if p.proto != flow.ProtoICMP && p.proto != flow.ProtoICMPv6 &&
+	if rules&ruleV != 0 && p.proto != flow.ProtoICMP && p.proto != flow.ProtoICMPv6 &&
 		vn-va >= d.conf.MinPorts && float64(va) <= r*float64(vn) && vhits >= d.conf.MinSamples &&
 		float64(vhits) <= mp*float64(vn-va) {
 		p.vertical = true
@@ -649,24 +704,29 @@ func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
 }
 
 // confirm re-evaluates a pending verdict at event time now and fires it.
+// The verdict's rule is then muted for the host until the engine would
+// report it again (its rearm period; at least a second): a scanner that
+// was reported and keeps scanning is not re-evaluated — its whole contact
+// table walked twice — every second of the rearm period only to be
+// suppressed. The other rule stays live.
 func (d *Detector) confirm(s *hostState, host uint32, now, at int64) {
 	p := s.pend
 	s.pend.at = 0
 	sec := uint32(at / 1e9)
-	ok, _ := d.evaluate(s, &p, sec)
+	ok, _ := d.evaluate(s, &p, sec, s.rules(uint32(now/1e9)))
 	if !ok {
 		return
 	}
-	rule := RuleHorizontal
+	rule, ri := RuleHorizontal, 0
 	if p.vertical {
-		rule = RuleVertical
+		rule, ri = RuleVertical, 1
 	}
 	addr := d.env.Reporter.Addr(host)
-	s.muted = now + 1e9
-	if !d.env.Reporter.Armed(addr, rule, now) {
-		return
+	if d.env.Reporter.Armed(addr, rule, now) {
+		d.env.Reporter.Report(d.finding(s, addr, &p, rule, sec))
 	}
-	d.env.Reporter.Report(d.finding(s, addr, &p, rule, sec))
+	until := d.env.Reporter.Rearmed(addr, rule)
+	s.muted[ri] = max(uint32(now/1e9)+1, uint32((until+1e9-1)/1e9))
 }
 
 func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule string, sec uint32) detector.Finding {
@@ -780,7 +840,7 @@ func (d *Detector) Forget(host uint32) {
 		return
 	}
 	if int(host) < len(d.filters.H) {
-		d.filters.H[host].ScanFilter = [2]uint64{}
+		d.filters.H[host].ScanFilter, d.filters.H[host].ScanService = [3]uint32{}, 0
 	}
 	if len(s.tab) > 64 {
 		s.tab = make([]contact, 4)
@@ -792,9 +852,11 @@ func (d *Detector) Forget(host uint32) {
 
 // WarmHost reads the host's state (the engine's batch path calls it ahead
 // of the records, see detect.Engine.Records) and returns something derived
-// from it so the load is not optimised away.
-func (d *Detector) WarmHost(host uint32) uint64 {
-	if int(host) < len(d.hosts) {
+// from it so the load is not optimised away. Records of a local service
+// (see localService; port is the remote end's, localPort the host's) are
+// left out, as in WarmContact: they read only the shared host record.
+func (d *Detector) WarmHost(host uint32, port, localPort uint16) uint64 {
+	if int(host) < len(d.hosts) && !(localPort < 1024 && port >= 1024) {
 		s := &d.hosts[host]
 		return uint64(s.n) + uint64(s.fullUntil)
 	}

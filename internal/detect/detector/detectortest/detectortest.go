@@ -33,6 +33,9 @@ func (r *Recorder) Env() detector.Env {
 // Armed implements detector.Reporter: always armed.
 func (r *Recorder) Armed(netip.Addr, string, int64) bool { return true }
 
+// Rearmed implements detector.Reporter: never muted.
+func (r *Recorder) Rearmed(netip.Addr, string) int64 { return 0 }
+
 // Report implements detector.Reporter.
 func (r *Recorder) Report(f detector.Finding) { r.Findings = append(r.Findings, f) }
 
