@@ -380,7 +380,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 }
 
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
-	if r.Proto != flow.ProtoUDP || int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil || !has(&d.amp, o.LocalPort) {
+	if r.Proto != flow.ProtoUDP || !has(&d.amp, o.LocalPort) || int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
 		return
 	}
 	target := o.Remote.As16()
