@@ -36,21 +36,31 @@ type warmState struct {
 // group of records doing nothing but those lookups, in independent passes,
 // so that the processor has many misses in flight at once; then it runs the
 // group, whose state is now in cache (only with warmHosts or more active
-// hosts; with fewer, everything is in cache already). The warming passes only read; host
-// indexes found there are not trusted later (the group itself may expire
-// or create hosts), so correctness never depends on them.
+// hosts; with fewer, everything is in cache already). The warming passes
+// only read; the host indexes they find are used by the group's records
+// until one of them triggers an expiry sweep (which may drop hosts and
+// reuse their indexes); a host the group itself creates was not found
+// there and is looked up again.
 func (e *Engine) Records(b []flow.Record) {
 	if e.hosts.len() < warmHosts {
 		for i := range b {
-			e.record(&b[i], inUnknown)
+			e.record(&b[i], inUnknown, &noHint)
 		}
 		return
 	}
 	for len(b) > 0 {
 		g := b[:min(len(b), warmGroup)]
 		e.warm(g)
+		sweeps := e.sweeps
 		for i := range g {
-			e.record(&g[i], e.ws.in[i])
+			// the warming pass's host indexes hold until a record of the
+			// group moves event time over an expiry sweep, which may drop
+			// hosts and hand their indexes to new ones
+			hint := &e.ws.host[i]
+			if e.sweeps != sweeps {
+				hint = &noHint
+			}
+			e.record(&g[i], e.ws.in[i], hint)
 		}
 		b = b[len(g):]
 	}

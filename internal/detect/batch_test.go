@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"padlock/internal/detect"
+	"padlock/internal/flow"
 )
 
 // TestRecordsMatchesRecord: the batch path (Records, which ingest and
@@ -66,5 +67,48 @@ func TestRecordsMatchesRecord(t *testing.T) {
 			t.Fatalf("finding %d differs:\nRecord:  %s %s %s\nRecords: %s %s %s", i,
 				one[i].Kind, one[i].Rule, one[i].InternalIP, many[i].Kind, many[i].Rule, many[i].InternalIP)
 		}
+	}
+}
+
+// TestRecordsAcrossASweep: a group of records whose first record moves
+// event time over an expiry sweep, which drops an idle host whose index the
+// group's warming pass had already looked up; the next record creates a
+// host (and gets the freed index), the one after is the dropped host
+// again. The batch path must create that host anew, as Record does, not
+// count it on the index it had before the sweep.
+func TestRecordsAcrossASweep(t *testing.T) {
+	const hosts = 5000 // more than the engine needs to warm
+	var before, group capture
+	for i := range hosts {
+		before.pkt(0, bigIn(i), 40000, ext(300), 53, flow.ProtoUDP, 0, 80)
+		if i > 0 { // all but host 0 stay active
+			before.pkt(500*time.Second, bigIn(i), 40000, ext(300), 53, flow.ProtoUDP, 0, 80)
+		}
+	}
+	group.pkt(760*time.Second, bigIn(1), 40000, ext(300), 53, flow.ProtoUDP, 0, 80)    // sweeps host 0 out
+	group.pkt(760*time.Second, bigIn(9000), 40000, ext(300), 53, flow.ProtoUDP, 0, 80) // new host: host 0's index
+	group.pkt(760*time.Second, bigIn(0), 40000, ext(300), 53, flow.ProtoUDP, 0, 80)    // host 0 is back
+	run := func(batch bool) detect.Stats {
+		e, err := detect.New(detect.Defaults(), detect.Dependencies{Networks: detect.NewPrefixes(bigCustomers),
+			OnFinding: func(detect.Finding) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Records(before.sorted())
+		if batch {
+			e.Records(group.recs)
+		} else {
+			for i := range group.recs {
+				e.Record(&group.recs[i])
+			}
+		}
+		return e.Stats()
+	}
+	one, many := run(false), run(true)
+	if one.Hosts != hosts+1 {
+		t.Fatalf("Record: %d hosts with state, want %d (host 0 swept out and back, one new)", one.Hosts, hosts+1)
+	}
+	if one != many {
+		t.Errorf("stats differ: Record %+v, Records %+v", one, many)
 	}
 }

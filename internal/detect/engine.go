@@ -85,6 +85,7 @@ type Engine struct {
 	now       int64 // event time: highest record end seen (ns)
 	nextTick  int64
 	nextSweep int64
+	sweeps    uint64 // expiry sweeps so far: host indexes found before a sweep may be stale
 	sweep     int64
 	expiry    int64
 	stats     Stats
@@ -172,7 +173,10 @@ func New(conf Configuration, deps Dependencies) (*Engine, error) {
 // Record runs one record through every detector (flow.Sink). Event time is
 // the record's End (Start when End is zero); nothing reads the wall clock,
 // so a capture analysed offline gives the verdicts it would have live.
-func (e *Engine) Record(r *flow.Record) { e.record(r, inUnknown) }
+func (e *Engine) Record(r *flow.Record) { e.record(r, inUnknown, &noHint) }
+
+// noHint tells record to look both ends' host indexes up itself.
+var noHint = [2]uint32{detector.NoHost, detector.NoHost}
 
 // Ownership of a record's ends, as record takes it: bit 0 the source is
 // internal, bit 1 the destination; inUnknown asks record to look it up.
@@ -182,7 +186,10 @@ const (
 	inUnknown = 4
 )
 
-func (e *Engine) record(r *flow.Record, in uint8) {
+// record runs one record; hint holds the host indexes of its source and
+// destination end when the caller already looked them up (Records' warming
+// pass; NoHost: look it up, or create the host).
+func (e *Engine) record(r *flow.Record, in uint8, hint *[2]uint32) {
 	start, end := r.Start.UnixNano(), r.End.UnixNano()
 	if r.End.IsZero() {
 		end = start
@@ -219,13 +226,23 @@ func (e *Engine) record(r *flow.Record, in uint8) {
 	// otherwise escape to the heap on every record.
 	o := &e.o
 	if srcIn {
-		h := e.host(src, end)
+		h := hint[0]
+		if h == detector.NoHost {
+			h = e.host(src, end)
+		} else {
+			e.touch(h, end)
+		}
 		*o = detector.Orientation{Dir: detector.DirOut, Host: h, Addr: src, Remote: dst,
 			LocalPort: r.SrcPort, RemotePort: r.DstPort, Start: start, End: end}
 		e.observe(r, o, &e.hot.H[h])
 	}
 	if dstIn {
-		h := e.host(dst, end)
+		h := hint[1]
+		if h == detector.NoHost {
+			h = e.host(dst, end)
+		} else {
+			e.touch(h, end)
+		}
 		*o = detector.Orientation{Dir: detector.DirIn, Host: h, Addr: dst, Remote: src,
 			LocalPort: r.DstPort, RemotePort: r.SrcPort, Start: start, End: end}
 		e.observe(r, o, &e.hot.H[h])
@@ -258,13 +275,11 @@ func (e *Engine) observe(r *flow.Record, o *detector.Orientation, hr *detector.H
 }
 
 func (e *Engine) host(a netip.Addr, now int64) uint32 {
-	sec := uint32(now / 1e9)
 	if h, ok := e.hosts.get(a); ok {
-		if hr := &e.hot.H[h]; sec > hr.Last {
-			hr.Last = sec
-		}
+		e.touch(h, now)
 		return h
 	}
+	sec := uint32(now / 1e9)
 	var h uint32
 	if n := len(e.free); n > 0 {
 		h = e.free[n-1]
@@ -277,6 +292,13 @@ func (e *Engine) host(a netip.Addr, now int64) uint32 {
 	e.hot.At(h).Last = sec
 	e.hosts.put(a, h)
 	return h
+}
+
+// touch records activity of host h at now (ns).
+func (e *Engine) touch(h uint32, now int64) {
+	if sec, hr := uint32(now/1e9), &e.hot.H[h]; sec > hr.Last {
+		hr.Last = sec
+	}
 }
 
 func (e *Engine) protected(a netip.Addr) bool {
@@ -322,6 +344,7 @@ func (e *Engine) Expire(now time.Time) {
 }
 
 func (e *Engine) expire(now int64) {
+	e.sweeps++
 	cut := (now - e.expiry) / 1e9
 	for h := range e.info {
 		in := &e.info[h]
