@@ -20,9 +20,12 @@ const warmHosts = 4096
 
 // warmState is Records' scratch space for one group.
 type warmState struct {
-	in   [warmGroup]uint8     // ownership of each record's ends
-	host [warmGroup][2]uint32 // host index of source, destination end (NoHost: none yet)
-	sink uint64               // what the warming loads read; kept so they are not optimised away
+	in   [warmGroup]uint8             // ownership of each record's ends
+	host [warmGroup][2]uint32         // host index of source, destination end (NoHost: none yet)
+	key  [warmGroup][2]detector.Key16 // the other end of each internal end
+	port [warmGroup][2]uint16         // the other end's port (0 for ICMP)
+	loc  [warmGroup][2]uint16         // the internal end's port
+	sink uint64                       // what the warming loads read; kept so they are not optimised away
 }
 
 // Records runs a batch of records through every detector, with the same
@@ -102,47 +105,40 @@ func (e *Engine) warm(g []flow.Record) {
 		}
 	}
 	// pass 2: the host records (first line and the direction's packet
-	// meter) and netscan's per-host line
+	// meter) and the remote end's key
 	var sink uint64
 	hot := e.hot.H
 	for i := range g {
 		r := &g[i]
-		sp, dp := r.SrcPort, r.DstPort
-		if r.Proto == flow.ProtoICMP || r.Proto == flow.ProtoICMPv6 {
-			sp, dp = 0, 0 // type and code: never a local service
-		}
-		if h := w.host[i][0]; int(h) < len(hot) { // source end: the remote is the destination
-			sink += uint64(hot[h].Last) + uint64(hot[h].Meter[0][0])
-			if e.netscan != nil {
-				sink += e.netscan.WarmHost(h, dp, sp)
+		for k, h := range w.host[i] {
+			if int(h) >= len(hot) {
+				continue
 			}
-		}
-		if h := w.host[i][1]; int(h) < len(hot) {
-			sink += uint64(hot[h].Last) + uint64(hot[h].Meter[1][0])
+			hr := &hot[h]
+			sink += uint64(hr.Last) + uint64(hr.Meter[k][0])
+			remote, port, loc := r.DstAddr, r.DstPort, r.SrcPort
+			if k == 1 {
+				remote, port, loc = r.SrcAddr, r.SrcPort, r.DstPort
+			}
+			if r.Proto == flow.ProtoICMP || r.Proto == flow.ProtoICMPv6 {
+				port = 0
+			}
+			w.key[i][k] = remote.Unmap().As16()
+			w.port[i][k] = port
+			w.loc[i][k] = loc
 			if e.netscan != nil {
-				sink += e.netscan.WarmHost(h, sp, dp)
+				sink += e.netscan.WarmHost(h, port, loc)
 			}
 		}
 	}
-	// pass 3: the netscan contact slot each end's remote hashes to (the
-	// host's table pointer arrived with pass 2)
+	// pass 3: the netscan contact slot each end's key hashes to
 	if e.netscan != nil {
 		for i := range g {
 			r := &g[i]
-			icmp := r.Proto == flow.ProtoICMP || r.Proto == flow.ProtoICMPv6
-			if h := w.host[i][0]; h != detector.NoHost {
-				key, port := r.DstAddr.Unmap().As16(), r.DstPort
-				if icmp {
-					port = 0
+			for k, h := range w.host[i] {
+				if h != detector.NoHost {
+					sink += e.netscan.WarmContact(h, &w.key[i][k], r.Proto, w.port[i][k], w.loc[i][k])
 				}
-				sink += e.netscan.WarmContact(h, &key, r.Proto, port, r.SrcPort)
-			}
-			if h := w.host[i][1]; h != detector.NoHost {
-				key, port := r.SrcAddr.Unmap().As16(), r.SrcPort
-				if icmp {
-					port = 0
-				}
-				sink += e.netscan.WarmContact(h, &key, r.Proto, port, r.DstPort)
 			}
 		}
 	}
