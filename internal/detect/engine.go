@@ -387,8 +387,7 @@ func (e *Engine) Stats() Stats {
 
 // Armed implements detector.Reporter.
 func (e *Engine) Armed(addr netip.Addr, rule string, t int64) bool {
-	last, ok := e.rearm[rearmKey{addr.As16(), rule}]
-	return !ok || max(t, e.now) >= last+e.conf.Rearm.D().Nanoseconds()
+	return max(t, e.now) >= e.Rearmed(addr, rule)
 }
 
 // Rearmed implements detector.Reporter.

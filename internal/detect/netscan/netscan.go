@@ -482,7 +482,12 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 // requests and replies, which answer nothing the host initiated unless
 // the host itself probes from service ports (serviceProbes).
 func localService(o *detector.Orientation) bool {
-	return o.LocalPort < 1024 && o.RemotePort >= 1024
+	return serviceTraffic(o.LocalPort, o.RemotePort)
+}
+
+// serviceTraffic is localService by the two ports (the host's, the remote's).
+func serviceTraffic(localPort, remotePort uint16) bool {
+	return localPort < 1024 && remotePort >= 1024
 }
 
 // serviceProbes reports whether the host initiated contact from a service
@@ -856,7 +861,7 @@ func (d *Detector) Forget(host uint32) {
 // (see localService; port is the remote end's, localPort the host's) are
 // left out, as in WarmContact: they read only the shared host record.
 func (d *Detector) WarmHost(host uint32, port, localPort uint16) uint64 {
-	if int(host) < len(d.hosts) && !(localPort < 1024 && port >= 1024) {
+	if int(host) < len(d.hosts) && !serviceTraffic(localPort, port) {
 		s := &d.hosts[host]
 		return uint64(s.n) + uint64(s.fullUntil)
 	}
@@ -869,7 +874,7 @@ func (d *Detector) WarmHost(host uint32, port, localPort uint16) uint64 {
 // are left out: Observe looks them up only for the rare host that probes
 // from service ports, which then merely misses the warming.
 func (d *Detector) WarmContact(host uint32, remote *detector.Key16, proto uint8, port, localPort uint16) uint64 {
-	if int(host) >= len(d.hosts) || (localPort < 1024 && port >= 1024) {
+	if int(host) >= len(d.hosts) || serviceTraffic(localPort, port) {
 		return 0
 	}
 	s := &d.hosts[host]
