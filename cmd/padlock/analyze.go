@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -40,13 +41,14 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			"exports) and prints the findings.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	files, err := parseFiles(fs, args)
+	if err != nil {
 		return err
 	}
 	if *format != "text" && *format != "json" {
 		return usageErrorf("--format must be text or json, not %q", *format)
 	}
-	if fs.NArg() == 0 {
+	if len(files) == 0 {
 		return usageErrorf("no capture file given")
 	}
 	cfg, err := config.Load(*configPath)
@@ -69,6 +71,11 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(cfg.Customers) == 0 {
 		return usageErrorf("no internal networks: give --customers CIDR,... or customers: in --config")
 	}
+	if *evidenceDir != "" { // a directory that cannot be written fails now, not after the analysis
+		if err := prepareEvidenceDir(*evidenceDir); err != nil {
+			return err
+		}
+	}
 	var findings []detect.Finding
 	engine, err := detect.New(cfg.Detect, detect.Dependencies{
 		Networks:  detect.NewPrefixes(cfg.Customers),
@@ -87,8 +94,8 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// batches of records cross a small channel, so the two halves use
 	// both cores and the engine still sees the records in file order.
 	feed := newBatchFeed(engine)
-	for _, path := range fs.Args() {
-		rd, err := pcapfile.Open(path, pcapfile.Configuration{Progress: bar.update(path)}, deps)
+	for _, path := range files {
+		rd, err := openCapture(path, pcapfile.Configuration{Progress: bar.update(path)}, deps)
 		if err != nil {
 			readErrs = append(readErrs, err)
 			continue
@@ -136,7 +143,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := out.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "analyze: %d files, %d packets, %d records, %d findings\n", fs.NArg(), total.Packets, total.Records, len(findings))
+	fmt.Fprintf(stderr, "analyze: %d files, %d packets, %d records, %d findings\n", len(files), total.Packets, total.Records, len(findings))
 	if len(readErrs) > 0 {
 		return errors.Join(readErrs...)
 	}
@@ -151,7 +158,7 @@ func writeFindingText(w io.Writer, n int, f detect.Finding) {
 	if f.Protected {
 		prot = " [protected: never acted on]"
 	}
-	fmt.Fprintf(w, "=== finding %d: %s %s %s%s\n", n, f.Kind, strings.ToUpper(string(f.Direction)), f.InternalIP, prot)
+	fmt.Fprintf(w, "=== finding %d: %s %s %s%s\n", n, f.Kind, strings.ToUpper(string(f.Direction)), subject(f), prot)
 	fmt.Fprintf(w, "rule %s: measured %s %s, threshold %s; sampling 1:%d, %d samples; %s .. %s\n",
 		f.Rule, num(f.Measured), f.Unit, num(f.Threshold), max(f.SamplingRate, 1), f.Samples,
 		f.FirstSeen.UTC().Format(time.RFC3339), f.LastSeen.UTC().Format(time.RFC3339))
@@ -180,16 +187,70 @@ func num(v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
-// writeEvidence writes a finding's evidence files into DIR/NNN-kind-ip/.
+// subject names whom a finding is about: its internal address, or for a
+// spoofed source (neither end a customer's) the source address.
+func subject(f detect.Finding) string {
+	if !f.InternalIP.IsValid() && f.Source.IsValid() {
+		return "source " + f.Source.String()
+	}
+	return f.InternalIP.String()
+}
+
+// evidenceDirName matches the directories writeEvidence makes.
+var evidenceDirName = regexp.MustCompile(`^[0-9]{3,}-[a-z_]+-[0-9a-f_.]+$`)
+
+// prepareEvidenceDir creates dir and removes the finding directories an
+// earlier analyze left there (their numbers would mix with this run's);
+// anything else in it is left alone.
+func prepareEvidenceDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--evidence-dir: %w", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("--evidence-dir: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && (evidenceDirName.MatchString(e.Name()) || strings.HasPrefix(e.Name(), ".tmp-")) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return fmt.Errorf("--evidence-dir: %w", err)
+			}
+		}
+	}
+	probe, err := os.CreateTemp(dir, ".tmp-probe-")
+	if err != nil {
+		return fmt.Errorf("--evidence-dir: %w", err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
+// writeEvidence writes a finding's evidence files into DIR/NNN-kind-addr/
+// (the internal address, or the spoofed source), whole or not at all: the
+// files are written into a temporary directory that is then renamed.
 func writeEvidence(dir string, n int, f detect.Finding) error {
-	sub := filepath.Join(dir, fmt.Sprintf("%03d-%s-%s", n, f.Kind, strings.ReplaceAll(f.InternalIP.String(), ":", "_")))
-	if err := os.MkdirAll(sub, 0o755); err != nil {
+	addr := f.InternalIP
+	if !addr.IsValid() {
+		addr = f.Source
+	}
+	name := fmt.Sprintf("%03d-%s-%s", n, f.Kind, strings.ReplaceAll(addr.String(), ":", "_"))
+	tmp, err := os.MkdirTemp(dir, ".tmp-"+name+"-")
+	if err != nil {
 		return err
 	}
 	for _, file := range evidence.Files(f) {
-		if err := os.WriteFile(filepath.Join(sub, file.Name), file.Data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(tmp, file.Name), file.Data, 0o644); err != nil {
+			os.RemoveAll(tmp)
 			return err
 		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		os.RemoveAll(tmp)
+		return err
 	}
 	return nil
 }
@@ -218,15 +279,18 @@ func (p *progressBar) update(name string) func(read, total int64) {
 	if !p.on {
 		return nil
 	}
+	full := false // the bar stands at 100 %: a gzip stream reports its end more than once
 	return func(read, total int64) {
-		if time.Since(p.last) < 100*time.Millisecond && read < total {
+		end := total > 0 && read >= total
+		if end && full || !end && time.Since(p.last) < 100*time.Millisecond {
 			return
 		}
-		p.last = time.Now()
-		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(read) / float64(total)
+		p.last, full = time.Now(), end
+		if total <= 0 { // standard input: no size to compare with
+			fmt.Fprintf(p.w, "\r%-30.30s %d MB", filepath.Base(name), read>>20)
+			return
 		}
+		pct := min(100*float64(read)/float64(total), 100)
 		const width = 30
 		fill := int(pct / 100 * width)
 		fmt.Fprintf(p.w, "\r%-30.30s [%s%s] %5.1f%% %d MB", filepath.Base(name), strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct, read>>20)

@@ -166,6 +166,8 @@ func TestAnalyzeErrors(t *testing.T) {
 		{"missing file", []string{"--customers", "203.0.113.0/24", filepath.Join(dir, "nope.pcap")}, 1, "nope.pcap"},
 		{"truncated file names file and offset", []string{"--customers", "203.0.113.0/24", trunc}, 1, "cut.pcap: offset "},
 		{"not a capture", []string{"--customers", "203.0.113.0/24", bad}, 1, "bad.yaml"},
+		{"a directory", []string{"--customers", "203.0.113.0/24", dir}, 1, dir + ": is a directory"},
+		{"evidence dir that cannot be one fails before the analysis", []string{"--customers", "203.0.113.0/24", "--evidence-dir", bad, trunc}, 1, "--evidence-dir: mkdir " + bad},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,5 +177,58 @@ func TestAnalyzeErrors(t *testing.T) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, tt.code, errb.String(), tt.stderr)
 			}
 		})
+	}
+}
+
+// TestAnalyzeSpoofedSourceAndRerun: a spoofed-source finding (neither end
+// a customer's) is headed and filed by its source address; flags may
+// follow the files; a second run into the same evidence directory
+// replaces the first run's finding directories instead of mixing with them.
+func TestAnalyzeSpoofedSourceAndRerun(t *testing.T) {
+	ev := filepath.Join(t.TempDir(), "ev")
+	if err := os.MkdirAll(ev, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keep := filepath.Join(ev, "notes.txt") // not analyze's: left alone
+	os.WriteFile(keep, []byte("mine"), 0o644)
+	analyze := func(files ...string) string {
+		var out, errb bytes.Buffer
+		args := []string{"--customers", "203.0.113.0/24,2001:db8:c::/64"}
+		for _, f := range files {
+			args = append(args, filepath.Join(corpus, f))
+		}
+		args = append(args, "--evidence-dir", ev) // after the files
+		if err := cmdAnalyze(context.Background(), args, &out, &errb); err != nil {
+			t.Fatalf("analyze %v: %v\n%s", files, err, errb.String())
+		}
+		return out.String()
+	}
+	dirs := func() (names []string) {
+		ents, _ := os.ReadDir(ev)
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	out := analyze("scan-nmap-syn.pcap", "spoof.pcap")
+	for _, want := range []string{
+		"=== finding 2: incorrect_network_config OUT source 198.51.100.66\n",
+		"=== finding 3: incorrect_network_config OUT source 198.18.77.77\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	want := []string{"001-netscan-203.0.113.10", "002-incorrect_network_config-198.51.100.66", "003-incorrect_network_config-198.18.77.77", "notes.txt"}
+	if got := dirs(); !slices.Equal(got, want) {
+		t.Fatalf("evidence directory holds %v, want %v", got, want)
+	}
+	analyze("spoof.pcap")
+	want = []string{"001-incorrect_network_config-198.51.100.66", "002-incorrect_network_config-198.18.77.77", "notes.txt"}
+	if got := dirs(); !slices.Equal(got, want) {
+		t.Fatalf("after a second run the evidence directory holds %v, want %v", got, want)
+	}
+	if files, _ := os.ReadDir(filepath.Join(ev, want[0])); len(files) == 0 {
+		t.Errorf("%s is empty", want[0])
 	}
 }

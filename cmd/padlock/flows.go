@@ -33,7 +33,8 @@ func cmdFlows(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"summary per format and exporter on stderr.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	files, err := parseFiles(fs, args)
+	if err != nil {
 		return err
 	}
 	if *format != "table" && *format != "json" {
@@ -42,7 +43,7 @@ func cmdFlows(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *limit < 0 {
 		return usageErrorf("--limit must be >= 0")
 	}
-	if fs.NArg() == 0 {
+	if len(files) == 0 {
 		return usageErrorf("no capture file given")
 	}
 	out := bufio.NewWriter(stdout)
@@ -51,7 +52,7 @@ func cmdFlows(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		p.header()
 	}
 	var errs []error
-	for _, path := range fs.Args() {
+	for _, path := range files {
 		if p.full() {
 			break
 		}
@@ -100,7 +101,7 @@ var errLimit = errors.New("record limit reached")
 func (p *flowPrinter) file(ctx context.Context, path string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	r, err := pcapfile.Open(path, pcapfile.Configuration{}, pcapfile.Dependencies{
+	r, err := openCapture(path, pcapfile.Configuration{}, pcapfile.Dependencies{
 		NetFlow: netflow.New(netflow.Configuration{}),
 		SFlow:   sflow.New(sflow.Configuration{}),
 	})

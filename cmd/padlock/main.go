@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"padlock/internal/decode/pcapfile"
 )
 
 // command is one sub-command. run gets the arguments after the command name.
@@ -111,4 +113,33 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("padlock "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// parseFiles parses the flags of fs from args and returns the other
+// arguments, the files: flags may also follow or sit between them
+// (`padlock analyze a.pcap --format json`); everything after "--" is a file.
+func parseFiles(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return files, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(files, rest...), nil
+		}
+		files = append(files, rest[0])
+		args = rest[1:]
+	}
+}
+
+// openCapture opens a capture for analyze and flows; "-" is standard input.
+func openCapture(path string, conf pcapfile.Configuration, deps pcapfile.Dependencies) (*pcapfile.Reader, error) {
+	if path == "-" {
+		return pcapfile.NewReader(os.Stdin, "stdin", conf, deps)
+	}
+	return pcapfile.Open(path, conf, deps)
 }

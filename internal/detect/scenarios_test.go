@@ -200,6 +200,15 @@ func TestScenarios(t *testing.T) {
 				c.pkt(time.Duration(i)*ms, ext(i*31%60000+256), uint16(i), ext(7), 80, flow.ProtoTCP, syn, 60)
 			}
 		}, want: []verdict{{Rule: "incorrect_network_config.spoofed_source", Dir: "out", Source: ext(256*31%60000 + 256).String()}}},
+		{name: "link-local chatter on the customer side is no spoofing", build: func(c *capture) {
+			for i := 0; i < 50; i++ { // DHCP discovers, IPv6 router and neighbour solicitations, APIPA
+				at := time.Duration(i) * 100 * ms
+				c.pkt(at, netip.IPv4Unspecified(), 68, netip.AddrFrom4([4]byte{255, 255, 255, 255}), 67, flow.ProtoUDP, 0, 342)
+				c.pkt(at, netip.MustParseAddr("fe80::5054:ff:fe12:3456"), 0, netip.MustParseAddr("ff02::2"), 0, flow.ProtoICMPv6, 0, 70)
+				c.pkt(at, netip.IPv6Unspecified(), 0, netip.MustParseAddr("ff02::1:ff12:3456"), 0, flow.ProtoICMPv6, 0, 78)
+				c.pkt(at, netip.MustParseAddr("169.254.10.20"), 5353, netip.MustParseAddr("224.0.0.251"), 5353, flow.ProtoUDP, 0, 120)
+			}
+		}, want: nil},
 		{name: "P2P to private destinations is no netscan", build: func(c *capture) {
 			for i := 0; i < 400; i++ {
 				c.pkt(time.Duration(i)*10*ms, in(40), 6881, netip.AddrFrom4([4]byte{192, 168, byte(i / 200), byte(i)}), 6881, flow.ProtoUDP, 0, 120)

@@ -141,6 +141,10 @@ func Open(path string, conf Configuration, deps Dependencies) (*Reader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: is a directory, not a capture file", path)
+	}
 	rd, err := newReader(f, path, conf, deps)
 	if err != nil {
 		f.Close()

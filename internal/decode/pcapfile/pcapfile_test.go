@@ -470,3 +470,13 @@ func TestLinkTypeFCSBits(t *testing.T) {
 		t.Errorf("records differ from the plain file's:\n%s", diff)
 	}
 }
+
+// TestOpenDirectory: a directory given as a capture says so, instead of
+// the "truncated file header" a failed read of it would give.
+func TestOpenDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Open(dir, Configuration{}, deps())
+	if err == nil || !strings.Contains(err.Error(), dir+": is a directory") {
+		t.Fatalf("Open(directory) = %v, want an error saying it is a directory", err)
+	}
+}

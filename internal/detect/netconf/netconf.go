@@ -283,8 +283,15 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	}
 }
 
-// ObserveForeign implements detector.ForeignObserver.
+// ObserveForeign implements detector.ForeignObserver. Sources that only
+// exist on the link — unspecified (a DHCP client without an address, IPv6
+// duplicate address detection) and link-local (router and neighbour
+// solicitations, APIPA) — are a customer's ordinary link chatter at a
+// customer-facing edge: they cannot be routed, so they spoof nobody.
 func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
+	if s := r.SrcAddr.Unmap(); s.IsUnspecified() || s.IsLinkLocalUnicast() {
+		return
+	}
 	k := r.SrcAddr.As16()
 	c := d.foreign[k]
 	if c == nil {
