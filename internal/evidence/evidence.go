@@ -65,6 +65,7 @@ const (
 // File names of the evidence files.
 const (
 	NameNetscanLog = "netscan.log"
+	NameSpamLog    = "spam.log" // a spam finding's connections, in the netscan log's layout
 	NameSummary    = "summary.txt"
 	NameTraffic    = "traffic.txt"
 	NamePcap       = "traffic.pcap"
@@ -72,7 +73,7 @@ const (
 )
 
 // Files returns the evidence files finding f has, in a fixed order:
-// netscan.log (when it has probes), summary.txt (when it has a summary),
+// netscan.log (when it has probes; spam.log for a spam finding), summary.txt (when it has a summary),
 // traffic.txt (when it has sample packets), traffic.pcap (when at least one
 // sample packet carries header bytes) and finding.json (always).
 func Files(f detect.Finding) []File {
@@ -85,7 +86,7 @@ func FilesWithLimits(f detect.Finding, l Limits) []File {
 	if len(f.Probes) > 0 {
 		var b bytes.Buffer
 		writeNetscanLog(&b, f, l)
-		out = append(out, File{Name: NameNetscanLog, ContentType: ContentTypeText, Data: b.Bytes()})
+		out = append(out, File{Name: probeLogName(f), ContentType: ContentTypeText, Data: b.Bytes()})
 	}
 	if f.Summary != nil {
 		var b bytes.Buffer
@@ -103,6 +104,14 @@ func FilesWithLimits(f detect.Finding, l Limits) []File {
 	}
 	out = append(out, File{Name: NameJSON, ContentType: ContentTypeJSON, Data: JSON(f, l)})
 	return out
+}
+
+// probeLogName is the file name of f's probe log.
+func probeLogName(f detect.Finding) string {
+	if f.Kind == detect.KindSpam {
+		return NameSpamLog
+	}
+	return NameNetscanLog
 }
 
 // thousands formats n with comma thousands separators ("40,674,000").

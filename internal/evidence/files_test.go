@@ -36,6 +36,10 @@ func TestFiles(t *testing.T) {
 	limit := detect.Finding{Kind: detect.KindPacketLimit, Direction: detect.DirOut, InternalIP: mustAddr("198.51.100.1"),
 		Rule: "packet_limit.pps", Measured: 135580, Threshold: 100000, Unit: "packets/s", SamplingRate: 1000, Samples: 40673,
 		Summary: seedSummary()}
+	spam := scan
+	spam.Kind, spam.Rule, spam.Unit, spam.Detail = detect.KindSpam, "spam.smtp_fanout", "mail servers", "SMTP to 150 mail servers"
+	spam.Probes = []detect.Probe{{Time: t0, Src: scan.InternalIP, Dst: mustAddr("198.51.100.25"), DstPort: 25, Proto: 6}}
+	spam.ProbesOmitted = 0
 	flows := limit
 	flows.Packets = nil
 	for _, r := range samplePackets(t)[:2] {
@@ -50,6 +54,9 @@ func TestFiles(t *testing.T) {
 	}{
 		{"netscan", scan, []string{
 			"netscan.log text/plain; charset=utf-8", "traffic.txt text/plain; charset=utf-8",
+			"traffic.pcap application/vnd.tcpdump.pcap", "finding.json application/json"}},
+		{"spam", spam, []string{ // the connections' log is no netscan log
+			"spam.log text/plain; charset=utf-8", "traffic.txt text/plain; charset=utf-8",
 			"traffic.pcap application/vnd.tcpdump.pcap", "finding.json application/json"}},
 		{"packet_limit_no_packets", limit, []string{"summary.txt text/plain; charset=utf-8", "finding.json application/json"}},
 		{"packet_limit_flow_records", flows, []string{"summary.txt text/plain; charset=utf-8",
@@ -66,6 +73,9 @@ func TestFiles(t *testing.T) {
 				}
 				if f.Name == NameJSON {
 					golden(t, "finding_"+tc.name+".json", f.Data)
+				}
+				if f.Name == NameSpamLog && !strings.Contains(string(f.Data), "#          Spam detected from host   203.0.113.10") {
+					t.Errorf("spam.log banner:\n%s", f.Data)
 				}
 			}
 		})

@@ -77,7 +77,7 @@ func JSON(f detect.Finding, l Limits) []byte {
 		})
 	}
 	if len(f.Probes) > 0 {
-		j.Files = append(j.Files, NameNetscanLog)
+		j.Files = append(j.Files, probeLogName(f))
 	}
 	if f.Summary != nil {
 		j.Files = append(j.Files, NameSummary)

@@ -62,8 +62,13 @@ func writeNetscanLog(w io.Writer, f detect.Finding, l Limits) {
 			dstW = n
 		}
 	}
-	// "#          Netscan detected from host   <ip>", padding, "#".
-	title := "#          Netscan detected from host   " + f.InternalIP.String()
+	// "#          Netscan detected from host   <ip>", padding, "#"; a spam
+	// finding's connections to mail servers have the same layout
+	what := "Netscan"
+	if f.Kind == detect.KindSpam {
+		what = "Spam"
+	}
+	title := "#          " + what + " detected from host   " + f.InternalIP.String()
 	width := max(netscanWidth, len(title)+2, len(ctimeLayout)+1+srcW+3+dstW+1+probePortWidth)
 	title += strings.Repeat(" ", width-1-len(title)) + "#"
 	hashes := strings.Repeat("#", width)
