@@ -228,6 +228,9 @@ func (d *Dumper) ipv6(data []byte) (string, bool) {
 	src, _ := netip.AddrFromSlice(ip.SrcIP)
 	dst, _ := netip.AddrFromSlice(ip.DstIP)
 	length := uint32(ip.Length)
+	if ip.NextHeader == layers.IPProtocolIPv6Fragment {
+		return "IP6 " + d.fragment6(src, dst, ip.Payload, length), true
+	}
 	if ip.HopByHop == nil {
 		return "IP6 " + d.transport(src, dst, uint8(ip.NextHeader), ip.Payload, length), true
 	}
@@ -244,6 +247,35 @@ func (d *Dumper) ipv6(data []byte) (string, bool) {
 		return "IP6 " + line[:i+2] + "HBH " + line[i+2:], true
 	}
 	return "IP6 HBH " + line, true
+}
+
+// fragment6 renders an IPv6 packet behind a fragment header as tcpdump
+// does: "a > b: frag (offset|length)", for the first fragment followed by
+// its transport header, whose TCP and UDP ports then stand without the
+// addresses ("frag (0|1448) 5000 > 9999: UDP, length 2000").
+func (d *Dumper) fragment6(src, dst netip.Addr, data []byte, length uint32) string {
+	if len(data) < 8 || length < 8 {
+		return fmt.Sprintf("%s > %s: frag [|frag]", src, dst)
+	}
+	next := data[0]
+	off := uint32(binary.BigEndian.Uint16(data[2:]) &^ 7)
+	flen := length - 8
+	line := fmt.Sprintf("%s > %s: frag (%d|%d)", src, dst, off, flen)
+	if off != 0 {
+		return line
+	}
+	tlen := flen
+	if next == flow.ProtoUDP {
+		tlen = ^uint32(0) // the UDP length covers the datagram, not this fragment
+	}
+	t := d.transport(src, dst, next, data[8:], tlen)
+	if p := src.String() + " > " + dst.String() + ": "; strings.HasPrefix(t, p) {
+		t = t[len(p):] // ICMP6 and the rest: the addresses are already there
+	} else if next == flow.ProtoTCP || next == flow.ProtoUDP {
+		t = strings.Replace(t, src.String()+".", "", 1)
+		t = strings.Replace(t, " > "+dst.String()+".", " > ", 1)
+	}
+	return line + " " + t
 }
 
 // transport renders what follows "IP " / "IP6 ". length is the length of

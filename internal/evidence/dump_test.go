@@ -247,6 +247,22 @@ func samplePackets(t *testing.T) []flow.Record {
 		143, 0, 0, 0, 0, 0, 0, 1, // MLDv2 report, 1 record
 		4, 0, 0, 0, 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16}
 	add(ip6("fe80::1", "ff02::16", layers.IPProtocolIPv6HopByHop), gopacket.Payload(mld))
+	// IPv6 fragments: the first of a UDP datagram, a later one, the first
+	// of a TCP segment and of an echo request
+	frag := func(next byte, off uint16, more bool, rest []byte) gopacket.Payload {
+		h := []byte{next, 0, byte(off >> 8), byte(off), 0, 0, 0x12, 0x34}
+		if more {
+			h[3] |= 1
+		}
+		return gopacket.Payload(append(h, rest...))
+	}
+	udp := append([]byte{0x13, 0x88, 0x27, 0x0f, 0x07, 0xd8, 0, 0}, make([]byte, 1440)...) // 5000 > 9999, length 2008
+	add(ip6(c6, s6, layers.IPProtocolIPv6Fragment), frag(17, 0, true, udp))
+	add(ip6(c6, s6, layers.IPProtocolIPv6Fragment), frag(17, 1448, false, make([]byte, 560)))
+	syn := append([]byte{0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0}, make([]byte, 1000)...)
+	add(ip6(c6, s6, layers.IPProtocolIPv6Fragment), frag(6, 0, true, syn))
+	echo := append([]byte{128, 0, 0, 0, 0x21, 0xc3, 0, 1}, make([]byte, 1440)...)
+	add(ip6(c6, s6, layers.IPProtocolIPv6Fragment), frag(58, 0, true, echo))
 	return out
 }
 
