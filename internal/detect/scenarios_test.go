@@ -139,6 +139,26 @@ func TestScenarios(t *testing.T) {
 		{name: "DNS resolver", build: func(c *capture) { resolver(c, res, 2000) }},
 		{name: "DNS server", build: func(c *capture) { dnsServer(c, dns, 5000) }},
 		{name: "SMTP server", build: func(c *capture) { smtpServer(c, mail) }},
+		{name: "NTP server answering ntpd clients (123 to 123)", build: func(c *capture) {
+			for i := 0; i < 400; i++ {
+				at := time.Duration(i) * 10 * ms
+				c.pkt(at, ext(i+400), 123, dns, 123, flow.ProtoUDP, 0, 90)
+				c.pkt(at+ms, dns, 123, ext(i+400), 123, flow.ProtoUDP, 0, 90)
+			}
+		}},
+		{name: "DNS server with fragmented answers", build: func(c *capture) {
+			for i := 0; i < 400; i++ { // the later fragments carry no ports
+				at := time.Duration(i) * 10 * ms
+				c.pkt(at, ext(i+400), 40000, dns, 53, flow.ProtoUDP, 0, 80)
+				c.pkt(at+ms, dns, 53, ext(i+400), 40000, flow.ProtoUDP, 0, 1500)
+				c.pkt(at+ms, dns, 0, ext(i+400), 0, flow.ProtoUDP, 0, 900)
+			}
+		}},
+		{name: "UDP scan of port 123", build: func(c *capture) {
+			for i := 0; i < 400; i++ {
+				c.pkt(time.Duration(i)*10*ms, in(13), 50000, ext(i+400), 123, flow.ProtoUDP, 0, 76)
+			}
+		}, want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.13", Port: 123}}},
 		{name: "spam fan-out", build: func(c *capture) { spamBot(c, spammer, 150) },
 			want: []verdict{{Rule: "spam.smtp_fanout", Dir: "out", Internal: "203.0.113.85", Port: 25}}},
 		{name: "UDP flood through sFlow 1:1000", build: func(c *capture) { udpFloodSampled(c, in(20), ext(77), 150000, 1000, 90) },

@@ -360,8 +360,8 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 			return
 		}
 	case flow.ProtoUDP:
-		if localService(o) {
-			return // a local service answering
+		if localService(o) || peerService(o) || o.LocalPort == 0 && o.RemotePort == 0 {
+			return // a local service answering; a peer protocol; a later fragment (no ports)
 		}
 		port = o.RemotePort
 	case flow.ProtoICMP, flow.ProtoICMPv6:
@@ -483,6 +483,16 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 // the host itself probes from service ports (serviceProbes).
 func localService(o *detector.Orientation) bool {
 	return serviceTraffic(o.LocalPort, o.RemotePort)
+}
+
+// peerService reports whether the record is UDP between the same
+// well-known port at both ends: a peer protocol (NTP servers answering
+// ntpd clients, which send from 123; IKE on 500), whose requests arrive
+// before the host's answers and never open a contact. A scan sent from
+// the port it scans (nmap -g 123 -p 123) is missed; the replies of a busy
+// NTP server are not taken for one.
+func peerService(o *detector.Orientation) bool {
+	return o.LocalPort == o.RemotePort && o.LocalPort < 1024
 }
 
 // serviceTraffic is localService by the two ports (the host's, the remote's).
