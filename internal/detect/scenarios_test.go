@@ -165,6 +165,18 @@ func TestScenarios(t *testing.T) {
 			want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: "203.0.113.20", Remote: "198.51.100.77"}}},
 		{name: "IPv6 UDP flood through sFlow 1:1000", build: func(c *capture) { udpFloodSampled(c, in6(20), ext6(77), 150000, 1000, 90) },
 			want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: in6(20).String(), Remote: ext6(77).String()}}},
+		{name: "NetFlow records of 30 minutes are spread, not piled on their end", build: func(c *capture) {
+			for i := 0; i < 12; i++ { // 12 streams of 300 packets/s to one host: 3,600 pps, 30 min active timeout
+				c.netflow(0, 1800*time.Second, in(24), 40000+uint16(i), ext(81), 9000, flow.ProtoUDP, 0, 300*1800, 300*1800*1200)
+			}
+		}},
+		{name: "UDP flood in NetFlow records of a minute", build: func(c *capture) {
+			for m := 0; m < 3; m++ { // 12 streams of 5,000 packets/s: 60,000 pps
+				for i := 0; i < 12; i++ {
+					c.netflow(time.Duration(m)*time.Minute, time.Duration(m+1)*time.Minute-time.Second, in(25), 40000+uint16(i), ext(82), 9000, flow.ProtoUDP, 0, 300000, 300000*512)
+				}
+			}
+		}, want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: "203.0.113.25", Remote: "198.51.100.82"}}},
 		{name: "SYN flood", build: func(c *capture) {
 			for i := 0; i < 70*60000; i += 1000 { // 60k SYN/s, sampled 1:1000
 				c.sflow(time.Duration(i)*time.Second/60000, 1000, in(21), uint16(i), ext(78), 80, flow.ProtoTCP, syn, 60)

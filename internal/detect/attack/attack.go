@@ -17,6 +17,7 @@ package attack
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"padlock/internal/detect/detector"
@@ -358,8 +359,15 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	}
 	sl.advance(b)
 	i := b % nb
+	by := r.Bytes
+	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 && class != classBrute {
+		// a flow record lasting several seconds (NetFlow's active timeout
+		// is often 30 minutes): its packets are spread over its seconds,
+		// and those before the window are not counted
+		n, by = d.spread(sl, s0, s1, n, by)
+	}
 	sl.pk[i] += n
-	sl.by[i] += r.Bytes
+	sl.by[i] += by
 	sl.fl[i]++
 	sl.last = max(sl.last, o.End)
 	if rate := detector.Rate(r); rate > sl.maxRate {
@@ -377,6 +385,33 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 		return
 	}
 	d.evaluate(sl, o.Host, o.End)
+}
+
+// spread adds to sl's buckets before the last the shares of n packets and
+// by bytes of a record lasting from second s0 to s1 (evenly per second,
+// rounded so that the shares of all seconds add up to the whole), and
+// returns the shares of the record's last bucket, which the caller adds.
+// Shares of buckets older than the window are dropped.
+func (d *Detector) spread(sl *slot, s0, s1 int64, n, by uint64) (uint64, uint64) {
+	secs := uint64(s1 - s0 + 1)
+	share := func(v uint64, from, to int64) uint64 { // v's share of seconds from..to
+		return mulDiv(v, uint64(to-s0+1), secs) - mulDiv(v, uint64(from-s0), secs)
+	}
+	b1 := s1 / d.bw
+	for b := max(s0/d.bw, int64(sl.head)-nb+1, 0); b < b1; b++ {
+		from, to := max(b*d.bw, s0), b*d.bw+d.bw-1
+		sl.pk[b%nb] += share(n, from, to)
+		sl.by[b%nb] += share(by, from, to)
+	}
+	from := max(b1*d.bw, s0)
+	return share(n, from, s1), share(by, from, s1)
+}
+
+// mulDiv is a*b/c without overflow, for b <= c.
+func mulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	q, _ := bits.Div64(hi, lo, c)
+	return q
 }
 
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
