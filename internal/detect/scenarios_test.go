@@ -265,3 +265,52 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestSpoofedSourceAcrossWindows: a spoofed source that keeps sending is
+// reported again after each rearm period, every time with the MAC it sent
+// from (a new window used to wipe it), as the IPv4 address it is even when
+// the records carry it IPv4-mapped, and marked protected when it is in a
+// protected prefix.
+func TestSpoofedSourceAcrossWindows(t *testing.T) {
+	mac := flow.MAC{0x3a, 0x4e, 0xb1, 0x9f, 0xf4, 0xe9}
+	var c capture
+	for i := 0; i < 700; i++ {
+		c.pkt(time.Duration(i)*time.Second, netip.MustParseAddr("::ffff:198.18.5.5"), 1234, ext(7), 80, flow.ProtoTCP, syn, 60)
+		c.recs[len(c.recs)-1].SrcMAC = mac
+	}
+	conf := detect.Defaults()
+	conf.Rearm = detect.Duration(time.Minute)
+	var got []detect.Finding
+	e, err := detect.New(conf, detect.Dependencies{Networks: detect.NewPrefixes(customers),
+		Protected: []netip.Prefix{netip.MustParsePrefix("198.18.5.0/24")},
+		OnFinding: func(f detect.Finding) { got = append(got, f) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Records(c.sorted())
+	e.Flush()
+	if len(got) < 3 {
+		t.Fatalf("%d findings over 700 s with a rearm of 1 min, want several", len(got))
+	}
+	for i, f := range got {
+		if f.Rule != "incorrect_network_config.spoofed_source" || f.Source.String() != "198.18.5.5" || f.MAC != mac || !f.Protected {
+			t.Errorf("finding %d: %s source %s MAC %s protected %v, want spoofed_source 198.18.5.5 from %s, protected", i, f.Rule, f.Source, f.MAC, f.Protected, mac)
+		}
+	}
+}
+
+// TestLongRecordsToPrivateDestination: NetFlow records of a long-lived flow
+// to a private address, each longer than the window, still add up to a
+// finding (each used to open a new window and reset the count).
+func TestLongRecordsToPrivateDestination(t *testing.T) {
+	var c capture
+	for i := 0; i < 30; i++ {
+		end := 400*time.Second + time.Duration(i)*time.Second
+		c.netflow(end-400*time.Second, end, in(40), 50000, netip.MustParseAddr("10.1.2.3"), 445, flow.ProtoTCP, synAck|flow.TCPPsh, 100, 100*800)
+	}
+	got := verdicts(run(t, detect.Defaults(), nil, c.sorted()))
+	want := []verdict{{Rule: "incorrect_network_config.private_destination", Dir: "out", Internal: "203.0.113.40", Remote: "10.1.2.3"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+}

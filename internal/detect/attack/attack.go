@@ -289,7 +289,7 @@ func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, g *detecto
 		s = d.pool[n-1]
 		d.pool = d.pool[:n-1]
 	} else {
-		s = &hostState{slots: make([]slot, d.conf.Targets)}
+		s = &hostState{} // slots grow up to Targets: most suspicious hosts have one target
 	}
 	d.hosts[o.Host] = s
 	return s
@@ -333,18 +333,20 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	sl := d.find(s, &target, class, port)
 	b := uint32(o.End / 1e9 / d.bw)
 	if sl == nil {
-		// space-saving: take a free slot or the quietest one
+		// space-saving: a new slot while there are fewer than Targets,
+		// then the quietest one
 		var q *slot
-		qs := ^uint64(0)
-		for i := range s.slots {
-			x := &s.slots[i]
-			if !x.used {
-				q = x
-				break
-			}
-			x.advance(b)
-			if v := sum(&x.pk); v < qs {
-				q, qs = x, v
+		if len(s.slots) < d.conf.Targets {
+			s.slots = append(s.slots, slot{})
+			q = &s.slots[len(s.slots)-1]
+		} else {
+			qs := ^uint64(0)
+			for i := range s.slots {
+				x := &s.slots[i]
+				x.advance(b)
+				if v := sum(&x.pk); v < qs {
+					q, qs = x, v
+				}
 			}
 		}
 		smp := q.samples
@@ -509,10 +511,8 @@ func (d *Detector) Forget(host uint32) {
 	if int(host) < len(d.hosts) && d.hosts[host] != nil {
 		s := d.hosts[host]
 		d.hosts[host] = nil
-		for i := range s.slots {
-			smp := s.slots[i].samples
-			s.slots[i] = slot{samples: smp}
-		}
+		clear(s.slots)
+		s.slots = s.slots[:0]
 		d.pool = append(d.pool, s)
 	}
 }

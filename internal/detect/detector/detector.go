@@ -193,21 +193,28 @@ func AddrFrom16(k Key16) netip.Addr { return netip.AddrFrom16(k).Unmap() }
 // It keeps the first records it is given up to its capacity and then
 // replaces, in turn, kept records that lack packet header bytes by ones that
 // have them, so the dump is built from real headers when the source has them.
-// The storage is allocated once (NewSamples); Add never allocates.
+// Its storage grows with what it keeps, up to its capacity, so the many
+// counters that keep a record or two (a million hosts that each asked a
+// metadata service once) do not each hold room for a full dump.
 type Samples struct {
 	recs     []flow.Record
+	max      int // capacity in records
 	seen     uint64
 	replace  int
 	noHeader int // kept records without header bytes
 }
 
-// NewSamples returns a buffer for n records.
-func NewSamples(n int) *Samples { return &Samples{recs: make([]flow.Record, 0, n)} }
+// NewSamples returns a buffer for up to n records; it allocates as records
+// are kept.
+func NewSamples(n int) *Samples { return &Samples{max: n} }
 
 // Add keeps a copy of r if there is room or r improves the set.
 func (s *Samples) Add(r *flow.Record) {
 	s.seen++
-	if len(s.recs) < cap(s.recs) {
+	if len(s.recs) < s.max {
+		if len(s.recs) == cap(s.recs) {
+			s.grow()
+		}
 		s.recs = append(s.recs, *r)
 		if r.HeaderLength == 0 {
 			s.noHeader++
@@ -226,6 +233,13 @@ func (s *Samples) Add(r *flow.Record) {
 			return
 		}
 	}
+}
+
+// grow makes room for more records: doubling, at most to the capacity.
+func (s *Samples) grow() {
+	n := make([]flow.Record, len(s.recs), min(max(2*cap(s.recs), 2), s.max))
+	copy(n, s.recs)
+	s.recs = n
 }
 
 // Reset empties the buffer, keeping its storage.

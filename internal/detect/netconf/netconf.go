@@ -142,8 +142,7 @@ type counter struct {
 	maxRate     uint32
 	muted       int64
 	distinct    int
-	seen        [8]detector.Key16 // first distinct remotes/sources (exact up to 8)
-	remote      netip.Addr
+	seen        [4]detector.Key16 // first distinct remotes/sources (exact up to 4); seen[0] is the first
 	mac         flow.MAC
 	owner       string
 	samples     *detector.Samples
@@ -178,17 +177,24 @@ func New(conf Configuration, env detector.Env, nets Networks) *Detector {
 // count adds r to c (resetting it when its window is over) and reports
 // whether c now proves its rule.
 func (d *Detector) count(c *counter, r *flow.Record, start, end int64, other netip.Addr) bool {
-	if c.recs > 0 && end-c.first > d.w {
-		smp := c.samples
-		*c = counter{samples: smp, muted: c.muted}
-		smp.Reset()
+	// a record counts while it starts within the window (first .. first +
+	// window): a NetFlow record of a long-lived flow, longer than the
+	// window, would otherwise open a new window each time
+	if c.recs > 0 && start-c.first > d.w {
+		// a new window: the counts start again; who sent (MAC, owner)
+		// and the muting stay
+		*c = counter{samples: c.samples, muted: c.muted, mac: c.mac, owner: c.owner}
+		if c.samples != nil {
+			c.samples.Reset()
+		}
 	}
-	if c.samples == nil {
+	if c.samples == nil && c.recs+1 >= max(d.conf.MinSamples/2, 1) {
+		// kept from halfway to a verdict: most counters (a host that once
+		// asked a metadata service) never get there
 		c.samples = detector.NewSamples(d.env.EvidencePackets)
 	}
 	if c.recs == 0 {
 		c.first = start
-		c.remote = other
 	}
 	c.recs++
 	c.last = max(c.last, end)
@@ -205,9 +211,11 @@ func (d *Detector) count(c *counter, r *flow.Record, start, end int64, other net
 		if c.distinct < len(c.seen) {
 			c.seen[c.distinct] = k
 		}
-		c.distinct++ // beyond 8 this counts records of unseen remotes: an upper estimate
+		c.distinct++ // beyond 4 this counts records of unseen remotes: an upper estimate
 	}
-	c.samples.Add(r)
+	if c.samples != nil {
+		c.samples.Add(r)
+	}
 	return c.recs >= d.conf.MinSamples && end >= c.muted
 }
 
@@ -222,6 +230,10 @@ func (d *Detector) finding(c *counter, rule string, end int64) detector.Finding 
 	c.muted = end + 1e9
 	return f
 }
+
+// first1 is the first remote (or, for the overflow counter, source) of
+// the window.
+func (c *counter) first1() netip.Addr { return detector.AddrFrom16(c.seen[0]) }
 
 func distinct(c *counter) string {
 	if c.distinct > len(c.seen) {
@@ -243,8 +255,8 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		}
 		if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RulePrivateDestination, o.End) {
 			f := d.finding(c, RulePrivateDestination, o.End)
-			f.InternalIP, f.Remote = o.Addr, c.remote
-			f.Detail = fmt.Sprintf("%d records to private/bogon destinations (%s distinct, e.g. %s) leave a public interface", c.recs, distinct(c), c.remote)
+			f.InternalIP, f.Remote = o.Addr, c.first1()
+			f.Detail = fmt.Sprintf("%d records to private/bogon destinations (%s distinct, e.g. %s) leave a public interface", c.recs, distinct(c), f.Remote)
 			d.env.Reporter.Report(f)
 		}
 	}
@@ -289,10 +301,13 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // solicitations, APIPA) — are a customer's ordinary link chatter at a
 // customer-facing edge: they cannot be routed, so they spoof nobody.
 func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
-	if s := r.SrcAddr.Unmap(); s.IsUnspecified() || s.IsLinkLocalUnicast() {
+	// IPv4-mapped ends are reported (and checked against protected) as
+	// the IPv4 addresses they are
+	from, to := r.SrcAddr.Unmap(), r.DstAddr.Unmap()
+	if from.IsUnspecified() || from.IsLinkLocalUnicast() {
 		return
 	}
-	k := r.SrcAddr.As16()
+	k := from.As16()
 	c := d.foreign[k]
 	if c == nil {
 		if len(d.foreign) >= 256 {
@@ -308,14 +323,14 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	if c.recs == 0 || (c == d.overflow && end-c.first > d.w) {
 		c.mac = r.SrcMAC
 	}
-	src := r.SrcAddr
+	src := from
 	if c == d.overflow && c.recs > 0 {
 		src = detector.AddrFrom16(c.seen[0])
 	}
 	// for the overflow counter, distinct counts sources; otherwise destinations
-	other := r.DstAddr
+	other := to
 	if c == d.overflow {
-		other = r.SrcAddr
+		other = from
 	}
 	if !d.count(c, r, start, end, other) || !d.env.Reporter.Armed(src, RuleSpoofedSource, end) {
 		return
@@ -325,8 +340,8 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	if c == d.overflow {
 		f.Detail = fmt.Sprintf("%d records from %s distinct source addresses that belong to no customer (spoofed), e.g. %s", c.recs, distinct(c), src)
 	} else {
-		f.Remote = c.remote
-		f.Detail = fmt.Sprintf("%d records from %s, which belongs to no customer, to %s destinations (e.g. %s)", c.recs, src, distinct(c), c.remote)
+		f.Remote = c.first1()
+		f.Detail = fmt.Sprintf("%d records from %s, which belongs to no customer, to %s destinations (e.g. %s)", c.recs, src, distinct(c), f.Remote)
 	}
 	d.env.Reporter.Report(f)
 }
