@@ -455,6 +455,11 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 	f.Detail = fmt.Sprintf("%s %d packets in %ds (%d packets/s) over the limit of %d packets/s",
 		map[detector.Direction]string{detector.DirOut: "sent", detector.DirIn: "received"}[dir],
 		h.sum, d.w, uint64(pps), d.conf.ThresholdPPS)
+	if secs := int64(f.Summary.Window / time.Second); secs < d.w {
+		// the per-address summary starts when the address came near its
+		// limit: say so, or its shorter period reads as a contradiction
+		f.Detail += fmt.Sprintf("; the summary covers the last %ds, since the address came near its limit", secs)
+	}
 	f.Packets, f.PacketsOmitted = h.samples.Copy()
 	return f
 }

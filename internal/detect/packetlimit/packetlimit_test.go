@@ -1,7 +1,9 @@
 package packetlimit_test
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +91,34 @@ func TestHotStateReused(t *testing.T) {
 	}
 	if len(hosts) != 2 {
 		t.Errorf("findings for %d hosts, want 2", len(hosts))
+	}
+}
+
+// TestSummaryPeriodExplained: a burst that crosses the limit within seconds
+// gets a per-address summary of those seconds only (counting per address
+// starts when the address comes near its limit); the finding says so
+// instead of showing a period that contradicts its headline.
+func TestSummaryPeriodExplained(t *testing.T) {
+	conf := packetlimit.Defaults()
+	conf.ThresholdPPS, conf.Window = 50, detector.Duration(15*time.Second)
+	var recs []flow.Record
+	for i := 0; i < 1500; i++ { // 1,500 packets in 60 ms
+		ts := t0.Add(time.Duration(i) * 40 * time.Microsecond)
+		recs = append(recs, flow.Record{Start: ts, End: ts, Format: flow.FormatPcap, SamplingRate: 1,
+			SrcAddr: netip.MustParseAddr("198.51.100.90"), DstAddr: netip.MustParseAddr("203.0.113.20"),
+			SrcPort: 41000, DstPort: 9999, Proto: flow.ProtoUDP, Packets: 1, Bytes: 540})
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(packetlimit.New(conf, r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding for 1,500 packets against a limit of 50/s over 15 s")
+	}
+	f := r.Findings[0]
+	if f.Summary.Window >= 15*time.Second {
+		t.Fatalf("summary covers %s: the burst's per-address counting should cover less than the window", f.Summary.Window)
+	}
+	want := fmt.Sprintf("the summary covers the last %ds, since the address came near its limit", int(f.Summary.Window/time.Second))
+	if !strings.Contains(f.Detail, want) {
+		t.Errorf("detail %q does not explain the summary's period (%q)", f.Detail, want)
 	}
 }
