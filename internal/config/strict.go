@@ -1,8 +1,11 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"regexp"
 	"strings"
 
@@ -43,6 +46,10 @@ func (e *KeyError) Error() string {
 // decodeStrict decodes YAML into v, refusing unknown keys and wrong types;
 // every error names the key it is about.
 func decodeStrict(file string, data []byte, v any) error {
+	if ke := checkNumbers(data, reflect.TypeOf(v)); ke != nil {
+		ke.File = file
+		return ke
+	}
 	err := yaml.UnmarshalWithOptions(data, v, yaml.DisallowUnknownField())
 	if err == nil {
 		return nil
@@ -72,6 +79,114 @@ func decodeStrict(file string, data []byte, v any) error {
 		}
 	}
 	return ke
+}
+
+// checkNumbers finds numbers the decoder would quietly change: a fraction
+// for a whole-number key (threshold_pps: 1.5 would become 1) and a
+// negative number for a key that cannot be negative (its message would be
+// the decoder's "cannot unmarshal -5 into Go value of type uint64").
+func checkNumbers(data []byte, t reflect.Type) *KeyError {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil // the decoder reports syntax errors
+	}
+	var ke *KeyError
+	for _, doc := range f.Docs {
+		ast.Walk(visitor(func(n ast.Node) {
+			if ke != nil {
+				return
+			}
+			var msg string
+			switch n := n.(type) {
+			case *ast.FloatNode:
+				if k := kindAt(t, n.GetPath()); isInt(k) && n.Value != math.Trunc(n.Value) {
+					msg = fmt.Sprintf("must be a whole number, got %s", n.GetToken().Value)
+				}
+			case *ast.IntegerNode:
+				if k := kindAt(t, n.GetPath()); isUint(k) && strings.HasPrefix(n.GetToken().Value, "-") {
+					msg = fmt.Sprintf("must not be negative, got %s", n.GetToken().Value)
+				}
+			}
+			if msg != "" {
+				ke = &KeyError{Key: strings.TrimPrefix(strings.TrimPrefix(n.GetPath(), "$"), "."), Msg: msg}
+				if tk := n.GetToken(); tk != nil && tk.Position != nil {
+					ke.Line = tk.Position.Line
+				}
+			}
+		}), doc)
+	}
+	return ke
+}
+
+func isInt(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Int64 || isUint(k) }
+
+func isUint(k reflect.Kind) bool { return k >= reflect.Uint && k <= reflect.Uint64 }
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// kindAt returns the kind of the Go value the YAML path ("$.detect.
+// packet_limit.threshold_pps", "$.ports[2]") decodes into, or Invalid when
+// the path does not lead to a plain number (unknown keys, maps, types that
+// parse their own text such as durations).
+func kindAt(t reflect.Type, path string) reflect.Kind {
+	path = strings.TrimPrefix(path, "$")
+	for path != "" {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch {
+		case strings.HasPrefix(path, "["):
+			i := strings.IndexByte(path, ']')
+			if i < 0 || (t.Kind() != reflect.Slice && t.Kind() != reflect.Array) {
+				return reflect.Invalid
+			}
+			t, path = t.Elem(), path[i+1:]
+		case strings.HasPrefix(path, "."):
+			path = path[1:]
+			i := strings.IndexAny(path, ".[")
+			if i < 0 {
+				i = len(path)
+			}
+			name := path[:i]
+			path = path[i:]
+			if t.Kind() != reflect.Struct {
+				return reflect.Invalid
+			}
+			ft, ok := fieldByYAMLName(t, name)
+			if !ok {
+				return reflect.Invalid
+			}
+			t = ft
+		default:
+			return reflect.Invalid
+		}
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return reflect.Invalid
+	}
+	return t.Kind()
+}
+
+// fieldByYAMLName finds the field of struct t whose yaml tag (or, without
+// one, lower-cased name) is name, looking into embedded structs.
+func fieldByYAMLName(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" {
+			continue
+		}
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			if ft, ok := fieldByYAMLName(f.Type, name); ok {
+				return ft, true
+			}
+			continue
+		}
+		if tag == name || tag == "" && strings.ToLower(f.Name) == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 func kindName(t string) string {

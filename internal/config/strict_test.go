@@ -13,8 +13,10 @@ type testConf struct {
 		Netscan struct {
 			Window          time.Duration `yaml:"window"`
 			MinDestinations int           `yaml:"min_destinations"`
+			MinPorts        uint64        `yaml:"min_ports"`
 		} `yaml:"netscan"`
 	} `yaml:"detect"`
+	Ports []uint16 `yaml:"ports"`
 }
 
 func TestDecodeStrictNamesTheKey(t *testing.T) {
@@ -29,6 +31,9 @@ func TestDecodeStrictNamesTheKey(t *testing.T) {
 		{"bad prefix", "customers: [203.0.113.0/33]\n", "c.yaml:1: customers[0]: "},
 		{"bad address in prefix", "customers:\n  - 203.0.113.0/24\n  - 300.1.1.0/24\n", "c.yaml:3: customers[1]: "},
 		{"bad duration", "detect:\n  netscan:\n    window: soon\n", "c.yaml:3: detect.netscan.window: time: invalid duration"},
+		{"fraction for a whole number", "detect:\n  netscan:\n    min_destinations: 2.7\n", "c.yaml:3: detect.netscan.min_destinations: must be a whole number, got 2.7"},
+		{"negative for an unsigned number", "detect:\n  netscan:\n    min_ports: -5\n", "c.yaml:3: detect.netscan.min_ports: must not be negative, got -5"},
+		{"negative in a list of ports", "ports: [22, -1]\n", "c.yaml:1: ports[1]: must not be negative, got -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
