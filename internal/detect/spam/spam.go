@@ -73,6 +73,7 @@ type server struct {
 	first uint32
 	last  uint32
 	conns uint32
+	port  uint16 // the SMTP port last used to it
 }
 
 type hostState struct {
@@ -124,7 +125,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	}
 	sec := uint32(o.End / 1e9)
 	dst := o.Remote.As16()
-	isNew := d.insert(s, &dst, sec)
+	isNew := d.insert(s, &dst, o.RemotePort, sec)
 	if s.samples != nil {
 		s.samples.Add(r)
 	}
@@ -167,7 +168,7 @@ func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n 
 		}
 		first, last = min(first, c.first), max(last, c.last)
 		probes = append(probes, detector.Probe{Time: time.Unix(int64(c.first), 0).UTC(), Src: o.Addr,
-			Dst: detector.AddrFrom16(c.dst), DstPort: s.port, Proto: flow.ProtoTCP})
+			Dst: detector.AddrFrom16(c.dst), DstPort: c.port, Proto: flow.ProtoTCP})
 	}
 	slices.SortFunc(probes, func(x, y detector.Probe) int {
 		return cmp.Or(x.Time.Compare(y.Time), x.Dst.Compare(y.Dst))
@@ -188,7 +189,7 @@ func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n 
 	return f
 }
 
-func (d *Detector) insert(s *hostState, dst *detector.Key16, sec uint32) bool {
+func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, sec uint32) bool {
 	mask := len(s.tab) - 1
 	i := int(detector.Hash16(dst, 25)) & mask
 	for ; s.tab[i].conns != 0; i = (i + 1) & mask {
@@ -199,6 +200,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, sec uint32) bool {
 			}
 			c.last = max(c.last, sec)
 			c.conns++
+			c.port = port
 			return isNew
 		}
 	}
@@ -211,9 +213,9 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, sec uint32) bool {
 		if (s.n+1)*4 > len(s.tab)*3 {
 			return false // full of live destinations: the verdict is long proven
 		}
-		return d.insert(s, dst, sec)
+		return d.insert(s, dst, port, sec)
 	}
-	s.tab[i] = server{dst: *dst, first: sec, last: sec, conns: 1}
+	s.tab[i] = server{dst: *dst, first: sec, last: sec, conns: 1, port: port}
 	s.n++
 	return true
 }

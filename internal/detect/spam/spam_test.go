@@ -55,3 +55,36 @@ func TestWhatCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestProbePorts: with several SMTP ports watched, each line of the
+// connection log carries the port used to that server, not the last port
+// the host used to any.
+func TestProbePorts(t *testing.T) {
+	conf := spam.Defaults()
+	conf.Ports = []uint16{25, 587}
+	me := netip.MustParseAddr("203.0.113.25")
+	var recs []flow.Record
+	for i := 0; i < 120; i++ {
+		port := uint16(25)
+		if i%2 == 1 {
+			port = 587
+		}
+		ts := t0.Add(time.Duration(i) * time.Second)
+		recs = append(recs, flow.Record{Start: ts, End: ts, SrcAddr: me, SrcPort: 40000, DstAddr: netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}),
+			DstPort: port, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Format: flow.FormatPcap, Packets: 1, Bytes: 60, SamplingRate: 1})
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(spam.New(conf, r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding")
+	}
+	for _, p := range r.Findings[0].Probes {
+		want := uint16(25)
+		if p.Dst.As4()[3]%2 == 1 {
+			want = 587
+		}
+		if p.DstPort != want {
+			t.Fatalf("probe to %s on port %d, want %d", p.Dst, p.DstPort, want)
+		}
+	}
+}
