@@ -834,8 +834,19 @@ func (d *Detector) Tick(now int64) {
 	d.queue = keep
 }
 
-// Flush implements detector.Detector: pending verdicts fire without waiting.
+// Flush implements detector.Detector: pending verdicts fire without
+// waiting, and hosts whose last evaluations were skipped (evalEvery > 1,
+// thresholds of 128 and more) are evaluated once more, so that a scan
+// crossing its threshold on a skipped contact at the end of the input is
+// still found.
 func (d *Detector) Flush() {
+	if d.evalEvery > 1 {
+		for h := range d.hosts {
+			if s := &d.hosts[h]; s.used && s.evalSkip > 0 && s.pend.at == 0 && int(s.open) >= d.trigger {
+				d.flushSkipped(s, uint32(h))
+			}
+		}
+	}
 	for _, h := range d.queue {
 		s := d.state(h, false)
 		if s == nil || s.pend.at == 0 {
@@ -846,6 +857,53 @@ func (d *Detector) Flush() {
 		s.queued = false
 	}
 	d.queue = d.queue[:0]
+}
+
+// flushSkipped evaluates a host whose last evaluations were skipped, for
+// its most contacted port and destination among fresh unanswered contacts.
+func (d *Detector) flushSkipped(s *hostState, host uint32) {
+	now := d.now // the last tick; the host's last contact may be later
+	for k := range s.tab {
+		if c := &s.tab[k]; c.flags&fUsed != 0 {
+			now = max(now, int64(c.last)*1e9)
+		}
+	}
+	sec := uint32(now / 1e9)
+	rules := s.rules(sec)
+	if rules == 0 {
+		return
+	}
+	type portKey struct {
+		port  uint16
+		proto uint8
+	}
+	ports, dsts := map[portKey]int{}, map[detector.Key16]int{}
+	var best [2]pending
+	var most [2]int
+	for k := range s.tab {
+		c := &s.tab[k]
+		if !d.fresh(c, sec) || c.flags&fAnswered != 0 {
+			continue
+		}
+		pk := portKey{c.port, c.proto}
+		if ports[pk]++; ports[pk] > most[0] {
+			most[0], best[0] = ports[pk], pending{dst: c.dst, port: c.port, proto: c.proto}
+		}
+		if dsts[c.dst]++; dsts[c.dst] > most[1] {
+			most[1], best[1] = dsts[c.dst], pending{dst: c.dst, port: c.port, proto: c.proto}
+		}
+	}
+	for _, p := range best {
+		if most[0] == 0 {
+			return
+		}
+		if ok, _ := d.evaluate(s, &p, sec, rules); ok {
+			p.at = now
+			s.pend = p
+			d.confirm(s, host, now, now)
+			return
+		}
+	}
 }
 
 // Forget implements detector.Detector.

@@ -127,3 +127,24 @@ func TestWindow(t *testing.T) {
 		t.Errorf("findings %v across two windows", r.Rules())
 	}
 }
+
+// TestFlushEvaluatesSkippedContacts: with thresholds of 128 and more the
+// detector evaluates every few new contacts only; a scan whose threshold
+// is crossed on a skipped contact at the very end of a capture must still
+// be found when the input ends.
+func TestFlushEvaluatesSkippedContacts(t *testing.T) {
+	conf := netscan.Defaults()
+	conf.MinDestinations, conf.MinPorts = 300, 300
+	var recs []flow.Record
+	for i := 0; i < 302; i++ { // crosses 300 two contacts before the end
+		recs = append(recs, pkt(time.Duration(i)*ms, "203.0.113.5", 40000, dst(i), 22, flow.ProtoTCP, flow.TCPSyn))
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(netscan.New(conf, r.Env()), recs)
+	if diff := cmp.Diff([]string{netscan.RuleHorizontal}, r.Rules()); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+	if len(r.Findings) > 0 && r.Findings[0].Measured != 302 {
+		t.Errorf("measured %v destinations, want 302", r.Findings[0].Measured)
+	}
+}
