@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
@@ -59,6 +60,16 @@ type Summary struct {
 	Externals    []External    `json:"externals"` // sorted by packets, descending; capped
 	// ExternalsOmitted counts remote addresses left out of Externals.
 	ExternalsOmitted int `json:"externals_omitted,omitempty"`
+}
+
+// MarshalJSON writes the summary with its period as a duration ("5m0s",
+// as durations are written in the configuration), not in nanoseconds.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary // without this method
+	return json.Marshal(struct {
+		plain
+		Window string `json:"window"`
+	}{plain(s), s.Window.String()})
 }
 
 // Probe is one line of the seed's netscan log.
