@@ -233,7 +233,7 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 		if d.coarseSum(c) < d.promote {
 			return
 		}
-		d.promoteHost(c, o, di, s1)
+		d.promoteHost(c, o, di, s0, s1, packets)
 	} else if d.coarseSum(c) < d.demote {
 		d.release(c)
 		return
@@ -281,7 +281,16 @@ func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 		}
 		return
 	}
-	b0 := d.bucket(s0)
+	d.coarseShares(head, s0, s1, packets, func(b uint32, v uint64) {
+		c.pk[b%nCoarse] = uint32(min(uint64(c.pk[b%nCoarse])+v, 0xffffffff))
+	})
+}
+
+// coarseShares calls fn with each coarse bucket's share of packets spread
+// over seconds s0..s1 (s0 < s1), for the buckets still in the ring whose
+// newest bucket is head.
+func (d *Detector) coarseShares(head uint32, s0, s1 int64, packets uint64, fn func(b uint32, v uint64)) {
+	b0, b1 := d.bucket(s0), d.bucket(s1)
 	n := uint64(s1 - s0 + 1)
 	var done uint64
 	for b := b0; b <= b1; b++ {
@@ -294,15 +303,15 @@ func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 			v = packets - done
 		}
 		done += v
-		x := uint64(c.pk[b%nCoarse]) + v
-		if x > 0xffffffff {
-			x = 0xffffffff
-		}
-		c.pk[b%nCoarse] = uint32(x)
+		fn(b, v)
 	}
 }
 
-func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, now int64) {
+// promoteHost gives the host a per-second ring, seeded from the coarse
+// buckets; the record that promoted it (packets over seconds s0..s1) is
+// taken out of them and spread exactly, so that a long record whose first
+// bucket straddles the window's start is not lost with that bucket.
+func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, now int64, packets uint64) {
 	var h *hotState
 	if n := len(d.free); n > 0 {
 		*c.hot = d.free[n-1] + 1
@@ -329,14 +338,23 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, now in
 	h.gen[1].reset(0)
 	h.cur = 0
 	h.samples.Reset()
-	// Seed from the coarse buckets, each attributed to its first second:
-	// never later than the packets really were, so the sum stays a lower bound.
+	// the promoting record's shares of the coarse buckets, as addCoarse
+	// added them
+	var own [nCoarse]uint64
+	if s0 == now {
+		own[d.bucket(now)%nCoarse] = packets
+	} else {
+		d.coarseShares(*c.head, s0, now, packets, func(b uint32, v uint64) { own[b%nCoarse] = v })
+	}
+	// Seed the rest from the coarse buckets, each attributed to its first
+	// second: never later than the packets really were, so the sum stays
+	// a lower bound.
 	for i := uint32(0); i < nCoarse; i++ {
 		if *c.head < i {
 			break
 		}
 		b := *c.head - i
-		v := c.pk[b%nCoarse]
+		v := uint64(c.pk[b%nCoarse]) - min(own[b%nCoarse], uint64(c.pk[b%nCoarse]))
 		if v == 0 {
 			continue
 		}
@@ -344,15 +362,13 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, now in
 		if sec <= now-d.w || sec > now {
 			continue
 		}
-		h.pk[sec%d.w] += uint64(v)
-		h.sum += uint64(v)
+		h.pk[sec%d.w] += v
+		h.sum += v
 		if ns := sec * 1e9; ns < h.first {
 			h.first = ns
 		}
 	}
-	// The current record is in the seed; count it as one record.
-	h.rec[now%d.w]++
-	h.recSum++
+	d.addFine(h, s0, now, packets) // the promoting record, exactly
 }
 
 func (d *Detector) release(c coarse) {

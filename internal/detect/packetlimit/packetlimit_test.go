@@ -122,3 +122,28 @@ func TestSummaryPeriodExplained(t *testing.T) {
 		t.Errorf("detail %q does not explain the summary's period (%q)", f.Detail, want)
 	}
 }
+
+// TestLongRecordAtPromotion: a NetFlow record of 299 s whose 31 million
+// packets alone exceed 100,000 packets/s over the 300 s window, followed
+// by a few small records (the minimum sample count). The record promotes
+// the host to its per-second ring; its share of the coarse bucket that
+// straddles the window's start used to be dropped with that bucket (about
+// an eighth), so no finding came.
+func TestLongRecordAtPromotion(t *testing.T) {
+	in, out := netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("198.51.100.1")
+	recs := []flow.Record{{Start: t0, End: t0.Add(298 * time.Second), Format: flow.FormatNetFlow9, SamplingRate: 1,
+		SrcAddr: in, DstAddr: out, SrcPort: 40000, DstPort: 80, Proto: flow.ProtoUDP, Packets: 31_000_000, Bytes: 31_000_000 * 500}}
+	for i := range 12 {
+		ts := t0.Add(298 * time.Second)
+		recs = append(recs, flow.Record{Start: ts, End: ts, Format: flow.FormatNetFlow9, SamplingRate: 1,
+			SrcAddr: in, DstAddr: out, SrcPort: 40001 + uint16(i), DstPort: 80, Proto: flow.ProtoUDP, Packets: 1, Bytes: 500})
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding for 31,000,012 packets in 299 s against 100,000 packets/s over 300 s")
+	}
+	if m := r.Findings[0].Measured; m < 100000 || m > 103400 {
+		t.Errorf("measured %.0f packets/s, want 100,000..103,400 (31,000,012 packets / 300 s = 103,333)", m)
+	}
+}
