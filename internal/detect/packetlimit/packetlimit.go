@@ -281,16 +281,7 @@ func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 		}
 		return
 	}
-	d.coarseShares(head, s0, s1, packets, func(b uint32, v uint64) {
-		c.pk[b%nCoarse] = uint32(min(uint64(c.pk[b%nCoarse])+v, 0xffffffff))
-	})
-}
-
-// coarseShares calls fn with each coarse bucket's share of packets spread
-// over seconds s0..s1 (s0 < s1), for the buckets still in the ring whose
-// newest bucket is head.
-func (d *Detector) coarseShares(head uint32, s0, s1 int64, packets uint64, fn func(b uint32, v uint64)) {
-	b0, b1 := d.bucket(s0), d.bucket(s1)
+	b0 := d.bucket(s0)
 	n := uint64(s1 - s0 + 1)
 	var done uint64
 	for b := b0; b <= b1; b++ {
@@ -303,7 +294,7 @@ func (d *Detector) coarseShares(head uint32, s0, s1 int64, packets uint64, fn fu
 			v = packets - done
 		}
 		done += v
-		fn(b, v)
+		c.pk[b%nCoarse] = uint32(min(uint64(c.pk[b%nCoarse])+v, 0xffffffff))
 	}
 }
 
@@ -338,14 +329,11 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 	h.gen[1].reset(0)
 	h.cur = 0
 	h.samples.Reset()
-	// the promoting record's shares of the coarse buckets, as addCoarse
-	// added them
-	var own [nCoarse]uint64
-	if s0 == now {
-		own[d.bucket(now)%nCoarse] = packets
-	} else {
-		d.coarseShares(*c.head, s0, now, packets, func(b uint32, v uint64) { own[b%nCoarse] = v })
-	}
+	// the promoting record's shares of the coarse buckets: addCoarse's,
+	// made again into empty buckets with the same newest bucket
+	var own [nCoarse]uint32
+	ownHead := *c.head
+	d.addCoarse(coarse{pk: &own, head: &ownHead}, s0, now, packets)
 	// Seed the rest from the coarse buckets, each attributed to its first
 	// second: never later than the packets really were, so the sum stays
 	// a lower bound.
@@ -354,7 +342,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 			break
 		}
 		b := *c.head - i
-		v := uint64(c.pk[b%nCoarse]) - min(own[b%nCoarse], uint64(c.pk[b%nCoarse]))
+		v := uint64(c.pk[b%nCoarse] - min(own[b%nCoarse], c.pk[b%nCoarse]))
 		if v == 0 {
 			continue
 		}
