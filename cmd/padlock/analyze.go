@@ -196,8 +196,10 @@ func subject(f detect.Finding) string {
 	return f.InternalIP.String()
 }
 
-// evidenceDirName matches the directories writeEvidence makes.
-var evidenceDirName = regexp.MustCompile(`^[0-9]{3,}-[a-z_]+-[0-9a-f_.]+$`)
+// evidenceDirName matches the directories writeEvidence makes: number,
+// finding kind, IPv4 address or IPv6 address with "_" for ":" — and
+// nothing a user is likely to keep beside them (dated folders and the like).
+var evidenceDirName = regexp.MustCompile(`^[0-9]{3,}-(packet_limit|netscan|attack|spam|incorrect_network_config)-(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]*_[0-9a-f_.]*)$`)
 
 // prepareEvidenceDir creates dir and removes the finding directories an
 // earlier analyze left there (their numbers would mix with this run's);

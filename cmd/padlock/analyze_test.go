@@ -191,6 +191,9 @@ func TestAnalyzeSpoofedSourceAndRerun(t *testing.T) {
 	}
 	keep := filepath.Join(ev, "notes.txt") // not analyze's: left alone
 	os.WriteFile(keep, []byte("mine"), 0o644)
+	for _, d := range []string{"2024-march-01", "2023-backup-1.0", "001-notes-203.0.113.10"} { // look alike, are not
+		os.MkdirAll(filepath.Join(ev, d), 0o755)
+	}
 	analyze := func(files ...string) string {
 		var out, errb bytes.Buffer
 		args := []string{"--customers", "203.0.113.0/24,2001:db8:c::/64"}
@@ -219,16 +222,16 @@ func TestAnalyzeSpoofedSourceAndRerun(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	want := []string{"001-netscan-203.0.113.10", "002-incorrect_network_config-198.51.100.66", "003-incorrect_network_config-198.18.77.77", "notes.txt"}
+	want := []string{"001-netscan-203.0.113.10", "001-notes-203.0.113.10", "002-incorrect_network_config-198.51.100.66", "003-incorrect_network_config-198.18.77.77", "2023-backup-1.0", "2024-march-01", "notes.txt"}
 	if got := dirs(); !slices.Equal(got, want) {
 		t.Fatalf("evidence directory holds %v, want %v", got, want)
 	}
 	analyze("spoof.pcap")
-	want = []string{"001-incorrect_network_config-198.51.100.66", "002-incorrect_network_config-198.18.77.77", "notes.txt"}
+	want = []string{"001-incorrect_network_config-198.51.100.66", "001-notes-203.0.113.10", "002-incorrect_network_config-198.18.77.77", "2023-backup-1.0", "2024-march-01", "notes.txt"}
 	if got := dirs(); !slices.Equal(got, want) {
 		t.Fatalf("after a second run the evidence directory holds %v, want %v", got, want)
 	}
-	if files, _ := os.ReadDir(filepath.Join(ev, want[0])); len(files) == 0 {
+	if files, _ := os.ReadDir(filepath.Join(ev, want[0])); len(files) == 0 { // ours, rewritten
 		t.Errorf("%s is empty", want[0])
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -161,8 +162,8 @@ func kindAt(t reflect.Type, path string) reflect.Kind {
 			return reflect.Invalid
 		}
 	}
-	if reflect.PointerTo(t).Implements(textUnmarshaler) {
-		return reflect.Invalid
+	if t == reflect.TypeFor[time.Duration]() || reflect.PointerTo(t).Implements(textUnmarshaler) {
+		return reflect.Invalid // durations are reported as durations
 	}
 	return t.Kind()
 }

@@ -314,3 +314,22 @@ func TestLongRecordsToPrivateDestination(t *testing.T) {
 		t.Errorf("verdicts (-want +got):\n%s", diff)
 	}
 }
+
+// TestPrivateDestinationEvidenceCountsEveryRecord: netconf keeps sample
+// records only from halfway to a verdict (a million hosts that each asked
+// a metadata service once must stay small); the records before are not in
+// the dump, and the dump must say so.
+func TestPrivateDestinationEvidenceCountsEveryRecord(t *testing.T) {
+	var c capture
+	for i := 0; i < 10; i++ {
+		c.pkt(time.Duration(i)*time.Second, in(40), 50000, netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 161, flow.ProtoUDP, 0, 80)
+	}
+	got := run(t, detect.Defaults(), nil, c.sorted())
+	if len(got) != 1 {
+		t.Fatalf("%d findings, want one private_destination", len(got))
+	}
+	f := got[0]
+	if n := uint64(len(f.Packets) + f.PacketsOmitted); n != f.Samples || len(f.Packets) == 0 {
+		t.Errorf("dump of %d records and %d left out, for %d records counted", len(f.Packets), f.PacketsOmitted, f.Samples)
+	}
+}

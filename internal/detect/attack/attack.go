@@ -366,7 +366,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 		// a flow record lasting several seconds (NetFlow's active timeout
 		// is often 30 minutes): its packets are spread over its seconds,
 		// and those before the window are not counted
-		n, by = d.spread(sl, s0, s1, n, by)
+		n, by = d.spread(sl.head, s0, s1, n, &sl.pk), d.spread(sl.head, s0, s1, by, &sl.by)
 	}
 	sl.pk[i] += n
 	sl.by[i] += by
@@ -380,6 +380,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	if total*2 >= lim {
 		if sl.samples == nil {
 			sl.samples = detector.NewSamples(d.env.EvidencePackets)
+			sl.samples.Missed(sum(&sl.fl) - 1) // the slot's records before this one
 		}
 		sl.samples.Add(r)
 	}
@@ -389,24 +390,21 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	d.evaluate(sl, o.Host, o.End)
 }
 
-// spread adds to sl's buckets before the last the shares of n packets and
-// by bytes of a record lasting from second s0 to s1 (evenly per second,
-// rounded so that the shares of all seconds add up to the whole), and
-// returns the shares of the record's last bucket, which the caller adds.
-// Shares of buckets older than the window are dropped.
-func (d *Detector) spread(sl *slot, s0, s1 int64, n, by uint64) (uint64, uint64) {
+// spread adds to the buckets before the last (into, whose newest bucket
+// is head) the shares of v, a count of a record lasting from second s0 to
+// s1 (evenly per second, rounded so that the shares of all seconds add up
+// to v), and returns the share of the record's last bucket, which the
+// caller adds. Shares of buckets older than the window are dropped.
+func (d *Detector) spread(head uint32, s0, s1 int64, v uint64, into *[nb]uint64) uint64 {
 	secs := uint64(s1 - s0 + 1)
-	share := func(v uint64, from, to int64) uint64 { // v's share of seconds from..to
+	share := func(from, to int64) uint64 { // v's share of seconds from..to
 		return mulDiv(v, uint64(to-s0+1), secs) - mulDiv(v, uint64(from-s0), secs)
 	}
 	b1 := s1 / d.bw
-	for b := max(s0/d.bw, int64(sl.head)-nb+1, 0); b < b1; b++ {
-		from, to := max(b*d.bw, s0), b*d.bw+d.bw-1
-		sl.pk[b%nb] += share(n, from, to)
-		sl.by[b%nb] += share(by, from, to)
+	for b := max(s0/d.bw, int64(head)-nb+1, 0); b < b1; b++ {
+		into[b%nb] += share(max(b*d.bw, s0), b*d.bw+d.bw-1)
 	}
-	from := max(b1*d.bw, s0)
-	return share(n, from, s1), share(by, from, s1)
+	return share(max(b1*d.bw, s0), s1)
 }
 
 // mulDiv is a*b/c without overflow, for b <= c.
@@ -430,7 +428,11 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	sl.advance(b)
-	sl.in[b%nb] += r.Bytes
+	in := r.Bytes
+	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 { // as add spreads the answers
+		in = d.spread(sl.head, s0, s1, in, &sl.in)
+	}
+	sl.in[b%nb] += in
 }
 
 func (d *Detector) evaluate(sl *slot, host uint32, now int64) {

@@ -235,6 +235,11 @@ func (s *Samples) Add(r *flow.Record) {
 	}
 }
 
+// Missed counts n records offered before the buffer existed (a detector
+// that keeps samples only once a verdict comes near): the dump then says
+// they were left out.
+func (s *Samples) Missed(n uint64) { s.seen += n }
+
 // grow makes room for more records: doubling, at most to the capacity.
 func (s *Samples) grow() {
 	n := make([]flow.Record, len(s.recs), min(max(2*cap(s.recs), 2), s.max))

@@ -192,6 +192,7 @@ func (d *Detector) count(c *counter, r *flow.Record, start, end int64, other net
 		// kept from halfway to a verdict: most counters (a host that once
 		// asked a metadata service) never get there
 		c.samples = detector.NewSamples(d.env.EvidencePackets)
+		c.samples.Missed(c.recs)
 	}
 	if c.recs == 0 {
 		c.first = start
@@ -320,7 +321,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 			d.foreign[k] = c
 		}
 	}
-	if c.recs == 0 || (c == d.overflow && end-c.first > d.w) {
+	if c.recs == 0 || (c == d.overflow && start-c.first > d.w) { // a new window, as count opens it
 		c.mac = r.SrcMAC
 	}
 	src := from

@@ -408,6 +408,11 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	if s.samples == nil {
 		s.samples = detector.NewSamples(d.env.EvidencePackets)
+		var probes uint64 // the probe records before this one: the dump says they were left out
+		for k := range s.tab {
+			probes += uint64(s.tab[k].hits)
+		}
+		s.samples.Missed(max(probes, 1) - 1)
 		s.samples.Add(r)
 	}
 	s.evalSkip++

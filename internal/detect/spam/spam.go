@@ -134,6 +134,11 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	}
 	if s.samples == nil {
 		s.samples = detector.NewSamples(d.env.EvidencePackets)
+		var conns uint64 // the connection records before this one: the dump says they were left out
+		for i := range s.tab {
+			conns += uint64(s.tab[i].conns)
+		}
+		s.samples.Missed(max(conns, 1) - 1)
 		s.samples.Add(r)
 	}
 	s.port = o.RemotePort
