@@ -333,3 +333,25 @@ func TestPrivateDestinationEvidenceCountsEveryRecord(t *testing.T) {
 		t.Errorf("dump of %d records and %d left out, for %d records counted", len(f.Packets), f.PacketsOmitted, f.Samples)
 	}
 }
+
+// TestFlowAnswersBeforeTheirQueries: an exporter writes the two directions
+// of a flow in the order its cache expires them, so a resolver's answer
+// records may come before its query records. The answers must still count:
+// a resolver is no scanner. A UDP scan whose answers are ICMP errors
+// (which answer nothing) is still one.
+func TestFlowAnswersBeforeTheirQueries(t *testing.T) {
+	var c capture
+	for i := 0; i < 400; i++ {
+		at := time.Duration(i) * 100 * ms
+		sp := 20000 + uint16(i*13)
+		c.netflow(at+20*ms, at+20*ms, ext(i+300), 53, in(22), sp, flow.ProtoUDP, 0, 1, 300) // the answer first
+		c.netflow(at, at, in(22), sp, ext(i+300), 53, flow.ProtoUDP, 0, 1, 80)
+		c.netflow(at+20*ms, at+20*ms, ext(i+300), 0, in(23), 3<<8|3, flow.ProtoICMP, 0, 1, 56) // port unreachable first
+		c.netflow(at, at, in(23), sp, ext(i+300), 161, flow.ProtoUDP, 0, 1, 80)
+	}
+	got := verdicts(run(t, detect.Defaults(), nil, c.recs)) // in export order, not sorted
+	want := []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.23", Port: 161}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+}

@@ -464,11 +464,19 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	dst := o.Remote.As16()
-	if !d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
-		return
+	// A flow record's answer may come before the record of what it
+	// answers: an exporter writes the two directions' records in the order
+	// its cache expires them, often the same pass. Such an answer leaves an
+	// answered contact for the probe record to find.
+	early := answer && detector.IsFlow(r)
+	var s *hostState
+	if d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
+		s = d.state(o.Host, false)
 	}
-	s := d.state(o.Host, false)
 	if s == nil {
+		if early {
+			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9))
+		}
 		return
 	}
 	if s.samples != nil {
@@ -477,8 +485,16 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		// promises ("all (incoming and outgoing) connections")
 		s.samples.Add(r)
 	}
-	if answer {
-		d.answer(s, dst, port, r.Proto)
+	if answer && !d.answer(s, dst, port, r.Proto) && early {
+		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9))
+	}
+}
+
+// answerFirst records an answer that came before its probe record as an
+// answered contact.
+func (d *Detector) answerFirst(s *hostState, dst detector.Key16, port uint16, proto uint8, sec uint32) {
+	if c, isNew := d.insert(s, &dst, port, proto, sec); c != nil && isNew {
+		c.flags |= fAnswered
 	}
 }
 
@@ -517,11 +533,13 @@ func (d *Detector) serviceProbes(host uint32, end int64) bool {
 	return last != 0 && last+d.w > uint32(end/1e9)
 }
 
-func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) {
-	if i := d.find(s, &dst, port, proto); i >= 0 && s.tab[i].flags&fAnswered == 0 {
+func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) bool {
+	i := d.find(s, &dst, port, proto)
+	if i >= 0 && s.tab[i].flags&fAnswered == 0 {
 		s.tab[i].flags |= fAnswered
 		s.unanswered(&s.tab[i], -1)
 	}
+	return i >= 0
 }
 
 // mark sets the filter bit of a key hash. The filters live in the shared
