@@ -137,8 +137,8 @@ func benchEngine(b *testing.B, hosts int) {
 
 // TestMemoryMillionHosts: one million active internal addresses, each serving
 // web clients, looking up DNS (a contact), receiving NetFlow-reported
-// traffic, connecting to a database elsewhere (a login port: the attack
-// detector's brute-force gate) and asking a cloud metadata service at
+// traffic, logging in to a bastion host elsewhere over SSH (a login port:
+// the attack detector's brute-force gate) and asking a cloud metadata service at
 // 169.254.169.254 (a private destination), must keep the engine's heap
 // under 1 GiB.
 func TestMemoryMillionHosts(t *testing.T) {
@@ -172,8 +172,8 @@ func TestMemoryMillionHosts(t *testing.T) {
 			feed(at, h, 443, x, 40000, flow.ProtoTCP, pshAck, 3, flow.FormatSFlow5)
 			feed(at, h, 50000+uint16(round), ext(256+i%8), 53, flow.ProtoUDP, 0, 1, flow.FormatPcap)
 			feed(at, ext(256+i%8), 53, h, 50000+uint16(round), flow.ProtoUDP, 0, 1, flow.FormatPcap)
-			for k := range 4 { // connections to a database: client-side NetFlow records
-				feed(at, h, 40000+uint16(round*4+k), ext(300+i%50), 3306, flow.ProtoTCP, synAck|flow.TCPPsh|flow.TCPFin, 12, flow.FormatNetFlow9)
+			for k := range 4 { // SSH connections: client-side NetFlow records
+				feed(at, h, 40000+uint16(round*4+k), ext(300+i%50), 22, flow.ProtoTCP, synAck|flow.TCPPsh|flow.TCPFin, 12, flow.FormatNetFlow9)
 			}
 			feed(at, h, 41000+uint16(round), netip.AddrFrom4([4]byte{169, 254, 169, 254}), 80, flow.ProtoTCP, synAck|flow.TCPPsh|flow.TCPFin, 6, flow.FormatNetFlow9)
 		}

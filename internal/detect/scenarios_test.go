@@ -192,6 +192,12 @@ func TestScenarios(t *testing.T) {
 				c.tcpSession(time.Duration(i)*300*ms, in(23), 50000+uint16(i), ext(80), 22)
 			}
 		}, want: []verdict{{Rule: "attack.brute_force", Dir: "out", Internal: "203.0.113.23", Remote: "198.51.100.80", Port: 22}}},
+		{name: "an application connecting to its database per request is no brute force", build: func(c *capture) {
+			for i := 0; i < 540; i++ { // PHP and MySQL, 3 requests/s
+				c.tcpSession(time.Duration(i)*time.Second/3, in(60), uint16(35000+i), ext(33), 3306)
+				c.tcpSession(time.Duration(i)*time.Second/3, in(61), uint16(35000+i), ext(34), 143) // webmail and IMAP
+			}
+		}},
 		{name: "a few SSH logins are no brute force", build: func(c *capture) {
 			for i := 0; i < 20; i++ {
 				c.tcpSession(time.Duration(i)*3*time.Second, in(23), 50000+uint16(i), ext(80), 22)

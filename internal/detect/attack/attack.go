@@ -28,8 +28,12 @@ import (
 type BruteForce struct {
 	// Enabled turns the rule on. Default true.
 	Enabled bool `yaml:"enabled"`
-	// Ports are the login ports watched. Default
-	// [21, 22, 23, 110, 143, 445, 1433, 3306, 3389, 5432, 5900].
+	// Ports are the login ports watched. Default [21, 22, 23, 445, 3389,
+	// 5900]: remote logins. Database and mailbox ports (1433, 3306, 5432,
+	// 110, 143) are left out on purpose: an application that opens a
+	// connection per request (PHP and MySQL, webmail and IMAP) makes 100
+	// new connections a minute to one server without any abuse, and flow
+	// data cannot tell a failed login from a successful one.
 	Ports []uint16 `yaml:"ports"`
 	// MinConnections is the number of new connections to one target's login
 	// port within the window that makes brute force (SYN packets scaled by
@@ -48,7 +52,10 @@ type Reflection struct {
 	// with MinRatio, makes reflection. Default 1000.
 	MinPPS uint64 `yaml:"min_pps"`
 	// MinRatio is the bytes sent to the target per byte received from it
-	// (requests, usually spoofed). Default 5.
+	// (requests, usually spoofed). Default 20: DNSSEC answers are about ten
+	// times their queries, so an authoritative server answering a busy
+	// resolver reaches 10; abused amplifiers reach 30 (DNS ANY, SSDP) to
+	// thousands (NTP monlist, memcached).
 	MinRatio float64 `yaml:"min_ratio"`
 }
 
@@ -79,8 +86,8 @@ func Defaults() Configuration {
 		MinSamples: 10,
 		Targets:    8,
 		BruteForce: BruteForce{Enabled: true, MinConnections: 100,
-			Ports: []uint16{21, 22, 23, 110, 143, 445, 1433, 3306, 3389, 5432, 5900}},
-		Reflection: Reflection{Enabled: true, MinPPS: 1000, MinRatio: 5,
+			Ports: []uint16{21, 22, 23, 445, 3389, 5900}},
+		Reflection: Reflection{Enabled: true, MinPPS: 1000, MinRatio: 20,
 			Ports: []uint16{19, 53, 111, 123, 137, 161, 389, 1900, 3702, 5353, 11211}},
 	}
 }

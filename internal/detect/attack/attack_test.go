@@ -35,7 +35,8 @@ func TestReflectionRatio(t *testing.T) {
 		want        []string
 	}{
 		{"4x is an ordinary busy service", 53, 400, nil},
-		{"6x is amplification", 53, 600, []string{attack.RuleReflection}},
+		{"10x is DNSSEC answering a resolver", 53, 1000, nil},
+		{"30x is amplification (DNS ANY)", 53, 3000, []string{attack.RuleReflection}},
 		{"memcached", 11211, 50000, []string{attack.RuleReflection}},
 		{"port not in the list", 8053, 3000, []string{attack.RuleUDPFlood}},
 	} {
