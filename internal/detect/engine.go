@@ -233,7 +233,7 @@ func (e *Engine) record(r *flow.Record, in uint8, hint *[2]uint32) {
 			e.touch(h, end)
 		}
 		*o = detector.Orientation{Dir: detector.DirOut, Host: h, Addr: src, Remote: dst,
-			LocalPort: r.SrcPort, RemotePort: r.DstPort, Start: start, End: end}
+			LocalPort: r.SrcPort, RemotePort: r.DstPort, RemoteInternal: dstIn, Start: start, End: end}
 		e.observe(r, o, &e.hot.H[h])
 	}
 	if dstIn {
@@ -244,7 +244,7 @@ func (e *Engine) record(r *flow.Record, in uint8, hint *[2]uint32) {
 			e.touch(h, end)
 		}
 		*o = detector.Orientation{Dir: detector.DirIn, Host: h, Addr: dst, Remote: src,
-			LocalPort: r.DstPort, RemotePort: r.SrcPort, Start: start, End: end}
+			LocalPort: r.DstPort, RemotePort: r.SrcPort, RemoteInternal: srcIn, Start: start, End: end}
 		e.observe(r, o, &e.hot.H[h])
 	}
 	if !srcIn && !dstIn {

@@ -361,3 +361,22 @@ func TestFlowAnswersBeforeTheirQueries(t *testing.T) {
 		t.Errorf("verdicts (-want +got):\n%s", diff)
 	}
 }
+
+// TestCGNATSubscribersAreNoPrivateDestination: with the provider's own
+// CGNAT range among the customers, a web server answering those
+// subscribers talks to private addresses that are customers: no
+// misconfiguration. A customer sending to a private address that is not a
+// customer's still is one.
+func TestCGNATSubscribersAreNoPrivateDestination(t *testing.T) {
+	var c capture
+	for i := 0; i < 20; i++ {
+		c.tcpSession(time.Duration(i)*3*time.Second, netip.AddrFrom4([4]byte{100, 64, 0, byte(i + 1)}), uint16(40000+i), in(80), 443)
+		c.pkt(time.Duration(i)*time.Second, in(81), 50000, netip.AddrFrom4([4]byte{10, 9, 9, byte(i + 1)}), 445, flow.ProtoTCP, syn, 60)
+	}
+	nets := detect.NewPrefixes(append([]netip.Prefix{netip.MustParsePrefix("100.64.0.0/10")}, customers...))
+	got := verdicts(run(t, detect.Defaults(), nets, c.sorted()))
+	want := []verdict{{Rule: "incorrect_network_config.private_destination", Dir: "out", Internal: "203.0.113.81", Remote: "10.9.9.1"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
+	}
+}

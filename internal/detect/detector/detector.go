@@ -28,6 +28,9 @@ type Orientation struct {
 	Remote netip.Addr
 	// LocalPort and RemotePort are the ports at Addr's and Remote's end.
 	LocalPort, RemotePort uint16
+	// RemoteInternal: Remote is a customer's address too (the record is
+	// seen from both ends).
+	RemoteInternal bool
 	// Start and End are the record's times in Unix nanoseconds (End >= Start).
 	Start, End int64
 }

@@ -248,7 +248,9 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if o.Dir != detector.DirOut {
 		return
 	}
-	if d.env.Private != nil && d.env.Private(o.Remote) {
+	// a private remote that is a customer's address (CGNAT subscribers of
+	// the provider's own, in the customer list) is no misconfiguration
+	if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) {
 		c := d.private[o.Host]
 		if c == nil {
 			c = &counter{}

@@ -371,7 +371,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	default:
 		return
 	}
-	if d.env.Private != nil && d.env.Private(o.Remote) {
+	if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) { // private customers (CGNAT) can be scanned
 		return
 	}
 	s := d.state(o.Host, true)

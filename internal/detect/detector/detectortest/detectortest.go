@@ -75,11 +75,11 @@ func (r *Recorder) Record(d detector.Detector, rec *flow.Record) {
 	start, end := rec.Start.UnixNano(), rec.End.UnixNano()
 	if internal(rec.SrcAddr) {
 		d.Observe(rec, &detector.Orientation{Dir: detector.DirOut, Host: r.host(rec.SrcAddr), Addr: rec.SrcAddr, Remote: rec.DstAddr,
-			LocalPort: rec.SrcPort, RemotePort: rec.DstPort, Start: start, End: end})
+			LocalPort: rec.SrcPort, RemotePort: rec.DstPort, RemoteInternal: internal(rec.DstAddr), Start: start, End: end})
 	}
 	if internal(rec.DstAddr) {
 		d.Observe(rec, &detector.Orientation{Dir: detector.DirIn, Host: r.host(rec.DstAddr), Addr: rec.DstAddr, Remote: rec.SrcAddr,
-			LocalPort: rec.DstPort, RemotePort: rec.SrcPort, Start: start, End: end})
+			LocalPort: rec.DstPort, RemotePort: rec.SrcPort, RemoteInternal: internal(rec.SrcAddr), Start: start, End: end})
 	}
 	if !internal(rec.SrcAddr) && !internal(rec.DstAddr) {
 		if f, ok := d.(detector.ForeignObserver); ok {
