@@ -154,6 +154,19 @@ func TestScenarios(t *testing.T) {
 				c.pkt(at+ms, dns, 0, ext(i+400), 0, flow.ProtoUDP, 0, 900)
 			}
 		}},
+		{name: "traceroute to 300 targets is no scan", build: func(c *capture) {
+			for i := 0; i < 300; i++ { // traceroute -q1: one probe per hop, time-exceeded from routers
+				for h := 1; h <= 12; h++ {
+					at := time.Duration(i)*time.Second + time.Duration(h)*5*ms
+					c.pkt(at, in(73), 45000, ext(i+256), uint16(33433+h), flow.ProtoUDP, 0, 60)
+					from, typ := netip.AddrFrom4([4]byte{198, 51, 100, byte(200 + h)}), uint16(11<<8)
+					if h == 12 {
+						from, typ = ext(i+256), 3<<8|3
+					}
+					c.pkt(at+2*ms, from, 0, in(73), typ, flow.ProtoICMP, 0, 88)
+				}
+			}
+		}},
 		{name: "UDP scan of port 123", build: func(c *capture) {
 			for i := 0; i < 400; i++ {
 				c.pkt(time.Duration(i)*10*ms, in(13), 50000, ext(i+400), 123, flow.ProtoUDP, 0, 76)

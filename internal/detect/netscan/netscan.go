@@ -360,8 +360,8 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 			return
 		}
 	case flow.ProtoUDP:
-		if localService(o) || peerService(o) || o.LocalPort == 0 && o.RemotePort == 0 {
-			return // a local service answering; a peer protocol; a later fragment (no ports)
+		if localService(o) || peerService(o) || o.LocalPort == 0 && o.RemotePort == 0 || traceroute(o.RemotePort) {
+			return // a local service answering; a peer protocol; a later fragment (no ports); traceroute
 		}
 		port = o.RemotePort
 	case flow.ProtoICMP, flow.ProtoICMPv6:
@@ -515,6 +515,12 @@ func localService(o *detector.Orientation) bool {
 func peerService(o *detector.Orientation) bool {
 	return o.LocalPort == o.RemotePort && o.LocalPort < 1024
 }
+
+// traceroute reports whether a UDP destination port is in traceroute's
+// range (33434 and the 100 after it): its probes are answered by routers'
+// time-exceeded messages from other addresses, which answer no contact,
+// so path monitoring to a few hundred targets would read as a scan.
+func traceroute(port uint16) bool { return port >= 33434 && port <= 33534 }
 
 // serviceTraffic is localService by the two ports (the host's, the remote's).
 func serviceTraffic(localPort, remotePort uint16) bool {
