@@ -190,6 +190,15 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		}, want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: "203.0.113.25", Remote: "198.51.100.82"}}},
+		{name: "a bulk download over QUIC at flood rates is no flood", build: func(c *capture) {
+			for i := 0; i < 120*55; i++ { // 55,000 packets/s out, an ACK back for every second one, sFlow 1:1000
+				at := time.Duration(i) * time.Second / 55
+				c.sflow(at, 1000, in(64), 443, ext(35), 51234, flow.ProtoUDP, 0, 1350)
+				if i%2 == 0 {
+					c.sflow(at+ms, 1000, ext(35), 51234, in(64), 443, flow.ProtoUDP, 0, 60)
+				}
+			}
+		}},
 		{name: "SYN flood", build: func(c *capture) {
 			for i := 0; i < 70*60000; i += 1000 { // 60k SYN/s, sampled 1:1000
 				c.sflow(time.Duration(i)*time.Second/60000, 1000, in(21), uint16(i), ext(78), 80, flow.ProtoTCP, syn, 60)

@@ -148,7 +148,7 @@ type slot struct {
 	pk      [nb]uint64
 	by      [nb]uint64
 	fl      [nb]uint32
-	in      [nb]uint64 // bytes received from the target (reflection)
+	in      [nb]uint64 // received from the target: bytes (reflection), packets (UDP flood)
 	first   int64
 	last    int64
 	maxRate uint32
@@ -421,25 +421,38 @@ func mulDiv(a, b, c uint64) uint64 {
 	return q
 }
 
+// conversation is how many packets to a target make a UDP flood for each
+// packet back from it: a bulk transfer over QUIC or a VPN tunnel at flood
+// rates is answered by one acknowledgement every two to ten packets, a
+// flood by nothing (ICMP errors, rate-limited, do not count).
+const conversation = 10
+
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
-	if r.Proto != flow.ProtoUDP || !has(&d.amp, o.LocalPort) || int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
+	if r.Proto != flow.ProtoUDP || int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
 		return
 	}
 	target := o.Remote.As16()
-	sl := d.find(d.hosts[o.Host], &target, classReflect, o.LocalPort)
-	if sl == nil {
-		return
+	if has(&d.amp, o.LocalPort) { // requests to an amplifier: bytes
+		if sl := d.find(d.hosts[o.Host], &target, classReflect, o.LocalPort); sl != nil {
+			d.received(sl, o, r.Bytes)
+		}
 	}
+	if sl := d.find(d.hosts[o.Host], &target, classUDP, 0); sl != nil { // answers to a UDP stream: packets
+		d.received(sl, o, r.Packets)
+	}
+}
+
+// received adds v, counted from the target, to the slot's in buckets.
+func (d *Detector) received(sl *slot, o *detector.Orientation, v uint64) {
 	b := uint32(o.End / 1e9 / d.bw)
 	if b+nb <= sl.head {
 		return
 	}
 	sl.advance(b)
-	in := r.Bytes
-	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 { // as add spreads the answers
-		in = d.spread(sl.head, s0, s1, in, &sl.in)
+	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 { // as add spreads what it counts
+		v = d.spread(sl.head, s0, s1, v, &sl.in)
 	}
-	sl.in[b%nb] += in
+	sl.in[b%nb] += v
 }
 
 func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
@@ -451,6 +464,9 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	in := sum(&sl.in)
 	if sl.class == classReflect && float64(by) < d.conf.Reflection.MinRatio*float64(in) {
 		return
+	}
+	if sl.class == classUDP && in*conversation >= sum(&sl.pk) {
+		return // answered: a conversation, not a flood
 	}
 	sl.muted = now + 1e9
 	addr := d.env.Reporter.Addr(host)
