@@ -1,6 +1,7 @@
 package detect_test
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -167,6 +168,13 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		}},
+		{name: "masscan of 50 ports over 2,000 hosts in random order", build: func(c *capture) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			for i := 0; i < 6000; i++ { // more contacts than the table holds, fewer than 250 on any one port
+				x := rng.IntN(100000)
+				c.pkt(time.Duration(i)*ms, in(14), 61000, ext(x%2000+256), uint16(8000+x/2000), flow.ProtoTCP, syn, 60)
+			}
+		}, want: []verdict{{Rule: "netscan.horizontal", Dir: "out", Internal: "203.0.113.14"}}},
 		{name: "UDP scan of port 123", build: func(c *capture) {
 			for i := 0; i < 400; i++ {
 				c.pkt(time.Duration(i)*10*ms, in(13), 50000, ext(i+400), 123, flow.ProtoUDP, 0, 76)

@@ -45,8 +45,10 @@ package netscan
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"time"
@@ -151,6 +153,7 @@ type contact struct {
 type pending struct {
 	at       int64 // ns deadline; 0: none
 	vertical bool
+	anyPort  bool // horizontal over every port of proto (a full table of a multi-port scan)
 	dst      detector.Key16
 	port     uint16
 	proto    uint8
@@ -171,7 +174,8 @@ type hostState struct {
 	_         uint32  // pend.at ends the first cache line
 	pend      pending // pend.at is the last field of the first cache line
 	samples   *detector.Samples
-	evalSkip  int
+	evalSkip  int32
+	anyAt     uint32    // event second before which a full table is not asked across ports again
 	muted     [2]uint32 // event second from which a horizontal [0] / vertical [1] verdict is evaluated again
 	dropped   uint64
 	bound     *bounds // nil until open first reaches the trigger
@@ -381,9 +385,25 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	dst := o.Remote.As16()
 	sec := uint32(o.End / 1e9)
+	fullUntil := s.fullUntil
 	c, isNew := d.insert(s, &dst, port, r.Proto, sec)
 	if c == nil {
 		s.dropped++
+		if s.fullUntil != fullUntil && sec >= s.anyAt && s.pend.at == 0 && s.rules(sec)&ruleH != 0 {
+			s.anyAt = sec + max(1, d.w/16) // a churning table refills often: ask at most this often
+			// the table just filled up with live contacts: a scan of many
+			// ports in random order (masscan -p1-100) fills it before any
+			// one port has enough destinations, so ask across ports
+			p := pending{anyPort: true, dst: dst, port: port, proto: r.Proto}
+			if ok, _ := d.evaluate(s, &p, sec, ruleH); ok {
+				p.at = o.End + d.conf.AnswerGrace.D().Nanoseconds()
+				s.pend = p
+				if !s.queued {
+					s.queued = true
+					d.queue = append(d.queue, o.Host)
+				}
+			}
+		}
 		return
 	}
 	if isNew && !answered {
@@ -417,7 +437,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	s.evalSkip++
 	rules := s.rules(sec)
-	if s.evalSkip < d.evalEvery || rules == 0 || s.pend.at != 0 {
+	if int(s.evalSkip) < d.evalEvery || rules == 0 || s.pend.at != 0 {
 		return
 	}
 	s.evalSkip = 0
@@ -700,6 +720,9 @@ func (d *Detector) scratch(n int) []contact {
 // (vertical) and reports whether either verdict of rules proves a scan;
 // p.vertical tells which.
 func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (bool, uint64) {
+	if p.anyPort {
+		return d.evaluateAnyPort(s, p, sec, rules)
+	}
 	d.walks++
 	var hn, ha, vn, va int
 	var hhits, vhits uint64
@@ -773,6 +796,43 @@ func (d *Detector) confirm(s *hostState, host uint32, now, at int64) {
 	s.muted[ri] = max(uint32(now/1e9)+1, uint32((until+1e9-1)/1e9))
 }
 
+// evaluateAnyPort is the horizontal verdict over every port of p.proto:
+// min_destinations distinct unanswered destinations, the answered share
+// and the probe counts as for one port.
+func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules uint8) (bool, uint64) {
+	if rules&ruleH == 0 {
+		return false, 0
+	}
+	d.walks++
+	var n, a int
+	var hits uint64
+	// distinct unanswered destinations, counted from below: the bits of a
+	// 4,096-bit map their hashes set (colliding destinations set one bit)
+	var seen [64]uint64
+	for k := range s.tab {
+		c := &s.tab[k]
+		if !d.fresh(c, sec) || c.proto != p.proto {
+			continue
+		}
+		n++
+		if c.flags&fAnswered != 0 {
+			a++
+			continue
+		}
+		hits += uint64(c.hits)
+		lo, hi := binary.LittleEndian.Uint64(c.dst[8:]), binary.LittleEndian.Uint64(c.dst[:8])
+		h := (lo ^ hi*0xff51afd7ed558ccd) * 0x9e3779b97f4a7c15 >> 52 // 12 bits
+		seen[h>>6] |= 1 << (h & 63)
+	}
+	dsts := 0
+	for _, w := range seen {
+		dsts += bits.OnesCount64(w)
+	}
+	r, mp := d.conf.MaxAnsweredRatio, d.conf.MaxProbesPerContact
+	ok := dsts >= d.conf.MinDestinations && float64(a) <= r*float64(n) && hits >= d.conf.MinSamples && float64(hits) <= mp*float64(n-a)
+	return ok, hits
+}
+
 func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule string, sec uint32) detector.Finding {
 	var probes []detector.Probe
 	var n, a int
@@ -787,7 +847,7 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 			if c.dst != p.dst || c.proto == flow.ProtoICMP || c.proto == flow.ProtoICMPv6 {
 				continue
 			}
-		} else if c.port != p.port || c.proto != p.proto {
+		} else if c.port != p.port && !p.anyPort || c.proto != p.proto {
 			continue
 		}
 		n++
@@ -824,7 +884,16 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 	} else {
 		f.Threshold, f.Unit = float64(d.conf.MinDestinations), "destinations"
 		f.Port = p.port
-		if p.proto == flow.ProtoICMP || p.proto == flow.ProtoICMPv6 {
+		if p.anyPort {
+			f.Port = 0
+			dsts, ports := map[netip.Addr]bool{}, map[uint16]bool{}
+			for _, pr := range probes {
+				dsts[pr.Dst], ports[pr.DstPort] = true, true
+			}
+			f.Measured = float64(len(dsts))
+			f.Detail = fmt.Sprintf("%s to %d hosts on %d ports within %s (%d of %d contacts answered; more contacts than the %d tracked)",
+				what, len(dsts), len(ports), d.conf.Window.D(), a, n, d.conf.MaxContacts)
+		} else if p.proto == flow.ProtoICMP || p.proto == flow.ProtoICMPv6 {
 			f.Detail = fmt.Sprintf("%s to %d hosts within %s (%d answered)", what, n-a, d.conf.Window.D(), a)
 		} else {
 			f.Detail = fmt.Sprintf("%s to %d hosts on port %d within %s (%d answered)", what, n-a, p.port, d.conf.Window.D(), a)
