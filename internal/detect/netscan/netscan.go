@@ -394,15 +394,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 			// the table just filled up with live contacts: a scan of many
 			// ports in random order (masscan -p1-100) fills it before any
 			// one port has enough destinations, so ask across ports
-			p := pending{anyPort: true, dst: dst, port: port, proto: r.Proto}
-			if ok, _ := d.evaluate(s, &p, sec, ruleH); ok {
-				p.at = o.End + d.conf.AnswerGrace.D().Nanoseconds()
-				s.pend = p
-				if !s.queued {
-					s.queued = true
-					d.queue = append(d.queue, o.Host)
-				}
-			}
+			d.propose(s, o, pending{anyPort: true, dst: dst, port: port, proto: r.Proto}, ruleH)
 		}
 		return
 	}
@@ -447,8 +439,13 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	if !d.noBounds && !d.possible(s.bound, &dst, port, r.Proto, rules) {
 		return
 	}
-	p := pending{dst: dst, port: port, proto: r.Proto}
-	if ok, _ := d.evaluate(s, &p, sec, rules); ok {
+	d.propose(s, o, pending{dst: dst, port: port, proto: r.Proto}, rules)
+}
+
+// propose evaluates p and, when it holds, makes it the host's pending
+// verdict, confirmed after answer_grace (answers may still be in flight).
+func (d *Detector) propose(s *hostState, o *detector.Orientation, p pending, rules uint8) {
+	if ok, _ := d.evaluate(s, &p, uint32(o.End/1e9), rules); ok {
 		p.at = o.End + d.conf.AnswerGrace.D().Nanoseconds()
 		s.pend = p
 		if !s.queued {
@@ -804,26 +801,14 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 		return false, 0
 	}
 	d.walks++
-	var n, a int
-	var hits uint64
 	// distinct unanswered destinations, counted from below: the bits of a
 	// 4,096-bit map their hashes set (colliding destinations set one bit)
 	var seen [64]uint64
-	for k := range s.tab {
-		c := &s.tab[k]
-		if !d.fresh(c, sec) || c.proto != p.proto {
-			continue
-		}
-		n++
-		if c.flags&fAnswered != 0 {
-			a++
-			continue
-		}
-		hits += uint64(c.hits)
+	n, a, hits := d.tally(s, sec, func(c *contact) bool { return c.proto == p.proto }, func(c *contact) {
 		lo, hi := binary.LittleEndian.Uint64(c.dst[8:]), binary.LittleEndian.Uint64(c.dst[:8])
 		h := (lo ^ hi*0xff51afd7ed558ccd) * 0x9e3779b97f4a7c15 >> 52 // 12 bits
 		seen[h>>6] |= 1 << (h & 63)
-	}
+	})
 	dsts := 0
 	for _, w := range seen {
 		dsts += bits.OnesCount64(w)
@@ -833,21 +818,14 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 	return ok, hits
 }
 
-func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule string, sec uint32) detector.Finding {
-	var probes []detector.Probe
-	var n, a int
-	var hits uint64
-	first, last := ^uint32(0), uint32(0)
+// tally walks the fresh contacts that match: it counts them, the answered
+// ones and the probe records of the others, and calls probe for each
+// unanswered one (the verdict paths that are no hot path: a verdict's
+// evidence, a full table).
+func (d *Detector) tally(s *hostState, sec uint32, match func(*contact) bool, probe func(*contact)) (n, a int, hits uint64) {
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) {
-			continue
-		}
-		if p.vertical {
-			if c.dst != p.dst || c.proto == flow.ProtoICMP || c.proto == flow.ProtoICMPv6 {
-				continue
-			}
-		} else if c.port != p.port && !p.anyPort || c.proto != p.proto {
+		if !d.fresh(c, sec) || !match(c) {
 			continue
 		}
 		n++
@@ -856,12 +834,27 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 			continue
 		}
 		hits += uint64(c.hits)
+		probe(c)
+	}
+	return n, a, hits
+}
+
+func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule string, sec uint32) detector.Finding {
+	var probes []detector.Probe
+	first, last := ^uint32(0), uint32(0)
+	match := func(c *contact) bool {
+		if p.vertical {
+			return c.dst == p.dst && c.proto != flow.ProtoICMP && c.proto != flow.ProtoICMPv6
+		}
+		return (c.port == p.port || p.anyPort) && c.proto == p.proto
+	}
+	n, a, hits := d.tally(s, sec, match, func(c *contact) {
 		first, last = min(first, c.first), max(last, c.last)
 		probes = append(probes, detector.Probe{
 			Time: time.Unix(int64(c.first), 0).UTC(), Src: addr,
 			Dst: detector.AddrFrom16(c.dst), DstPort: c.port, Proto: c.proto,
 		})
-	}
+	})
 	slices.SortFunc(probes, func(x, y detector.Probe) int {
 		return cmp.Or(x.Time.Compare(y.Time), x.Dst.Compare(y.Dst), cmp.Compare(x.DstPort, y.DstPort))
 	})
