@@ -199,7 +199,13 @@ func subject(f detect.Finding) string {
 // evidenceDirName matches the directories writeEvidence makes: number,
 // finding kind, IPv4 address or IPv6 address with "_" for ":" — and
 // nothing a user is likely to keep beside them (dated folders and the like).
-var evidenceDirName = regexp.MustCompile(`^[0-9]{3,}-(packet_limit|netscan|attack|spam|incorrect_network_config)-(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]*_[0-9a-f_.]*)$`)
+var evidenceDirName = func() *regexp.Regexp {
+	var kinds []string
+	for _, k := range detect.Kinds {
+		kinds = append(kinds, regexp.QuoteMeta(string(k)))
+	}
+	return regexp.MustCompile(`^[0-9]{3,}-(` + strings.Join(kinds, "|") + `)-(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]*_[0-9a-f_.]*)$`)
+}()
 
 // prepareEvidenceDir creates dir and removes the finding directories an
 // earlier analyze left there (their numbers would mix with this run's);

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"padlock/internal/detect"
 )
 
 // The corpus in testdata/captures was recorded from real tools (nmap,
@@ -233,5 +236,30 @@ func TestAnalyzeSpoofedSourceAndRerun(t *testing.T) {
 	}
 	if files, _ := os.ReadDir(filepath.Join(ev, want[0])); len(files) == 0 { // ours, rewritten
 		t.Errorf("%s is empty", want[0])
+	}
+}
+
+// TestEvidenceDirsOfEveryKindAreReplaced: for a finding of every kind, the
+// directory writeEvidence makes is one prepareEvidenceDir clears before a
+// rerun (attack findings' kind is network_attack, which a hand-written
+// list of names once missed: the rerun's rename onto the old directory
+// then failed).
+func TestEvidenceDirsOfEveryKindAreReplaced(t *testing.T) {
+	dir := t.TempDir()
+	for _, addr := range []string{"203.0.113.10", "2001:db8:c::10"} {
+		for i, k := range detect.Kinds {
+			f := detect.Finding{Kind: k, Direction: detect.DirOut, InternalIP: netip.MustParseAddr(addr), Rule: string(k) + ".x"}
+			for run := range 2 {
+				if err := prepareEvidenceDir(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := writeEvidence(dir, i+1, f); err != nil {
+					t.Fatalf("%s %s, run %d: %v", k, addr, run+1, err)
+				}
+				if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+					t.Fatalf("%s %s, run %d: %d entries, want the one finding directory", k, addr, run+1, len(ents))
+				}
+			}
+		}
 	}
 }

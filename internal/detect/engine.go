@@ -222,8 +222,10 @@ func (e *Engine) record(r *flow.Record, in uint8, hint *[2]uint32) {
 		in = e.ownership(src, dst)
 	}
 	srcIn, dstIn := in&inSrc != 0, in&inDst != 0
-	// e.o is reused: an Orientation passed through the interface would
-	// otherwise escape to the heap on every record.
+	// e.o is reused (one on the stack measured the same instructions). The
+	// two ends are written out with the hint checked inline: a shared
+	// helper cost 12 instructions per record at 100 hosts as a call of its
+	// own, and 26 at 100,000 when folded into host (callgrind).
 	o := &e.o
 	if srcIn {
 		h := hint[0]

@@ -18,6 +18,9 @@ type (
 	Duration = detector.Duration
 )
 
+// Kinds lists every kind of finding.
+var Kinds = detector.Kinds
+
 const (
 	KindPacketLimit   = detector.KindPacketLimit
 	KindNetscan       = detector.KindNetscan

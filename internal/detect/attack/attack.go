@@ -10,8 +10,10 @@
 // threshold gets a table of `targets` slots (space-saving: a new target
 // replaces the quietest slot), each with six buckets of window/6 seconds.
 // The sum of the six buckets is traffic inside the last window, so a
-// verdict is a proof. A flood must last about a window plus the gate's
-// share of it before it is proven.
+// verdict is a proof; a flow record lasting several seconds is spread over
+// them. A flood must last about a window plus the gate's share of it
+// before it is proven. A UDP stream the target answers with one packet in
+// ten or more is a conversation (QUIC, VPN tunnels), not a flood.
 package attack
 
 import (
@@ -143,7 +145,6 @@ type slot struct {
 	target  detector.Key16
 	port    uint16
 	class   uint8
-	used    bool
 	head    uint32 // bucket number
 	pk      [nb]uint64
 	by      [nb]uint64
@@ -305,7 +306,7 @@ func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, g *detecto
 func (d *Detector) find(s *hostState, target *detector.Key16, class uint8, port uint16) *slot {
 	for i := range s.slots {
 		sl := &s.slots[i]
-		if sl.used && sl.class == class && sl.port == port && sl.target == *target {
+		if sl.class == class && sl.port == port && sl.target == *target {
 			return sl
 		}
 	}
@@ -360,7 +361,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 		if smp != nil {
 			smp.Reset()
 		}
-		*q = slot{target: target, port: port, class: class, used: true, head: b, first: o.Start, samples: smp}
+		*q = slot{target: target, port: port, class: class, head: b, first: o.Start, samples: smp}
 		sl = q
 	}
 	if b+nb <= sl.head {

@@ -20,6 +20,9 @@ const (
 	KindIncorrectConf Kind = "incorrect_network_config"
 )
 
+// Kinds lists every kind.
+var Kinds = []Kind{KindPacketLimit, KindNetscan, KindAttack, KindSpam, KindIncorrectConf}
+
 // Direction is seen from the internal (customer) address: OUT is traffic the
 // customer's server sends, IN is traffic it receives.
 type Direction string

@@ -21,8 +21,17 @@
 // max_answered_ratio of its contacts answered is not scanned, and only
 // unanswered contacts count towards min_destinations/min_ports. So a
 // crawler, a mail server, a DNS resolver or a busy web server (whose
-// traffic is replies) is not a scanner. Contacts to private, CGNAT and
-// bogon destinations are left to incorrect_network_config.
+// traffic is replies) is not a scanner. A flow record's answer may come
+// before its probe's record (export order) and still answers it. UDP
+// between the same well-known port at both ends (NTP, IKE), UDP without
+// ports (later fragments) and UDP to traceroute's ports are no probes.
+// Contacts to private, CGNAT and bogon destinations are left to
+// incorrect_network_config, unless they are customers' addresses too.
+//
+// A scan of many ports in random order fills the contact table before any
+// one port has min_destinations: when the table fills with live contacts,
+// the host is asked for a horizontal verdict across every port of the
+// protocol (reported with port 0).
 //
 // When the counts first prove a scan, the verdict waits answer_grace of
 // event time for answers still in flight, then fires if it still holds (at
