@@ -13,7 +13,11 @@
 // verdict is a proof; a flow record lasting several seconds is spread over
 // them. A flood must last about a window plus the gate's share of it
 // before it is proven. A UDP stream the target answers with one packet in
-// ten or more is a conversation (QUIC, VPN tunnels), not a flood.
+// ten or more is a conversation (QUIC, VPN tunnels), not a flood — unless
+// it goes to a request/response service of the reflection port list (DNS,
+// NTP, SNMP, memcached, ...): a query flood against an open resolver is
+// answered packet for packet and is still a flood. Such streams are
+// counted per target and port, others per target.
 package attack
 
 import (
@@ -252,8 +256,13 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	}
 	if class >= 0 {
 		port := uint16(0)
-		if class == classReflect {
+		switch {
+		case class == classReflect:
 			port = o.LocalPort
+		case class == classUDP && has(&d.amp, o.RemotePort):
+			// a request/response service (DNS, NTP, ...): a stream to it
+			// has its own slot, where answers make no conversation
+			port = o.RemotePort
 		}
 		d.add(s, r, o, uint8(class), port, r.Packets)
 	}
@@ -466,7 +475,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	if sl.class == classReflect && float64(by) < d.conf.Reflection.MinRatio*float64(in) {
 		return
 	}
-	if sl.class == classUDP && in*conversation >= sum(&sl.pk) {
+	if sl.class == classUDP && sl.port == 0 && in*conversation >= sum(&sl.pk) {
 		return // answered: a conversation, not a flood
 	}
 	sl.muted = now + 1e9
@@ -513,6 +522,9 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.MinPPS), "packets/s"
 		what := [...]string{"UDP", "TCP SYN", "ICMP echo"}[sl.class]
 		f.Detail = fmt.Sprintf("%s flood of %d packets/s to %s", what, uint64(pps), target)
+		if sl.port != 0 {
+			f.Detail += fmt.Sprintf(" port %d", sl.port)
+		}
 		summary.ThresholdPPS = d.conf.MinPPS
 		f.Summary = summary
 	}
