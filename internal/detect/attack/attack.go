@@ -51,8 +51,11 @@ type BruteForce struct {
 type Reflection struct {
 	// Enabled turns the rule on. Default true.
 	Enabled bool `yaml:"enabled"`
-	// Ports are the UDP service ports abused for amplification. Default
-	// [19, 53, 111, 123, 137, 161, 389, 1900, 3702, 5353, 11211].
+	// Ports are the UDP service ports abused for amplification (the
+	// request/response services of US-CERT's TA14-017A list and later
+	// vectors: CoAP, ARD, Ubiquiti discovery, DVRs). Default [17, 19, 53,
+	// 69, 111, 123, 137, 161, 389, 520, 1434, 1900, 3283, 3702, 5353, 5683,
+	// 10001, 11211, 27015, 27960, 37810].
 	Ports []uint16 `yaml:"ports"`
 	// MinPPS is the packet rate from one service port to one target that,
 	// with MinRatio, makes reflection. Default 1000.
@@ -94,7 +97,7 @@ func Defaults() Configuration {
 		BruteForce: BruteForce{Enabled: true, MinConnections: 100,
 			Ports: []uint16{21, 22, 23, 445, 3389, 5900}},
 		Reflection: Reflection{Enabled: true, MinPPS: 1000, MinRatio: 20,
-			Ports: []uint16{19, 53, 111, 123, 137, 161, 389, 1900, 3702, 5353, 11211}},
+			Ports: []uint16{17, 19, 53, 69, 111, 123, 137, 161, 389, 520, 1434, 1900, 3283, 3702, 5353, 5683, 10001, 11211, 27015, 27960, 37810}},
 	}
 }
 

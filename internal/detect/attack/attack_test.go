@@ -38,6 +38,8 @@ func TestReflectionRatio(t *testing.T) {
 		{"10x is DNSSEC answering a resolver", 53, 1000, nil},
 		{"30x is amplification (DNS ANY)", 53, 3000, []string{attack.RuleReflection}},
 		{"memcached", 11211, 50000, []string{attack.RuleReflection}},
+		{"a game server's query port (Steam A2S)", 27015, 3000, []string{attack.RuleReflection}},
+		{"CoAP", 5683, 3000, []string{attack.RuleReflection}},
 		// a service on a port not in the list, answering every request: a
 		// conversation (a game or VoIP server looks the same), not a flood
 		{"port not in the list", 8053, 3000, nil},
