@@ -47,8 +47,24 @@
 // Once a host has trigger-many unanswered contacts it also keeps counters of
 // them by port and by destination hash (bounds), so that a new contact
 // walks the table only when its counters make a verdict possible.
-// On sampled data the reply to a sampled probe is rarely sampled itself, so
-// answered weighting is weak there; the thresholds count sampled contacts
+// On sampled data (sFlow) the reply to a sampled probe is rarely sampled
+// itself, so a client of many peers — a resolver querying thousands of
+// authoritative servers, ping monitoring, an NTP client of a large pool —
+// shows as thousands of unanswered contacts. There the answers are weighed
+// by port as well: for each host with sampled UDP or echo probes the
+// detector counts, per remote UDP port (echo as one class per ICMP
+// version, in at most four classes per host, 96 bytes), the sampled probes
+// that open a contact and the sampled answers the host receives from that
+// port (UDP from it, echo replies; a remote whose contact is answered
+// already counts once) over the last half to whole window. A port whose
+// sampled answers are more than max_answered_ratio of its sampled probes
+// (at least 32 of them, or half of min_destinations if lower) is answered
+// in aggregate: its contacts count as answered — no horizontal verdict on
+// it, left out of the verdict across ports, dropped first from a full
+// table — while a scan of random targets, few of which answer, keeps its
+// verdict. TCP and vertical verdicts are weighed by contact only (most
+// samples of a TCP connection are its ACK and data packets, which answer
+// it), and so is unsampled data. The thresholds count sampled contacts
 // unscaled.
 package netscan
 
@@ -79,7 +95,9 @@ type Configuration struct {
 	// destination that makes a vertical scan. Default 100.
 	MinPorts int `yaml:"min_ports"`
 	// MaxAnsweredRatio: a port (horizontal) or destination (vertical) whose
-	// contacts are answered in a larger fraction is not scanned. Default 0.2.
+	// contacts are answered in a larger fraction is not scanned; on sampled
+	// data, neither is a UDP port (or echo) whose sampled answers are more
+	// than this fraction of its sampled probes. Default 0.2.
 	MaxAnsweredRatio float64 `yaml:"max_answered_ratio"`
 	// AnswerGrace is the event time a verdict waits for answers still in
 	// flight before it fires. Default 5s.
@@ -180,7 +198,7 @@ type hostState struct {
 	used      bool
 	queued    bool
 	fullUntil uint32  // the table was found full; no room before this second
-	_         uint32  // pend.at ends the first cache line
+	agg       uint32  // 1 + index of the host's aggPorts in Detector.agg; 0: none (pend.at ends the first cache line)
 	pend      pending // pend.at is the last field of the first cache line
 	samples   *detector.Samples
 	evalSkip  int32
@@ -282,6 +300,170 @@ func (d *Detector) possible(b *bounds, dst *detector.Key16, port uint16, proto u
 	return rules&ruleV != 0 && proto != flow.ProtoICMP && proto != flow.ProtoICMPv6 && int(*b.dst(dst)) >= d.conf.MinPorts
 }
 
+// aggPorts are a host's sampled UDP and echo probes and the sampled
+// answers it receives, counted by class: UDP by remote port, ICMP and
+// ICMPv6 echo each as one class (port 0). On sampled data (sFlow) the
+// answer to a sampled probe is itself sampled only once in sampling-rate
+// times, so a client of many peers — a resolver querying thousands of
+// authoritative servers on port 53, ping monitoring, an NTP client of a
+// large pool — shows thousands of unanswered contacts although every one
+// was answered. Its sampled answers, from other peers than the sampled
+// probes went to, still come in as often as its probes go out: a class
+// whose sampled answers are more than max_answered_ratio of its sampled
+// probes is answered in aggregate (aggAnswered), and its contacts count as
+// answered (no horizontal verdict on its port, left out of the verdict
+// across ports and dropped first from a full table), while a scan of
+// random targets, few of which answer, keeps its verdict.
+//
+// A probe counts when it opens a contact (or finds the table full); an
+// answer counts unless it comes from a remote whose contact is answered
+// already: a busy peer (the host's own resolver, answering every lookup)
+// counts once on each side and does not hide a scan of the same port.
+// Only hosts with sampled probes have the counts, in aggSlots slots: a
+// probe of a new class takes the free slot or the one with the fewest
+// probes, so the classes a host uses most stay; answers of a class without
+// a slot are not counted. Counts tumble in two generations of half the
+// window (the current and the one before), so they span the last half
+// window to whole window.
+type aggPorts [aggSlots]aggSlot
+
+const aggSlots = 4
+
+type aggSlot struct {
+	port    uint16
+	proto   uint8 // 0: free
+	gen     uint32
+	probes  [2]uint32 // in generation gen [0] and the one before [1]
+	answers [2]uint32
+}
+
+// counts returns the slot's probes and answers of the two generations up
+// to generation g.
+func (a *aggSlot) counts(g uint32) (probes, answers uint32) {
+	switch {
+	case g <= a.gen:
+		return a.probes[0] + a.probes[1], a.answers[0] + a.answers[1]
+	case g == a.gen+1:
+		return a.probes[0], a.answers[0]
+	}
+	return 0, 0
+}
+
+// roll makes generation g (if later) the slot's current one.
+func (a *aggSlot) roll(g uint32) {
+	if g <= a.gen {
+		return
+	}
+	if g == a.gen+1 {
+		a.probes[1], a.answers[1] = a.probes[0], a.answers[0]
+	} else {
+		a.probes[1], a.answers[1] = 0, 0
+	}
+	a.probes[0], a.answers[0], a.gen = 0, 0, g
+}
+
+// aggregated reports whether a probe or answer (TCP, UDP or ICMP echo) is
+// counted in aggPorts: sampled UDP and echo.
+func aggregated(r *flow.Record) bool {
+	return r.Proto != flow.ProtoTCP && r.SamplingRate > 1
+}
+
+// aggProbe counts a sampled probe of the host.
+func (d *Detector) aggProbe(s *hostState, port uint16, proto uint8, sec uint32) {
+	if s.agg == 0 {
+		d.agg = append(d.agg, aggPorts{})
+		s.agg = uint32(len(d.agg))
+	}
+	slots := &d.agg[s.agg-1]
+	g := sec / d.aggGen
+	for i := range slots {
+		if a := &slots[i]; a.port == port && a.proto == proto {
+			a.roll(g)
+			a.probes[0]++
+			return
+		}
+	}
+	least, fewest := 0, ^uint32(0)
+	for i := range slots {
+		if n, _ := slots[i].counts(g); n < fewest {
+			least, fewest = i, n
+		}
+	}
+	slots[least] = aggSlot{port: port, proto: proto, gen: g, probes: [2]uint32{1, 0}}
+}
+
+// aggAnswer counts a sampled answer the host received from port. Answers
+// from private destinations are not counted, as probes to them are not:
+// the host's resolver at a private address answering its lookups does
+// not answer a scan of port 53.
+func (d *Detector) aggAnswer(o *detector.Orientation, port uint16, proto uint8) {
+	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host].agg == 0 {
+		return
+	}
+	slots := &d.agg[d.hosts[o.Host].agg-1]
+	for i := range slots {
+		if a := &slots[i]; a.port == port && a.proto == proto {
+			if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) {
+				return
+			}
+			a.roll(uint32(o.End/1e9) / d.aggGen)
+			a.answers[0]++
+			return
+		}
+	}
+}
+
+// aggAnswered reports whether the host's sampled probes of the class are
+// answered in aggregate at event second sec: at least aggMin probes, and
+// answers more than max_answered_ratio of them (as a port's contacts).
+func (d *Detector) aggAnswered(s *hostState, port uint16, proto uint8, sec uint32) bool {
+	if s.agg == 0 {
+		return false
+	}
+	slots := &d.agg[s.agg-1]
+	for i := range slots {
+		if a := &slots[i]; a.port == port && a.proto == proto {
+			p, n := a.counts(sec / d.aggGen)
+			return p >= d.aggMin && float64(n) > d.conf.MaxAnsweredRatio*float64(p)
+		}
+	}
+	return false
+}
+
+// aggKeys are classes answered in aggregate, as proto<<16|port, first;
+// the rest 0.
+type aggKeys [aggSlots]uint32
+
+// answeredPorts returns the host's classes answered in aggregate at sec.
+func (d *Detector) answeredPorts(s *hostState, sec uint32) aggKeys {
+	var k aggKeys
+	if s.agg == 0 {
+		return k
+	}
+	n := 0
+	for i := range d.agg[s.agg-1] {
+		if a := &d.agg[s.agg-1][i]; a.proto != 0 && d.aggAnswered(s, a.port, a.proto, sec) {
+			k[n] = uint32(a.proto)<<16 | uint32(a.port)
+			n++
+		}
+	}
+	return k
+}
+
+// has reports whether contact c is of a class answered in aggregate.
+func (k *aggKeys) has(c *contact) bool {
+	if k[0] == 0 {
+		return false // none: the usual case
+	}
+	key := uint32(c.proto)<<16 | uint32(c.port)
+	for _, x := range k {
+		if x == key {
+			return true
+		}
+	}
+	return false
+}
+
 // Detector is the netscan detector.
 type Detector struct {
 	conf       Configuration
@@ -294,6 +476,9 @@ type Detector struct {
 	scratchBuf []contact
 	filters    *detector.Hosts // ScanFilter and ScanService of each host
 	boundBits  uint8           // see bounds
+	agg        []aggPorts      // sampled probes and answers by port of the hosts with sampled probes (hostState.agg)
+	aggGen     uint32          // seconds of one generation of aggPorts' counts: half the window
+	aggMin     uint32          // sampled probes a port needs before its answers count (see aggAnswered)
 	walks      uint64          // evaluations (table walks), for tests
 	now        int64
 	noBounds   bool // tests: evaluate without asking the bounds first
@@ -303,7 +488,8 @@ type Detector struct {
 func New(conf Configuration, env detector.Env) *Detector {
 	t := min(conf.MinDestinations, conf.MinPorts)
 	d := &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), trigger: t, evalEvery: max(1, t/64), filters: env.Hosts,
-		boundBits: boundBits(conf)}
+		boundBits: boundBits(conf), aggGen: max(1, uint32(conf.Window.Seconds())/2),
+		aggMin: uint32(max(1, min(32, conf.MinDestinations/2)))}
 	if d.filters == nil {
 		d.filters = &detector.Hosts{}
 	}
@@ -398,6 +584,9 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	c, isNew := d.insert(s, &dst, port, r.Proto, sec)
 	if c == nil {
 		s.dropped++
+		if aggregated(r) {
+			d.aggProbe(s, port, r.Proto, sec)
+		}
 		if s.fullUntil != fullUntil && sec >= s.anyAt && s.pend.at == 0 && s.rules(sec)&ruleH != 0 {
 			s.anyAt = sec + max(1, d.w/16) // a churning table refills often: ask at most this often
 			// the table just filled up with live contacts: a scan of many
@@ -409,6 +598,9 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	if isNew && !answered {
 		s.unanswered(c, 1)
+		if aggregated(r) {
+			d.aggProbe(s, port, r.Proto, sec)
+		}
 	}
 	if localService(o) {
 		d.filters.At(o.Host).ScanService = sec
@@ -444,6 +636,13 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	s.evalSkip = 0
 	if s.bound == nil {
 		s.bound = d.newBounds(s) // the host reached the trigger: counted from now on
+	}
+	if s.agg != 0 && rules&ruleH != 0 && d.aggAnswered(s, port, r.Proto, sec) {
+		// the port's peers answer (sampled data): no horizontal verdict,
+		// and no table walk for it
+		if rules &^= ruleH; rules == 0 {
+			return
+		}
 	}
 	if !d.noBounds && !d.possible(s.bound, &dst, port, r.Proto, rules) {
 		return
@@ -500,6 +699,9 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		s = d.state(o.Host, false)
 	}
 	if s == nil {
+		if aggregated(r) {
+			d.aggAnswer(o, port, r.Proto)
+		}
 		if early {
 			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9))
 		}
@@ -511,7 +713,16 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		// promises ("all (incoming and outgoing) connections")
 		s.samples.Add(r)
 	}
-	if answer && !d.answer(s, dst, port, r.Proto) && early {
+	if !answer {
+		return
+	}
+	found, first := d.answer(s, dst, port, r.Proto)
+	if (first || !found) && aggregated(r) {
+		// a remote whose contact is answered already counts once: a
+		// busy peer (the host's own resolver) does not answer a port
+		d.aggAnswer(o, port, r.Proto)
+	}
+	if !found && early {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9))
 	}
 }
@@ -565,13 +776,16 @@ func (d *Detector) serviceProbes(host uint32, end int64) bool {
 	return last != 0 && last+d.w > uint32(end/1e9)
 }
 
-func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) bool {
+// answer marks the contact answered: found reports whether there is one,
+// first whether it was unanswered until now.
+func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) (found, first bool) {
 	i := d.find(s, &dst, port, proto)
 	if i >= 0 && s.tab[i].flags&fAnswered == 0 {
 		s.tab[i].flags |= fAnswered
 		s.unanswered(&s.tab[i], -1)
+		return true, true
 	}
-	return i >= 0
+	return i >= 0, false
 }
 
 // mark sets the filter bit of a key hash. The filters live in the shared
@@ -673,8 +887,9 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 		return true
 	}
 	grace := uint32(d.conf.AnswerGrace.Seconds())
+	agg := d.answeredPorts(s, sec) // their contacts count as answered (sampled data)
 	d.rehash(s, len(s.tab), func(c *contact) bool {
-		return d.fresh(c, sec) && (c.flags&fAnswered == 0 || c.last+grace > sec)
+		return d.fresh(c, sec) && (c.flags&fAnswered == 0 && !agg.has(c) || c.last+grace > sec)
 	})
 	return int(s.n+1) <= d.conf.MaxContacts && fits()
 }
@@ -728,6 +943,14 @@ func (d *Detector) scratch(n int) []contact {
 func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (bool, uint64) {
 	if p.anyPort {
 		return d.evaluateAnyPort(s, p, sec, rules)
+	}
+	if s.agg != 0 && rules&ruleH != 0 && d.aggAnswered(s, p.port, p.proto, sec) {
+		// the port's peers answer in aggregate (sampled data): all its
+		// contacts count as answered, no horizontal verdict
+		rules &^= ruleH
+		if rules == 0 || p.proto == flow.ProtoICMP || p.proto == flow.ProtoICMPv6 {
+			return false, 0
+		}
 	}
 	d.walks++
 	var hn, ha, vn, va int
@@ -813,7 +1036,8 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 	// distinct unanswered destinations, counted from below: the bits of a
 	// 4,096-bit map their hashes set (colliding destinations set one bit)
 	var seen [64]uint64
-	n, a, hits := d.tally(s, sec, func(c *contact) bool { return c.proto == p.proto }, func(c *contact) {
+	agg := d.answeredPorts(s, sec) // ports whose peers answer in aggregate (sampled data) are left out
+	n, a, hits := d.tally(s, sec, func(c *contact) bool { return c.proto == p.proto && !agg.has(c) }, func(c *contact) {
 		lo, hi := binary.LittleEndian.Uint64(c.dst[8:]), binary.LittleEndian.Uint64(c.dst[:8])
 		h := (lo ^ hi*0xff51afd7ed558ccd) * 0x9e3779b97f4a7c15 >> 52 // 12 bits
 		seen[h>>6] |= 1 << (h & 63)
@@ -851,11 +1075,18 @@ func (d *Detector) tally(s *hostState, sec uint32, match func(*contact) bool, pr
 func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule string, sec uint32) detector.Finding {
 	var probes []detector.Probe
 	first, last := ^uint32(0), uint32(0)
+	var agg aggKeys
+	if p.anyPort {
+		agg = d.answeredPorts(s, sec) // as evaluateAnyPort
+	}
 	match := func(c *contact) bool {
 		if p.vertical {
 			return c.dst == p.dst && c.proto != flow.ProtoICMP && c.proto != flow.ProtoICMPv6
 		}
-		return (c.port == p.port || p.anyPort) && c.proto == p.proto
+		if p.anyPort {
+			return c.proto == p.proto && !agg.has(c)
+		}
+		return c.port == p.port && c.proto == p.proto
 	}
 	n, a, hits := d.tally(s, sec, match, func(c *contact) {
 		first, last = min(first, c.first), max(last, c.last)
@@ -980,22 +1211,26 @@ func (d *Detector) flushSkipped(s *hostState, host uint32) {
 	ports, dsts := map[portKey]int{}, map[detector.Key16]int{}
 	var best [2]pending
 	var most [2]int
+	agg := d.answeredPorts(s, sec)
 	for k := range s.tab {
 		c := &s.tab[k]
 		if !d.fresh(c, sec) || c.flags&fAnswered != 0 {
 			continue
 		}
-		pk := portKey{c.port, c.proto}
-		if ports[pk]++; ports[pk] > most[0] {
-			most[0], best[0] = ports[pk], pending{dst: c.dst, port: c.port, proto: c.proto}
+		// a port whose peers answer in aggregate has no horizontal
+		// verdict (evaluate): not the port to ask
+		if pk := (portKey{c.port, c.proto}); !agg.has(c) {
+			if ports[pk]++; ports[pk] > most[0] {
+				most[0], best[0] = ports[pk], pending{dst: c.dst, port: c.port, proto: c.proto}
+			}
 		}
 		if dsts[c.dst]++; dsts[c.dst] > most[1] {
 			most[1], best[1] = dsts[c.dst], pending{dst: c.dst, port: c.port, proto: c.proto}
 		}
 	}
-	for _, p := range best {
-		if most[0] == 0 {
-			return
+	for i, p := range best {
+		if most[i] == 0 {
+			continue
 		}
 		if ok, _ := d.evaluate(s, &p, sec, rules); ok {
 			p.at = now
@@ -1020,7 +1255,10 @@ func (d *Detector) Forget(host uint32) {
 	} else {
 		clear(s.tab)
 	}
-	*s = hostState{tab: s.tab}
+	if s.agg != 0 {
+		d.agg[s.agg-1] = aggPorts{} // kept for the host's index
+	}
+	*s = hostState{tab: s.tab, agg: s.agg}
 }
 
 // WarmHost reads the host's state (the engine's batch path calls it ahead
