@@ -204,7 +204,22 @@ type Samples struct {
 	max      int // capacity in records
 	seen     uint64
 	replace  int
-	noHeader int // kept records without header bytes
+	noHeader int   // kept records without header bytes
+	within   int64 // ns; see Within
+}
+
+// Within makes a full buffer give way to new records: a kept record that
+// ended more than window (ns) before a new record's end is replaced by it,
+// in the order they were kept. A finding reported long after the buffer
+// filled (a flood that goes on past a rearm period) then shows traffic of
+// its own window, not the first minutes of the episode. It returns s.
+func (s *Samples) Within(window int64) *Samples { s.within = window; return s }
+
+func recEnd(r *flow.Record) int64 {
+	if r.End.IsZero() {
+		return r.Start.UnixNano()
+	}
+	return r.End.UnixNano()
 }
 
 // NewSamples returns a buffer for up to n records; it allocates as records
@@ -223,6 +238,20 @@ func (s *Samples) Add(r *flow.Record) {
 			s.noHeader++
 		}
 		return
+	}
+	if s.within > 0 && len(s.recs) > 0 {
+		j := s.replace % len(s.recs)
+		if old := &s.recs[j]; recEnd(old) < recEnd(r)-s.within {
+			if old.HeaderLength == 0 {
+				s.noHeader--
+			}
+			if r.HeaderLength == 0 {
+				s.noHeader++
+			}
+			*old = *r
+			s.replace = j + 1
+			return
+		}
 	}
 	if r.HeaderLength == 0 || s.noHeader == 0 {
 		return

@@ -47,6 +47,13 @@ func (c *Counters) Add(r *flow.Record) {
 	c.Flows++
 }
 
+// Merge adds o to c.
+func (c *Counters) Merge(o Counters) {
+	c.Packets += o.Packets
+	c.Bytes += o.Bytes
+	c.Flows += o.Flows
+}
+
 // External is one remote address of a packet-limit or attack summary.
 type External struct {
 	Addr netip.Addr `json:"addr"`

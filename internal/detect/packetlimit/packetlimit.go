@@ -40,8 +40,11 @@ type Configuration struct {
 	// Directions lists the directions watched: out (sent by the internal
 	// address) and/or in (received: victims of floods). Default [out, in].
 	Directions []detector.Direction `yaml:"directions"`
-	// MinSamples is the number of records (flows or samples as received)
-	// within the window the detector needs before it fires. Default 10.
+	// MinSamples is the number of samples within the window the detector
+	// needs before it fires: sampled packets as received, unscaled (one per
+	// sFlow sample or captured packet; a flow record's packet count divided
+	// by its sampling rate, so an unsampled NetFlow record of a single
+	// flood flow counts every packet). Default 10.
 	MinSamples uint64 `yaml:"min_samples"`
 	// SummaryExternals is the number of remote addresses listed in a
 	// finding's summary (the rest are counted in Sum and ExternalsOmitted).
@@ -118,15 +121,19 @@ type ext struct {
 	detector.Counters
 }
 
+// extGen is one half-window generation of the summary: the records that
+// ended within half a window from its start, with the shares of long
+// records that lie in the window.
 type extGen struct {
-	start int64 // ns of the first record in this generation
+	start int64 // ns: end of the generation's first record
+	from  int64 // ns: earliest start of the counted shares
 	idx   map[detector.Key16]int32
 	ext   []ext
 	sum   detector.Counters
 }
 
 func (g *extGen) reset(start int64) {
-	g.start = start
+	g.start, g.from = start, start
 	clear(g.idx)
 	g.ext = g.ext[:0]
 	g.sum = detector.Counters{}
@@ -136,7 +143,7 @@ type hotState struct {
 	host    uint32
 	dir     int
 	pk      []uint64 // per-second packets, index sec%W
-	rec     []uint32 // per-second records
+	rec     []uint32 // per-second samples (see samples)
 	head    int64    // newest second
 	sum     uint64
 	recSum  uint64
@@ -233,16 +240,43 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 		if d.coarseSum(c) < d.promote {
 			return
 		}
-		d.promoteHost(c, o, di, s0, s1, packets)
+		d.promoteHost(c, o, di, s0, s1, packets, samples(r, packets))
 	} else if d.coarseSum(c) < d.demote {
 		d.release(c)
 		return
 	} else {
-		d.addFine(d.hot[*c.hot-1], s0, s1, packets)
+		d.addFine(d.hot[*c.hot-1], s0, s1, packets, samples(r, packets))
 	}
 	h := d.hot[*c.hot-1]
-	d.account(h, r, o)
+	d.account(h, r, o, s0, packets)
 	d.evaluate(h, o.End)
+}
+
+// samples is the number of samples in the packets of r counted (all of
+// them, or a long record's share in the window): its sampled packets as
+// received, at least one.
+func samples(r *flow.Record, packets uint64) uint64 {
+	sp := r.SampledPackets
+	if sp == 0 {
+		sp = r.Packets / uint64(detector.Rate(r))
+	}
+	if packets < r.Packets {
+		sp = mulDiv(sp, packets, r.Packets)
+	}
+	return max(sp, 1)
+}
+
+// scaled is c times part/total (part <= total), at least one flow.
+func scaled(c detector.Counters, part, total uint64) detector.Counters {
+	return detector.Counters{Packets: mulDiv(c.Packets, part, total), Bytes: mulDiv(c.Bytes, part, total),
+		Flows: max(mulDiv(c.Flows, part, total), 1)}
+}
+
+// mulDiv is a*b/c without overflow, for b <= c.
+func mulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	q, _ := bits.Div64(hi, lo, c)
+	return q
 }
 
 func (d *Detector) coarseSum(c coarse) uint64 {
@@ -302,7 +336,7 @@ func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 // buckets; the record that promoted it (packets over seconds s0..s1) is
 // taken out of them and spread exactly, so that a long record whose first
 // bucket straddles the window's start is not lost with that bucket.
-func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, now int64, packets uint64) {
+func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, now int64, packets, smp uint64) {
 	var h *hotState
 	if n := len(d.free); n > 0 {
 		*c.hot = d.free[n-1] + 1
@@ -312,7 +346,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 		h = &hotState{
 			pk:      make([]uint64, d.w),
 			rec:     make([]uint32, d.w),
-			samples: detector.NewSamples(d.env.EvidencePackets),
+			samples: detector.NewSamples(d.env.EvidencePackets).Within(d.w * 1e9),
 		}
 		for i := range h.gen {
 			h.gen[i].idx = make(map[detector.Key16]int32)
@@ -325,7 +359,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 	clear(h.rec)
 	h.head, h.sum, h.recSum, h.maxRate, h.muted = now, 0, 0, 0, 0
 	h.first = o.Start
-	h.gen[0].reset(o.Start)
+	h.gen[0].reset(o.End)
 	h.gen[1].reset(0)
 	h.cur = 0
 	h.samples.Reset()
@@ -356,7 +390,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 			h.first = ns
 		}
 	}
-	d.addFine(h, s0, now, packets) // the promoting record, exactly
+	d.addFine(h, s0, now, packets, smp) // the promoting record, exactly
 }
 
 func (d *Detector) release(c coarse) {
@@ -383,7 +417,7 @@ func (d *Detector) advance(h *hotState, s int64) {
 	h.head = s
 }
 
-func (d *Detector) addFine(h *hotState, s0, s1 int64, packets uint64) {
+func (d *Detector) addFine(h *hotState, s0, s1 int64, packets, smp uint64) {
 	d.advance(h, s1)
 	lo := h.head - d.w + 1
 	if s1 < lo {
@@ -395,29 +429,39 @@ func (d *Detector) addFine(h *hotState, s0, s1 int64, packets uint64) {
 			h.sum += n
 		}
 	})
-	h.rec[s1%d.w]++
-	h.recSum++
+	i := s1 % d.w
+	v := min(uint64(h.rec[i])+smp, 0xffffffff)
+	h.recSum += v - uint64(h.rec[i])
+	h.rec[i] = uint32(v)
 }
 
-// account adds the record to the summary and the samples.
-func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation) {
+// account adds the record to the summary and the samples: packets are
+// what the meters counted (a long record's share in the window, from
+// second s0), its bytes in proportion.
+func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation, s0 int64, packets uint64) {
 	if rate := detector.Rate(r); rate > h.maxRate {
 		h.maxRate = rate
 	}
 	g := &h.gen[h.cur]
-	if o.End-g.start >= int64(d.w)*1e9/2 { // rotate half-window generations
+	// Generations rotate by record end: by start, every record of half a
+	// window or longer (NetFlow's active timeout) would open a new one.
+	if o.End-g.start >= int64(d.w)*1e9/2 {
 		h.cur ^= 1
 		g = &h.gen[h.cur]
-		g.reset(o.Start)
+		g.reset(o.End)
 	}
-	g.sum.Add(r)
+	g.from = min(g.from, max(o.Start, s0*1e9))
+	c := detector.Counters{Packets: packets, Bytes: r.Bytes, Flows: 1}
+	if packets < r.Packets {
+		c.Bytes = mulDiv(r.Bytes, packets, r.Packets)
+	}
+	g.sum.Merge(c)
 	k := o.Remote.As16()
 	if i, ok := g.idx[k]; ok {
-		g.ext[i].Add(r)
+		g.ext[i].Merge(c)
 	} else if len(g.ext) < d.conf.TrackedExternals {
 		g.idx[k] = int32(len(g.ext))
-		g.ext = append(g.ext, ext{key: k})
-		g.ext[len(g.ext)-1].Add(r)
+		g.ext = append(g.ext, ext{key: k, Counters: c})
 	}
 	h.samples.Add(r)
 }
@@ -433,6 +477,10 @@ func (d *Detector) evaluate(h *hotState, now int64) {
 	}
 	d.env.Reporter.Report(d.finding(h, addr, now))
 	h.muted = now + 1e9
+	// the next finding (after the engine's rearm period) shows its own
+	// traffic and sampling rate, not this one's
+	h.samples.Reset()
+	h.maxRate = 0
 }
 
 func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Finding {
@@ -477,25 +525,43 @@ func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction,
 		if g.sum.Flows == 0 {
 			continue
 		}
-		start = min(start, g.start)
-		s.Sum.Packets += g.sum.Packets
-		s.Sum.Bytes += g.sum.Bytes
-		s.Sum.Flows += g.sum.Flows
+		start = min(start, g.from)
+		s.Sum.Merge(g.sum)
 		for _, e := range g.ext {
 			c := merged[e.key]
 			if c == nil {
 				c = &detector.Counters{}
 				merged[e.key] = c
 			}
-			c.Packets += e.Packets
-			c.Bytes += e.Bytes
-			c.Flows += e.Flows
+			c.Merge(e.Counters)
 		}
 	}
+	// Two half-window generations reach back half a window to one and a
+	// half. Reaching back further than the window, the summary is scaled
+	// to the packets the window measured (the headline's), keeping each
+	// address's share: a summary of 450 s would otherwise show a rate
+	// below the limit its finding says was exceeded. Shorter (the address
+	// came near its limit recently), it covers its own period and says so.
 	secs := (now - start + 1e9 - 1) / 1e9
+	scale := secs > d.w && s.Sum.Packets > h.sum
+	total := s.Sum.Packets
+	if scale {
+		secs = d.w
+		s.Sum = scaled(s.Sum, h.sum, total)
+	}
 	s.Window = time.Duration(max(secs, 1)) * time.Second
 	for k, c := range merged {
+		if scale {
+			*c = scaled(*c, h.sum, total)
+		}
 		s.Externals = append(s.Externals, detector.External{Addr: detector.AddrFrom16(k), Counters: *c})
+	}
+	if scale { // every listed address keeps at least its one flow
+		var flows uint64
+		for _, e := range s.Externals {
+			flows += e.Flows
+		}
+		s.Sum.Flows = max(s.Sum.Flows, flows)
 	}
 	slices.SortFunc(s.Externals, func(a, b detector.External) int {
 		if a.Packets != b.Packets {

@@ -3,6 +3,7 @@ package packetlimit_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -146,4 +147,102 @@ func TestLongRecordAtPromotion(t *testing.T) {
 	if m := r.Findings[0].Measured; m < 100000 || m > 103400 {
 		t.Errorf("measured %.0f packets/s, want 100,000..103,400 (31,000,012 packets / 300 s = 103,333)", m)
 	}
+}
+
+// netflowRec is an unsampled NetFlow v9 record of pps packets/s over
+// [from, from+secs).
+func netflowRec(from time.Time, secs int, src, dst string, sport, dport uint16, pps uint64) flow.Record {
+	n := pps * uint64(secs)
+	return flow.Record{Start: from, End: from.Add(time.Duration(secs-1) * time.Second), Format: flow.FormatNetFlow9,
+		SamplingRate: 1, SrcAddr: netip.MustParseAddr(src), DstAddr: netip.MustParseAddr(dst), SrcPort: sport, DstPort: dport,
+		Proto: flow.ProtoUDP, Packets: n, Bytes: n * 512, SampledPackets: n, SampledBytes: n * 512}
+}
+
+// TestSummaryOfLongNetFlowRecords: records of a whole window (a 300 s
+// active timeout), 12 flows of 20,000 packets/s staggered by 25 s (of
+// which the records ended by any moment prove 195,000 packets/s): the
+// summary the customer receives must show those flows at a rate over the
+// limit, not the last two records over the records' length.
+func TestSummaryOfLongNetFlowRecords(t *testing.T) {
+	var recs []flow.Record
+	for k := 0; k < 6; k++ { // 30 minutes
+		for i := 0; i < 12; i++ {
+			from := t0.Add(time.Duration(k*300+i*25) * time.Second)
+			recs = append(recs, netflowRec(from, 300, "203.0.113.9", fmt.Sprintf("198.51.100.%d", i+1), 40000, 9000, 20000))
+		}
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), sortByEnd(recs))
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding for 240,000 packets/s")
+	}
+	for _, f := range r.Findings {
+		s := f.Summary
+		secs := uint64(s.Window / time.Second)
+		if s.Sum.Flows < 4 || s.Sum.Packets/secs <= 100000 || secs > 300 {
+			t.Fatalf("finding at %s: summary of %d flows, %d packets in %ds (%d packets/s), measured %.0f packets/s",
+				f.LastSeen.Sub(t0), s.Sum.Flows, s.Sum.Packets, secs, s.Sum.Packets/secs, f.Measured)
+		}
+		var ext detector.Counters
+		for _, e := range s.Externals {
+			ext.Merge(e.Counters)
+		}
+		// scaled to the window, each address rounded down
+		n := uint64(len(s.Externals))
+		if ext.Packets > s.Sum.Packets || ext.Packets+n < s.Sum.Packets || ext.Flows > s.Sum.Flows {
+			t.Errorf("externals add up to %+v, Sum is %+v", ext, s.Sum)
+		}
+	}
+}
+
+// TestSingleFlowFloodInNetFlow: one 5-tuple at 500,000 packets/s, exported
+// unsampled in 60 s records (5 records in a window): every packet is a
+// sample, so min_samples is no obstacle.
+func TestSingleFlowFloodInNetFlow(t *testing.T) {
+	var recs []flow.Record
+	for m := 0; m < 10; m++ {
+		recs = append(recs, netflowRec(t0.Add(time.Duration(m)*time.Minute), 60, "203.0.113.9", "198.51.100.1", 40000, 9000, 500000))
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("a single-flow flood at 5 times the limit gave no finding")
+	}
+	if f := r.Findings[0]; f.Samples < 10 || f.SamplingRate != 1 {
+		t.Errorf("samples %d, sampling rate %d", f.Samples, f.SamplingRate)
+	}
+}
+
+// TestLaterFindingShowsItsOwnTraffic: a flood that goes on for 40 minutes
+// is reported again (here: every second; the engine's rearm period spaces
+// it out); each finding's traffic dump holds packets of its own window,
+// not the first minutes of the episode.
+func TestLaterFindingShowsItsOwnTraffic(t *testing.T) {
+	var recs []flow.Record
+	for i := 0; i < 2400*150; i++ {
+		ts := t0.Add(time.Duration(i) * time.Second / 150)
+		recs = append(recs, flow.Record{Start: ts, End: ts, Format: flow.FormatSFlow5, SamplingRate: 1000,
+			SrcAddr: netip.MustParseAddr("203.0.113.9"), DstAddr: netip.MustParseAddr("198.51.100.1"), SrcPort: 123, DstPort: 80,
+			Proto: flow.ProtoUDP, Packets: 1000, Bytes: 468000, HeaderLength: 0})
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
+	if len(r.Findings) < 2 {
+		t.Fatalf("%d findings", len(r.Findings))
+	}
+	last := r.Findings[len(r.Findings)-1]
+	if last.LastSeen.Sub(t0) < 30*time.Minute || len(last.Packets) == 0 {
+		t.Fatalf("last finding at %s with %d packets", last.LastSeen.Sub(t0), len(last.Packets))
+	}
+	from := last.LastSeen.Add(-300 * time.Second)
+	for _, p := range last.Packets {
+		if p.End.Before(from) {
+			t.Fatalf("finding at %s shows a packet of %s", last.LastSeen.Sub(t0), p.End.Sub(t0))
+		}
+	}
+}
+
+func sortByEnd(recs []flow.Record) []flow.Record {
+	slices.SortStableFunc(recs, func(a, b flow.Record) int { return a.End.Compare(b.End) })
+	return recs
 }
