@@ -63,6 +63,7 @@ type hostInfo struct {
 type rearmKey struct {
 	addr detector.Key16
 	rule string
+	dir  detector.Direction
 }
 
 // Engine runs every detector over one record stream. It is not safe for
@@ -388,13 +389,13 @@ func (e *Engine) Stats() Stats {
 }
 
 // Armed implements detector.Reporter.
-func (e *Engine) Armed(addr netip.Addr, rule string, t int64) bool {
-	return max(t, e.now) >= e.Rearmed(addr, rule)
+func (e *Engine) Armed(addr netip.Addr, rule string, dir detector.Direction, t int64) bool {
+	return max(t, e.now) >= e.Rearmed(addr, rule, dir)
 }
 
 // Rearmed implements detector.Reporter.
-func (e *Engine) Rearmed(addr netip.Addr, rule string) int64 {
-	last, ok := e.rearm[rearmKey{addr.As16(), rule}]
+func (e *Engine) Rearmed(addr netip.Addr, rule string, dir detector.Direction) int64 {
+	last, ok := e.rearm[rearmKey{addr.As16(), rule, dir}]
 	if !ok {
 		return 0
 	}
@@ -407,14 +408,14 @@ func (e *Engine) Report(f Finding) {
 	if !addr.IsValid() {
 		addr = f.Source
 	}
-	if !e.Armed(addr, f.Rule, e.now) {
+	if !e.Armed(addr, f.Rule, f.Direction, e.now) {
 		e.stats.Suppressed++
 		if e.suppress != nil {
 			e.suppress.Inc()
 		}
 		return
 	}
-	e.rearm[rearmKey{addr.As16(), f.Rule}] = e.now
+	e.rearm[rearmKey{addr.As16(), f.Rule, f.Direction}] = e.now
 	f.Protected = e.protected(addr)
 	e.stats.Findings++
 	if e.findings != nil {

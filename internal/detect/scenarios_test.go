@@ -417,3 +417,39 @@ func TestCGNATSubscribersAreNoPrivateDestination(t *testing.T) {
 		t.Errorf("verdicts (-want +got):\n%s", diff)
 	}
 }
+
+// TestVictimThatFloodsToo: a server flooded from outside that also floods
+// someone gets both findings; the rearm period of one direction does not
+// silence the other (the victim's inbound finding feeds the blackhole, the
+// outbound one the lock), in either order.
+func TestVictimThatFloodsToo(t *testing.T) {
+	for _, outFirst := range []bool{false, true} {
+		var c capture
+		inFrom, outFrom := 0, 120
+		if outFirst {
+			inFrom, outFrom = 120, 0
+		}
+		for s := 0; s < 900; s++ {
+			for k := 0; k < 150; k++ { // 150k pps at 1:1000 each way
+				at := time.Duration(s)*time.Second + time.Duration(k)*time.Second/150
+				if s >= inFrom {
+					c.sflow(at, 1000, ext(k+256), 123, in(31), 80, flow.ProtoUDP, 0, 468)
+				}
+				if s >= outFrom {
+					c.sflow(at+ms/2, 1000, in(31), 40000, ext(k+600), 9000, flow.ProtoUDP, 0, 468)
+				}
+			}
+		}
+		conf := detect.Defaults()
+		conf.Attack.Enabled = false
+		dirs := map[string]bool{}
+		for _, f := range run(t, conf, nil, c.sorted()) {
+			if f.Rule == "packet_limit.pps" {
+				dirs[string(f.Direction)] = true
+			}
+		}
+		if !dirs["in"] || !dirs["out"] {
+			t.Errorf("outbound first %v: packet_limit findings in directions %v, want in and out", outFirst, dirs)
+		}
+	}
+}

@@ -484,7 +484,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	sl.muted = now + 1e9
 	addr := d.env.Reporter.Addr(host)
 	rule := rules[sl.class]
-	if !d.env.Reporter.Armed(addr, rule, now) {
+	if !d.env.Reporter.Armed(addr, rule, detector.DirOut, now) {
 		return
 	}
 	pk := sum(&sl.pk)

@@ -58,19 +58,20 @@ type ForeignObserver interface {
 
 // Reporter is the engine side a detector reports to.
 type Reporter interface {
-	// Armed reports whether a finding for (addr, rule) at event time t would
-	// be reported now: false while the re-arm period of the previous finding
-	// for the same address and rule runs. Detectors ask before they build
-	// evidence.
-	Armed(addr netip.Addr, rule string, t int64) bool
+	// Armed reports whether a finding for (addr, rule, dir) at event time t
+	// would be reported now: false while the re-arm period of the previous
+	// finding for the same address, rule and direction runs (a victim's
+	// inbound finding does not silence its own outbound flood). Detectors
+	// ask before they build evidence.
+	Armed(addr netip.Addr, rule string, dir Direction, t int64) bool
 	// Report hands over a finding. The engine applies re-arm, marks protected
 	// addresses and passes it on.
 	Report(f Finding)
 	// Rearmed returns the event time (Unix ns) from which a finding for
-	// (addr, rule) is reported again; 0 when it would be reported now.
-	// Detectors use it to stop evaluating a verdict that could only be
+	// (addr, rule, dir) is reported again; 0 when it would be reported
+	// now. Detectors use it to stop evaluating a verdict that could only be
 	// suppressed.
-	Rearmed(addr netip.Addr, rule string) int64
+	Rearmed(addr netip.Addr, rule string, dir Direction) int64
 	// Addr returns the internal address of a host index.
 	Addr(host uint32) netip.Addr
 }

@@ -256,7 +256,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 			c = &counter{}
 			d.private[o.Host] = c
 		}
-		if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RulePrivateDestination, o.End) {
+		if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RulePrivateDestination, detector.DirOut, o.End) {
 			f := d.finding(c, RulePrivateDestination, o.End)
 			f.InternalIP, f.Remote = o.Addr, c.first1()
 			f.Detail = fmt.Sprintf("%d records to private/bogon destinations (%s distinct, e.g. %s) leave a public interface", c.recs, distinct(c), f.Remote)
@@ -289,7 +289,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		c = &counter{mac: r.SrcMAC, owner: macOwner}
 		d.mismatch[o.Host] = c
 	}
-	if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RuleForeignAddress, o.End) {
+	if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RuleForeignAddress, detector.DirOut, o.End) {
 		f := d.finding(c, RuleForeignAddress, o.End)
 		f.InternalIP, f.MAC, f.Owner = o.Addr, c.mac, c.owner
 		ipOwner, _ := d.nets.Owner(o.Addr)
@@ -335,7 +335,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	if c == d.overflow {
 		other = from
 	}
-	if !d.count(c, r, start, end, other) || !d.env.Reporter.Armed(src, RuleSpoofedSource, end) {
+	if !d.count(c, r, start, end, other) || !d.env.Reporter.Armed(src, RuleSpoofedSource, detector.DirOut, end) {
 		return
 	}
 	f := d.finding(c, RuleSpoofedSource, end)

@@ -146,12 +146,12 @@ type rearmReporter struct {
 	last  map[string]int64
 }
 
-func (r *rearmReporter) Armed(_ netip.Addr, rule string, t int64) bool {
+func (r *rearmReporter) Armed(_ netip.Addr, rule string, _ detector.Direction, t int64) bool {
 	last, ok := r.last[rule]
 	return !ok || t >= last+r.rearm
 }
 
-func (r *rearmReporter) Rearmed(_ netip.Addr, rule string) int64 {
+func (r *rearmReporter) Rearmed(_ netip.Addr, rule string, _ detector.Direction) int64 {
 	if last, ok := r.last[rule]; ok {
 		return last + r.rearm
 	}

@@ -1018,10 +1018,10 @@ func (d *Detector) confirm(s *hostState, host uint32, now, at int64) {
 		rule, ri = RuleVertical, 1
 	}
 	addr := d.env.Reporter.Addr(host)
-	if d.env.Reporter.Armed(addr, rule, now) {
+	if d.env.Reporter.Armed(addr, rule, detector.DirOut, now) {
 		d.env.Reporter.Report(d.finding(s, addr, &p, rule, sec))
 	}
-	until := d.env.Reporter.Rearmed(addr, rule)
+	until := d.env.Reporter.Rearmed(addr, rule, detector.DirOut)
 	s.muted[ri] = max(uint32(now/1e9)+1, uint32((until+1e9-1)/1e9))
 }
 

@@ -196,6 +196,13 @@ func dirIndex(d detector.Direction) int {
 	return 0
 }
 
+func dirOf(di int) detector.Direction {
+	if di == 1 {
+		return detector.DirIn
+	}
+	return detector.DirOut
+}
+
 // spread calls fn for each second from s0 to s1 with its share of total.
 func spread(s0, s1 int64, total uint64, fn func(sec int64, n uint64)) {
 	n := uint64(s1 - s0 + 1)
@@ -471,7 +478,7 @@ func (d *Detector) evaluate(h *hotState, now int64) {
 		return
 	}
 	addr := d.env.Reporter.Addr(h.host)
-	if !d.env.Reporter.Armed(addr, Rule, now) {
+	if !d.env.Reporter.Armed(addr, Rule, dirOf(h.dir), now) {
 		h.muted = now + 1e9 // ask again in a second of event time
 		return
 	}
@@ -484,10 +491,7 @@ func (d *Detector) evaluate(h *hotState, now int64) {
 }
 
 func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Finding {
-	dir := detector.DirOut
-	if h.dir == 1 {
-		dir = detector.DirIn
-	}
+	dir := dirOf(h.dir)
 	first := max(h.first, (h.head-d.w+1)*1e9)
 	pps := float64(h.sum) / float64(d.w)
 	f := detector.Finding{

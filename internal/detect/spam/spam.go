@@ -157,7 +157,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	s.muted = o.End + 1e9
-	if !d.env.Reporter.Armed(o.Addr, Rule, o.End) {
+	if !d.env.Reporter.Armed(o.Addr, Rule, detector.DirOut, o.End) {
 		return
 	}
 	d.env.Reporter.Report(d.finding(s, o, sec, n, conns))

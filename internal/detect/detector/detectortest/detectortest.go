@@ -31,10 +31,10 @@ func (r *Recorder) Env() detector.Env {
 }
 
 // Armed implements detector.Reporter: always armed.
-func (r *Recorder) Armed(netip.Addr, string, int64) bool { return true }
+func (r *Recorder) Armed(netip.Addr, string, detector.Direction, int64) bool { return true }
 
 // Rearmed implements detector.Reporter: never muted.
-func (r *Recorder) Rearmed(netip.Addr, string) int64 { return 0 }
+func (r *Recorder) Rearmed(netip.Addr, string, detector.Direction) int64 { return 0 }
 
 // Report implements detector.Reporter.
 func (r *Recorder) Report(f detector.Finding) { r.Findings = append(r.Findings, f) }
