@@ -77,7 +77,11 @@ type Configuration struct {
 	// MinPPS is the packet rate towards one target (UDP, SYN or ICMP echo)
 	// that makes a flood. Default 50000.
 	MinPPS uint64 `yaml:"min_pps"`
-	// MinSamples is the number of records (as received) a verdict needs.
+	// MinSamples is the number of samples a verdict needs: for floods and
+	// reflection sampled packets as received (one per sFlow sample or
+	// captured packet, a flow record's packets divided by its sampling
+	// rate: an unsampled NetFlow record of one flood flow counts every
+	// packet), for brute force connection records.
 	// Default 10.
 	MinSamples uint64 `yaml:"min_samples"`
 	// Targets is the number of targets tracked per suspicious host. Default 8.
@@ -156,6 +160,7 @@ type slot struct {
 	pk      [nb]uint64
 	by      [nb]uint64
 	fl      [nb]uint32
+	sm      [nb]uint32 // samples: sampled packets as received
 	in      [nb]uint64 // received from the target: bytes (reflection), packets (UDP flood)
 	first   int64
 	last    int64
@@ -330,11 +335,11 @@ func (sl *slot) advance(b uint32) {
 		return
 	}
 	if b-sl.head >= nb {
-		sl.pk, sl.by, sl.fl, sl.in = [nb]uint64{}, [nb]uint64{}, [nb]uint32{}, [nb]uint64{}
+		sl.pk, sl.by, sl.fl, sl.sm, sl.in = [nb]uint64{}, [nb]uint64{}, [nb]uint32{}, [nb]uint32{}, [nb]uint64{}
 	} else {
 		for x := sl.head + 1; x <= b; x++ {
 			i := x % nb
-			sl.pk[i], sl.by[i], sl.fl[i], sl.in[i] = 0, 0, 0, 0
+			sl.pk[i], sl.by[i], sl.fl[i], sl.sm[i], sl.in[i] = 0, 0, 0, 0, 0
 		}
 	}
 	sl.head = b
@@ -391,6 +396,11 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	sl.pk[i] += n
 	sl.by[i] += by
 	sl.fl[i]++
+	sp := r.SampledPackets
+	if sp == 0 {
+		sp = r.Packets / uint64(detector.Rate(r))
+	}
+	sl.sm[i] = uint32(min(uint64(sl.sm[i])+max(sp, 1), 0xffffffff))
 	sl.last = max(sl.last, o.End)
 	if rate := detector.Rate(r); rate > sl.maxRate {
 		sl.maxRate = rate
@@ -469,8 +479,11 @@ func (d *Detector) received(sl *slot, o *detector.Orientation, v uint64) {
 }
 
 func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
-	flows := sum(&sl.fl)
-	if flows < d.conf.MinSamples {
+	flows, samples := sum(&sl.fl), sum(&sl.sm)
+	if sl.class == classBrute {
+		samples = flows // connections
+	}
+	if samples < d.conf.MinSamples {
 		return
 	}
 	by := sum(&sl.by)
@@ -498,7 +511,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		FirstSeen:    detector.Time(max(sl.first, (int64(sl.head)+1-nb)*d.bw*1e9)),
 		LastSeen:     detector.Time(sl.last),
 		SamplingRate: max(sl.maxRate, 1),
-		Samples:      flows,
+		Samples:      samples,
 		Remote:       target,
 		Port:         sl.port,
 	}

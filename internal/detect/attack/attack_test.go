@@ -86,3 +86,25 @@ func TestBruteForcePorts(t *testing.T) {
 		}
 	}
 }
+
+// TestSingleFlowFloodInNetFlow: one 5-tuple at 200,000 packets/s to one
+// target, exported unsampled in 60 s records (one a window): every packet
+// is a sample, so min_samples is no obstacle.
+func TestSingleFlowFloodInNetFlow(t *testing.T) {
+	var recs []flow.Record
+	for m := 0; m < 5; m++ {
+		from := t0.Add(time.Duration(m) * time.Minute)
+		n := uint64(200000 * 60)
+		recs = append(recs, flow.Record{Start: from, End: from.Add(59 * time.Second), Format: flow.FormatNetFlow9, SamplingRate: 1,
+			SrcAddr: server, DstAddr: victim, SrcPort: 40000, DstPort: 9000, Proto: flow.ProtoUDP,
+			Packets: n, Bytes: n * 512, SampledPackets: n, SampledBytes: n * 512})
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(attack.New(attack.Defaults(), r.Env()), recs)
+	if diff := cmp.Diff([]string{attack.RuleUDPFlood}, r.Rules()); diff != "" {
+		t.Fatalf("rules (-want +got):\n%s", diff)
+	}
+	if f := r.Findings[0]; f.Samples < 10 || f.SamplingRate != 1 {
+		t.Errorf("samples %d, sampling rate %d", f.Samples, f.SamplingRate)
+	}
+}
