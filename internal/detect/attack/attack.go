@@ -409,7 +409,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	lim := d.limit[class]
 	if total*2 >= lim {
 		if sl.samples == nil {
-			sl.samples = detector.NewSamples(d.env.EvidencePackets)
+			sl.samples = detector.NewSamples(d.env.EvidencePackets).Within(d.w * 1e9)
 			sl.samples.Missed(sum(&sl.fl) - 1) // the slot's records before this one
 		}
 		sl.samples.Add(r)

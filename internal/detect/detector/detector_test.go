@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -53,5 +54,33 @@ func TestDurationText(t *testing.T) {
 	}
 	if b, _ := Duration(300 * time.Second).MarshalText(); string(b) != "5m0s" {
 		t.Errorf("marshal: %s", b)
+	}
+}
+
+// TestSamplesWithin: a full buffer with a window gives way, oldest first,
+// to records that ended more than the window after the kept ones; without
+// a window it keeps its first records.
+func TestSamplesWithin(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	at := func(s int) *flow.Record {
+		ts := t0.Add(time.Duration(s) * time.Second)
+		return &flow.Record{Start: ts, End: ts, Packets: 1}
+	}
+	for _, tt := range []struct {
+		window int64
+		want   []int
+	}{{0, []int{0, 1, 2, 3}}, {int64(10 * time.Second), []int{3, 12, 13, 14}}} {
+		s := NewSamples(4).Within(tt.window)
+		for _, sec := range []int{0, 1, 2, 3, 5, 12, 13, 14} {
+			s.Add(at(sec))
+		}
+		recs, omitted := s.Copy()
+		var got []int
+		for _, r := range recs {
+			got = append(got, int(r.End.Sub(t0)/time.Second))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) || omitted != 4 {
+			t.Errorf("window %v: kept %v (%d omitted), want %v (4 omitted)", time.Duration(tt.window), got, omitted, tt.want)
+		}
 	}
 }

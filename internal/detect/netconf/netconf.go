@@ -191,7 +191,7 @@ func (d *Detector) count(c *counter, r *flow.Record, start, end int64, other net
 	if c.samples == nil && c.recs+1 >= max(d.conf.MinSamples/2, 1) {
 		// kept from halfway to a verdict: most counters (a host that once
 		// asked a metadata service) never get there
-		c.samples = detector.NewSamples(d.env.EvidencePackets)
+		c.samples = detector.NewSamples(d.env.EvidencePackets).Within(d.w)
 		c.samples.Missed(c.recs)
 	}
 	if c.recs == 0 {

@@ -620,7 +620,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	if s.samples == nil {
-		s.samples = detector.NewSamples(d.env.EvidencePackets)
+		s.samples = detector.NewSamples(d.env.EvidencePackets).Within(int64(d.w) * 1e9)
 		var probes uint64 // the probe records before this one: the dump says they were left out
 		for k := range s.tab {
 			probes += uint64(s.tab[k].hits)
