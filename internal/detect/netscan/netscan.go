@@ -844,7 +844,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		c.last = max(c.last, sec)
 		return c, false
 	}
-	if int(s.n+1)*2 > len(s.tab) {
+	if !fits(int(s.n+1), len(s.tab)) {
 		if sec < s.fullUntil || !d.makeRoom(s, sec) {
 			// full of live contacts (a scan in progress, long proven):
 			// try again when some may have gone stale
@@ -877,7 +877,6 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 			live++
 		}
 	}
-	fits := func() bool { return int(s.n+1)*2 <= len(s.tab) }
 	if (live+1)*4 <= len(s.tab) {
 		d.rehash(s, len(s.tab), func(c *contact) bool { return d.fresh(c, sec) })
 		return true
@@ -891,7 +890,19 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 	d.rehash(s, len(s.tab), func(c *contact) bool {
 		return d.fresh(c, sec) && (c.flags&fAnswered == 0 && !agg.has(c) || c.last+grace > sec)
 	})
-	return int(s.n+1) <= d.conf.MaxContacts && fits()
+	return int(s.n+1) <= d.conf.MaxContacts && fits(int(s.n+1), len(s.tab))
+}
+
+// fits reports whether a table of size slots may hold n contacts: at most
+// half full, so that probe sequences stay short — but the small tables of
+// the many hosts with a handful of contacts (a resolver, a time server, a
+// package mirror, a mail relay) up to three quarters, where a probe
+// sequence cannot grow long: 3 contacts in 4 slots, 6 in 8.
+func fits(n, size int) bool {
+	if size <= 8 {
+		return n*4 <= size*3
+	}
+	return n*2 <= size
 }
 
 func (d *Detector) rehash(s *hostState, size int, keep func(*contact) bool) {
