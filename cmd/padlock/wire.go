@@ -522,11 +522,19 @@ func redacted(cfg config.Config) config.Config {
 
 // exportDecoders builds the flow-export decoders of a configuration: one
 // NetFlow/IPFIX and one sFlow decoder, both with the exporters' sampling
-// overrides. The collector calls them once per socket.
+// overrides, NetFlow/IPFIX with collect.max_clock_skew (analyze and flows
+// read captured exports with it too: the capture time is the receive
+// time). The collector calls them once per socket.
 func exportDecoders(cfg config.Config) collect.Decoders {
 	o := cfg.SamplingOverrides()
+	skew := cfg.Collect.MaxClockSkew
+	if skew == 0 {
+		skew = -1 // off
+	}
 	return collect.Decoders{
-		NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{SamplingOverride: o}) },
-		SFlow:   func() decode.Decoder { return sflow.New(sflow.Configuration{SamplingOverride: o}) },
+		NetFlow: func() decode.Decoder {
+			return netflow.New(netflow.Configuration{SamplingOverride: o, MaxClockSkew: skew})
+		},
+		SFlow: func() decode.Decoder { return sflow.New(sflow.Configuration{SamplingOverride: o}) },
 	}
 }

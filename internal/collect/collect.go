@@ -21,6 +21,9 @@
 // padlock_datagrams_dropped_total{reason} (socket_buffer, truncated,
 // decode_error, no_template, panic), padlock_decode_errors_total{proto,cause},
 // padlock_flow_template_misses_total{proto},
+// padlock_flow_clock_corrected_total{proto} (NetFlow/IPFIX datagrams whose
+// export header clock was more than max_clock_skew off; their record times
+// were moved onto the collector's clock),
 // padlock_collect_bytes_received_total{proto},
 // padlock_collect_receive_buffer_bytes{listener} and padlock_collect_exporters.
 // Per-exporter counts are in Exporters and StatusHandler, never in labels.
@@ -75,6 +78,19 @@ type Configuration struct {
 	// MaxExporters bounds the per-exporter statistics per socket; further
 	// exporters are counted together under the zero address.
 	MaxExporters int `yaml:"max_exporters"`
+	// MaxClockSkew is how far a NetFlow/IPFIX export header's time may be
+	// from the time the collector received the datagram. Beyond it the
+	// exporter's clock is taken to be wrong (misconfigured NTP): the
+	// datagram's record times are moved by the difference onto the
+	// collector's clock, the datagram is counted (per exporter and in
+	// padlock_flow_clock_corrected_total) and the exporter and its offset
+	// are logged, at most every 5 minutes per exporter. Otherwise one
+	// router with a fast clock moves its hosts' event time ahead and the
+	// records of the exporters with right clocks fall behind the detectors'
+	// windows. Export headers count whole seconds, so the least is 2s.
+	// 0 disables the check. Default 10s. sFlow needs none: its record
+	// times are the receive time.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
 	// Capture reads packets from an interface (AF_PACKET), one record each.
 	Capture CaptureConfiguration `yaml:"capture"`
 }
@@ -86,7 +102,8 @@ type CaptureConfiguration struct {
 }
 
 // DefaultConfiguration returns the defaults: sFlow on :6343, NetFlow on
-// :2055, IPFIX on :4739, one socket per CPU, 32 MiB receive buffers.
+// :2055, IPFIX on :4739, one socket per CPU, 32 MiB receive buffers,
+// exporter clocks corrected beyond 10 s.
 func DefaultConfiguration() Configuration {
 	return Configuration{
 		SFlow:         ":6343",
@@ -96,6 +113,7 @@ func DefaultConfiguration() Configuration {
 		Batch:         64,
 		MaxDatagram:   9216,
 		MaxExporters:  4096,
+		MaxClockSkew:  DefaultMaxClockSkew,
 		Capture:       CaptureConfiguration{Snaplen: 128},
 	}
 }
@@ -121,12 +139,21 @@ func (c Configuration) Validate() error {
 		return fmt.Errorf("max_datagram: %d out of range 512..65535", c.MaxDatagram)
 	case c.MaxExporters < 0:
 		return fmt.Errorf("max_exporters: must be >= 0")
+	case c.MaxClockSkew != 0 && c.MaxClockSkew < MinMaxClockSkew:
+		return fmt.Errorf("max_clock_skew: %s: must be 0 (no correction) or at least %s (export headers count whole seconds)", c.MaxClockSkew, MinMaxClockSkew)
 	case c.Capture.Snaplen < 0 || c.Capture.Snaplen > 65535:
 		return fmt.Errorf("capture.snaplen: %d out of range 0..65535", c.Capture.Snaplen)
 	}
 	return nil
 }
 
+// Bounds of max_clock_skew.
+const (
+	DefaultMaxClockSkew = 10 * time.Second
+	MinMaxClockSkew     = 2 * time.Second
+)
+
+// withDefaults fills zero values, except MaxClockSkew, where 0 means off.
 func (c Configuration) withDefaults() Configuration {
 	d := DefaultConfiguration()
 	if c.Sockets == 0 {

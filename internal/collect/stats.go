@@ -68,7 +68,12 @@ type expStats struct {
 	templateMisses atomic.Uint64
 	dropped        atomic.Uint64
 	errors         [len(causes)]atomic.Uint64
-	lastSeen       atomic.Int64 // unix nanoseconds
+	lastSeen       atomic.Int64  // unix nanoseconds
+	clockCorrected atomic.Uint64 // datagrams whose record times were moved (max_clock_skew)
+	clockAhead     atomic.Int64  // ns the exporter's clock was ahead at the last correction
+	clockAt        atomic.Int64  // unix ns of the last correction
+	clockLogNext   int64         // unix ns; worker goroutine only
+	clockLogged    uint64        // clockCorrected when last logged; worker goroutine only
 }
 
 // ExporterStatus is what one exporter sent in one format, summed over the
@@ -84,11 +89,18 @@ type ExporterStatus struct {
 	Dropped        uint64            `json:"dropped"`
 	Errors         map[string]uint64 `json:"errors,omitempty"` // by cause
 	LastSeen       time.Time         `json:"last_seen"`
+	// ClockCorrected counts the datagrams whose export header clock was
+	// more than max_clock_skew off the collector's; their record times
+	// were moved onto the collector's clock. ClockAheadSeconds is how far
+	// ahead (negative: behind) the exporter's clock was the last time.
+	ClockCorrected    uint64  `json:"clock_corrected,omitempty"`
+	ClockAheadSeconds float64 `json:"clock_ahead_seconds,omitempty"`
 }
 
 // Exporters returns the per-exporter counters, sorted by exporter and format.
 func (c *Collector) Exporters() []ExporterStatus {
 	merged := map[expKey]*ExporterStatus{}
+	clockAt := map[expKey]int64{} // of the ClockAheadSeconds taken
 	for _, w := range c.workers() {
 		w.mu.Lock()
 		for k, s := range w.exp {
@@ -113,6 +125,13 @@ func (c *Collector) Exporters() []ExporterStatus {
 			if t := time.Unix(0, s.lastSeen.Load()); t.After(e.LastSeen) {
 				e.LastSeen = t
 			}
+			if n := s.clockCorrected.Load(); n > 0 {
+				e.ClockCorrected += n
+				if at := s.clockAt.Load(); at > clockAt[k] {
+					clockAt[k] = at
+					e.ClockAheadSeconds = time.Duration(s.clockAhead.Load()).Seconds()
+				}
+			}
 		}
 		w.mu.Unlock()
 	}
@@ -135,6 +154,7 @@ type Totals struct {
 	Records        [numFormats]uint64              // records handed to the sink, by flow.Format
 	Bytes          [numFormats]uint64              // payload bytes, by format
 	TemplateMisses [numFormats]uint64              // datagrams with data for an unknown template
+	ClockCorrected [numFormats]uint64              // datagrams whose record times were moved onto the collector's clock
 	Errors         [numFormats][len(causes)]uint64 // decode errors by format and cause
 	Dropped        [len(dropReasons)]uint64        // by reason
 }
@@ -186,6 +206,7 @@ func (c *Collector) Totals() Totals {
 			t.Records[f] += s.records.Load()
 			t.Bytes[f] += s.bytes.Load()
 			t.TemplateMisses[f] += s.templateMisses.Load()
+			t.ClockCorrected[f] += s.clockCorrected.Load()
 			for i := range s.errors {
 				t.Errors[f][i] += s.errors[i].Load()
 			}
@@ -206,7 +227,7 @@ func (c *Collector) workers() []*worker {
 type metrics struct {
 	c                                              *Collector
 	records, received, dropped, errors, misses, by *prometheus.Desc
-	rcvbuf, exporters                              *prometheus.Desc
+	rcvbuf, exporters, clock                       *prometheus.Desc
 }
 
 func newMetrics(c *Collector) *metrics {
@@ -222,6 +243,8 @@ func newMetrics(c *Collector) *metrics {
 			"Datagrams whose decoding failed (in part), by format and cause; template misses are counted separately.", []string{"proto", "cause"}, nil),
 		misses: prometheus.NewDesc("padlock_flow_template_misses_total",
 			"NetFlow v9/IPFIX datagrams with data records for a template not (yet) received.", []string{"proto"}, nil),
+		clock: prometheus.NewDesc("padlock_flow_clock_corrected_total",
+			"NetFlow/IPFIX datagrams whose export header time was more than collect.max_clock_skew from the time they were received (exporter clock wrong); their record times were moved onto the collector's clock.", []string{"proto"}, nil),
 		by: prometheus.NewDesc("padlock_collect_bytes_received_total",
 			"Payload bytes of the datagrams received, by format.", []string{"proto"}, nil),
 		rcvbuf: prometheus.NewDesc("padlock_collect_receive_buffer_bytes",
@@ -232,7 +255,7 @@ func newMetrics(c *Collector) *metrics {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.records, m.received, m.dropped, m.errors, m.misses, m.by, m.rcvbuf, m.exporters} {
+	for _, d := range []*prometheus.Desc{m.records, m.received, m.dropped, m.errors, m.misses, m.by, m.rcvbuf, m.exporters, m.clock} {
 		ch <- d
 	}
 }
@@ -252,6 +275,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.by, prometheus.CounterValue, float64(t.Bytes[f]), name)
 		if ff == flow.FormatNetFlow9 || ff == flow.FormatIPFIX {
 			ch <- prometheus.MustNewConstMetric(m.misses, prometheus.CounterValue, float64(t.TemplateMisses[f]), name)
+		}
+		if ff == flow.FormatNetFlow5 || ff == flow.FormatNetFlow9 || ff == flow.FormatIPFIX {
+			ch <- prometheus.MustNewConstMetric(m.clock, prometheus.CounterValue, float64(t.ClockCorrected[f]), name)
 		}
 		for i, c := range causes {
 			if i == causeNoTemplate || (t.Errors[f][i] == 0 && f == int(flow.FormatUnknown)) {
@@ -329,6 +355,10 @@ type worker struct {
 
 	logNext       time.Time
 	logSuppressed int
+
+	// set by the NetFlow decoder's clock report during a Decode call
+	clockSkewed bool
+	clockAhead  time.Duration
 }
 
 // newWorker registers a worker; the caller holds c.mu.
@@ -343,6 +373,9 @@ func (c *Collector) newWorker(name, addr string, rcvbuf int) *worker {
 	}
 	if c.deps.Decoders.NetFlow != nil {
 		w.netflow = c.deps.Decoders.NetFlow()
+		if cc, ok := w.netflow.(decode.ClockChecker); ok {
+			cc.CheckClock(c.conf.MaxClockSkew, w.clockReport)
+		}
 	}
 	if c.deps.Decoders.SFlow != nil {
 		w.sflow = c.deps.Decoders.SFlow()

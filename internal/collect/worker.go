@@ -69,6 +69,10 @@ func (w *worker) handle(from netip.AddrPort, b []byte, length int, now time.Time
 		}
 	} else {
 		n, err = w.decode(dec, netip.AddrPortFrom(exp, from.Port()), b, now)
+		if w.clockSkewed {
+			w.clockSkewed = false
+			w.clockCorrected(st, exp, f, now)
+		}
 	}
 	if n > 0 {
 		st.records.Add(uint64(n))
@@ -96,6 +100,37 @@ func (w *worker) handle(from netip.AddrPort, b []byte, length int, now time.Time
 	if ci != causeNoTemplate || n == 0 {
 		w.logError(now, exp, f, err)
 	}
+}
+
+// clockReport is the NetFlow decoder's report of a datagram whose record
+// times it moved; handle picks it up after the Decode call.
+func (w *worker) clockReport(_ netip.AddrPort, ahead time.Duration) {
+	w.clockSkewed, w.clockAhead = true, ahead
+}
+
+// clockLogInterval is how often an exporter whose clock is off is logged.
+const clockLogInterval = 5 * time.Minute
+
+// clockCorrected counts a datagram whose record times the decoder moved
+// onto the collector's clock and logs the exporter at most every
+// clockLogInterval.
+func (w *worker) clockCorrected(st *expStats, exp netip.Addr, f flow.Format, now time.Time) {
+	n := st.clockCorrected.Add(1)
+	st.clockAhead.Store(int64(w.clockAhead))
+	st.clockAt.Store(now.UnixNano())
+	if now.UnixNano() < st.clockLogNext {
+		return
+	}
+	st.clockLogNext = now.Add(clockLogInterval).UnixNano()
+	dir, off := "ahead of", w.clockAhead
+	if off < 0 {
+		dir, off = "behind", -off
+	}
+	w.c.log.Warn(fmt.Sprintf("exporter %s clock %.0f s %s the collector; its record times are corrected", exp, off.Seconds(), dir),
+		"listener", w.name, "exporter", exp.String(), "format", f.String(),
+		"clock_ahead_seconds", w.clockAhead.Seconds(), "max_clock_skew", w.c.conf.MaxClockSkew.String(),
+		"datagrams_corrected", n-st.clockLogged)
+	st.clockLogged = n
 }
 
 // errPanic marks a recovered decoder panic (cause "panic").

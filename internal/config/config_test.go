@@ -107,6 +107,8 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		{"breaker without window", "within: 5m", "within: 0s", "policy.circuit_breaker.within"},
 		{"group prefix with host bits", "prefixes: [203.0.113.128/25]", "prefixes: [203.0.113.129/25]", "policy.groups[0].prefixes[0]"},
 		{"bad pipeline queue", "queue: 1024", "queue: 0", "pipeline.queue"},
+		{"clock skew under the header resolution", `ipfix: ":4739"}`, `ipfix: ":4739", max_clock_skew: 500ms}`, "c.yaml: collect.max_clock_skew: 500ms: must be 0 (no correction) or at least 2s"},
+		{"clock skew not a duration", `ipfix: ":4739"}`, `ipfix: ":4739", max_clock_skew: ten}`, "collect.max_clock_skew"},
 		{"unknown lock reason", "spam: {whitelist_ttl: 2h}", "bogus: {whitelist_ttl: 2h}", "c.yaml: locks.reasons.bogus: unknown reason"},
 		{"zero whitelist ttl", "spam: {whitelist_ttl: 2h}", "spam: {whitelist_ttl: 0s}", "c.yaml: locks.reasons.spam.whitelist_ttl: must be > 0"},
 		{"misspelt lock method", "non_payment: {method: blackhole}", "non_payment: {method: nftabels}",
@@ -189,6 +191,24 @@ func TestMultiLineErrorsKeepTheirKeys(t *testing.T) {
 	for _, l := range strings.Split(err.Error(), "\n") {
 		if !strings.Contains(l, "enforce.bgp.") {
 			t.Errorf("line %q does not name its key", l)
+		}
+	}
+}
+
+// collect.max_clock_skew: 10s unless set; 0 turns the correction off.
+func TestMaxClockSkew(t *testing.T) {
+	for doc, want := range map[string]time.Duration{
+		"":                                 10 * time.Second,
+		"collect: {max_clock_skew: 0s}\n":  0,
+		"collect: {max_clock_skew: 15m}\n": 15 * time.Minute,
+		"collect: {netflow: \":2055\"}\n":  10 * time.Second,
+	} {
+		c, err := Parse("c.yaml", []byte(doc))
+		if err != nil {
+			t.Fatalf("%q: %v", doc, err)
+		}
+		if c.Collect.MaxClockSkew != want {
+			t.Errorf("%q: max_clock_skew %v, want %v", doc, c.Collect.MaxClockSkew, want)
 		}
 	}
 }

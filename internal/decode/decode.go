@@ -20,6 +20,21 @@ type Decoder interface {
 	Decode(exporter netip.AddrPort, payload []byte, received time.Time, sink flow.Sink) (int, error)
 }
 
+// ClockChecker is implemented by decoders whose record times come from the
+// exporter's clock (NetFlow v5/v9 and IPFIX export headers; sFlow record
+// times are the receive time and need no check). A datagram whose header
+// time differs from the time it was received by more than maxSkew has its
+// record times moved by the difference, onto the receiver's clock, so that
+// one exporter with a wrong clock cannot move hosts' event time.
+//
+// CheckClock must be called before the first Decode. maxSkew <= 0 disables
+// the check. report, if not nil, is called once for every datagram whose
+// times were moved, from Decode and on its goroutine, with the exporter and
+// how far its clock is ahead of the receiver (negative: behind).
+type ClockChecker interface {
+	CheckClock(maxSkew time.Duration, report func(exporter netip.AddrPort, ahead time.Duration))
+}
+
 // Causes of decode errors; errors returned by decoders wrap exactly one.
 var (
 	ErrTruncated     = errors.New("truncated")

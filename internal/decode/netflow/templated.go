@@ -19,6 +19,7 @@ type hdr struct {
 	dkey    uint64
 	baseNs  int64  // export time (v9 unix secs, IPFIX export time), ns
 	uptime  uint32 // v9 sysUptime, ms
+	shiftNs int64  // added to every record time: the exporter's clock error (see clockShift)
 }
 
 func (h *hdr) name() string {
@@ -77,6 +78,9 @@ func (d *Decoder) decodeTemplated(ap netip.AddrPort, version uint16, b []byte, r
 	h.dkey = domKey(version, h.domain)
 
 	now := received.UnixNano()
+	if !received.IsZero() {
+		h.shiftNs = d.clockShift(ap, h.baseNs, now)
+	}
 	e := d.exporterFor(ap, now)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -597,7 +601,7 @@ func (d *Decoder) decodeData(e *exporter, dm *domain, h *hdr, t *template, b []b
 		if t.hasTimes {
 			rec.Start, rec.End = recordTimes(&v, h, dm)
 		} else {
-			rec.Start = time.Unix(0, h.baseNs).UTC()
+			rec.Start = time.Unix(0, h.baseNs+h.shiftNs).UTC()
 			rec.End = rec.Start
 		}
 		sink.Record(rec)
@@ -611,6 +615,8 @@ func (d *Decoder) decodeData(e *exporter, dm *domain, h *hdr, t *template, b []b
 // sysUptime-relative times (21/22; IPFIX: relative to
 // systemInitTimeMilliseconds from the record or the domain's options data).
 // A missing end is the start and vice versa; with neither, the export time.
+// All of them are the exporter's clock: h.shiftNs moves them onto the
+// receiver's.
 func recordTimes(v *values, h *hdr, dm *domain) (time.Time, time.Time) {
 	var start, end int64
 	var hasStart, hasEnd bool
@@ -659,5 +665,5 @@ func recordTimes(v *values, h *hdr, dm *domain) (time.Time, time.Time) {
 	case !hasEnd:
 		end = start
 	}
-	return time.Unix(0, start).UTC(), time.Unix(0, end).UTC()
+	return time.Unix(0, start+h.shiftNs).UTC(), time.Unix(0, end+h.shiftNs).UTC()
 }

@@ -16,9 +16,9 @@ const (
 	v5RecordLen = 48
 )
 
-// decodeV5 decodes a NetFlow v5 datagram. v5 is stateless: no exporter
-// state is created for it.
-func (d *Decoder) decodeV5(addr netip.Addr, b []byte, sink flow.Sink) (int, error) {
+// decodeV5 decodes a NetFlow v5 datagram received at received from ap. v5
+// is stateless: no exporter state is created for it.
+func (d *Decoder) decodeV5(ap netip.AddrPort, b []byte, received time.Time, sink flow.Sink) (int, error) {
 	if len(b) < v5HeaderLen {
 		return 0, fmt.Errorf("netflow v5: header of %d bytes: %w", len(b), decode.ErrTruncated)
 	}
@@ -27,6 +27,11 @@ func (d *Decoder) decodeV5(addr netip.Addr, b []byte, sink flow.Sink) (int, erro
 	count := int(be.Uint16(b[2:]))
 	uptime := be.Uint32(b[4:])
 	base := int64(be.Uint32(b[8:]))*1e9 + int64(be.Uint32(b[12:]))
+	if !received.IsZero() {
+		// every record time is relative to base: moving it moves them all
+		base += d.clockShift(ap, base, received.UnixNano())
+	}
+	addr := ap.Addr()
 	rate := uint32(be.Uint16(b[22:]) & 0x3fff)
 	if o := d.override(addr); o != 0 {
 		rate = o
