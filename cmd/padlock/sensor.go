@@ -93,7 +93,7 @@ func cmdSensor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Decoders:   exportDecoders(cfg),
 		NewSink:    in.NewSink,
 		Registerer: reg,
-		Logger:     logger.With("component", "collect"),
+		Logger:     logger, // the collector adds component=collect
 	})
 	if err != nil {
 		return usageError{err}

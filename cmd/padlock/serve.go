@@ -239,7 +239,7 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 		Decoders:   exportDecoders(cfg),
 		NewSink:    s.pipeline.NewSink,
 		Registerer: s.reg,
-		Logger:     logger.With("component", "collect"),
+		Logger:     logger, // the collector adds component=collect
 	})
 	if err != nil {
 		s.close()
