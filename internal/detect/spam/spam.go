@@ -4,9 +4,38 @@
 // distinct destination counts once however many connections it gets.
 // It imports internal/flow and internal/detect/detector only.
 //
-// State exists only for hosts that open SMTP connections: an open-addressing
-// table of mail servers (28 bytes each) capped at max_destinations; stale
-// entries are dropped when room is needed.
+// What counts as contact with a mail server: on unsampled data a
+// connection attempt (a SYN without ACK: one packet, or a flow record of an
+// attempt) or a NetFlow/IPFIX record of a client connection (from a local
+// port above the SMTP port) that carries SYN or no TCP flags at all (some
+// exporters export none). On sampled data (sampling rate above 1) a
+// session's SYN is rarely the packet sampled — at 1:1000 about one
+// session in a thousand — so there any packet or flow record the host
+// sends from its client port to a watched port is contact: its
+// destination is a mail server the host talks to just as well.
+//
+// State: every host that contacts a watched port has a 4-byte reference in
+// a dense array. Until it has contacted `gate` distinct mail servers
+// within the window (min_destinations/16, at least 1; 6 by default) its
+// contacts are kept, exactly, in a log shared by all hosts: a ring of
+// 44-byte entries, one per host and mail server, linked per host, that
+// grows up to 65536 entries (2.9 MB) and reuses its oldest entries. A
+// host that sends a mail now and then thus costs its 4 bytes and a log
+// entry, however long it stays active. At its gate-th distinct mail server
+// the host gets a table of mail servers (an open-addressing table, 32
+// bytes per slot, capped at max_destinations) seeded with its logged
+// contacts; stale entries are dropped when room is needed, and the whole
+// table is dropped once all its entries are stale (it then passes the
+// gate again).
+//
+// The verdict stays exact: the contacts before the gate are in the table
+// too. Only when more than 65536 contacts of hosts below their gate arrive
+// within one window can a host's logged contacts be overwritten before it
+// reaches its gate; it then misses at most gate-1 of its first
+// destinations (5 by default), so its count is a lower bound, never more
+// than the mail servers it contacted: a host needs at most gate-1 more
+// destinations to be reported, which a spammer (thousands of mail servers
+// in a window) has seconds later.
 package spam
 
 import (
@@ -31,8 +60,14 @@ type Configuration struct {
 	MinDestinations int `yaml:"min_destinations"`
 	// Ports are the SMTP ports watched. Default [25].
 	Ports []uint16 `yaml:"ports"`
-	// MinSamples is the number of connection records (as received) the
-	// verdict needs. Default 100.
+	// MinSamples is the number of contact records (as received, not
+	// scaled by the sampling rate) to the distinct mail servers counted
+	// that the verdict needs. On unsampled data a contact record is a
+	// connection attempt or a flow record of a connection; on sampled data
+	// it is a sampled packet (or flow record) sent to a watched port from
+	// a client port. Each mail server counted has at least one, so a value
+	// up to min_destinations is always met when min_destinations is;
+	// above it, the verdict also needs repeated contacts. Default 100.
 	MinSamples uint64 `yaml:"min_samples"`
 	// MaxDestinations caps the mail servers tracked per host; at least
 	// twice min_destinations. Default 1024.
@@ -76,32 +111,71 @@ type server struct {
 	port  uint16 // the SMTP port last used to it
 }
 
+// logged is a log entry: a contact of a host below its gate.
+type logged struct {
+	server
+	seq  uint32 // sequence number; the entry is valid for the reference seq only
+	prev uint32 // the host's previous entry (sequence number), 0: none
+	host uint32
+}
+
+const (
+	// stateBit marks a host reference as an index into states; without it
+	// a reference is the sequence number of the host's newest log entry.
+	stateBit = 1 << 31
+	logMin   = 256
+	logMax   = 1 << 16
+)
+
 type hostState struct {
 	tab     []server
 	n       int
+	host    uint32
+	idx     uint32 // index in Detector.states
+	last    uint32 // newest contact (s): the table is stale when last+window has passed
 	port    uint16
 	muted   int64
 	maxRate uint32
+	rateAt  uint32 // the last second a record had maxRate
 	samples *detector.Samples
 }
 
 // Detector is the spam detector.
 type Detector struct {
-	conf  Configuration
-	env   detector.Env
-	w     uint32
-	ports [1024]uint64
-	hosts []*hostState
-	tmp   []server
+	conf   Configuration
+	env    detector.Env
+	w      uint32
+	gate   int // distinct mail servers within the window before a host gets a table
+	ports  [1024]uint64
+	refs   []uint32 // per host: 0, stateBit|index in states, or the seq of its newest log entry
+	states []*hostState
+	free   []uint32 // unused indexes in states
+	pool   []*hostState
+	log    []logged // ring, indexed by seq modulo its length
+	seq    uint32   // next log sequence number, 1..stateBit-1
+	sweep  int64    // event time (ns) of the next sweep for stale tables
+	tmp    []server
 }
 
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
-	d := &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds())}
+	d := &Detector{conf: conf, env: env, w: uint32(conf.Window.Seconds()), gate: max(1, conf.MinDestinations/16), seq: 1}
 	for _, p := range conf.Ports {
 		d.ports[p/64] |= 1 << (p % 64)
 	}
 	return d
+}
+
+// contact reports whether a record a host sends to a watched TCP port is
+// contact with the mail server there (see the package comment).
+func contact(r *flow.Record, o *detector.Orientation) bool {
+	if detector.IsSYNOnly(r) {
+		return true
+	}
+	if !detector.IsClientSide(o.LocalPort, o.RemotePort) {
+		return false
+	}
+	return r.SamplingRate > 1 || detector.IsFlow(r) && (r.TCPFlags&flow.TCPSyn != 0 || r.TCPFlags == 0)
 }
 
 // Observe implements detector.Detector.
@@ -109,22 +183,35 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if o.Dir != detector.DirOut || r.Proto != flow.ProtoTCP || d.ports[o.RemotePort/64]&(1<<(o.RemotePort%64)) == 0 {
 		return
 	}
-	if !detector.IsSYNOnly(r) && !(r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && detector.IsClientSide(o.LocalPort, o.RemotePort)) {
+	if !contact(r, o) {
 		return
 	}
-	for int(o.Host) >= len(d.hosts) {
-		d.hosts = append(d.hosts, nil)
-	}
-	s := d.hosts[o.Host]
-	if s == nil {
-		s = &hostState{tab: make([]server, 4)}
-		d.hosts[o.Host] = s
-	}
-	if rate := detector.Rate(r); rate > s.maxRate {
-		s.maxRate = rate
+	for int(o.Host) >= len(d.refs) {
+		d.refs = append(d.refs, 0)
 	}
 	sec := uint32(o.End / 1e9)
 	dst := o.Remote.As16()
+	var s *hostState
+	if ref := d.refs[o.Host]; ref&stateBit != 0 {
+		s = d.states[ref&^stateBit]
+		if s.last+d.w <= sec { // every entry is stale: start over at the gate
+			d.drop(s)
+			s = nil
+		}
+	}
+	if s == nil {
+		if s = d.admit(o.Host, &dst, o.RemotePort, sec); s == nil {
+			return
+		}
+	}
+	// maxRate is the highest sampling rate of the host's records within
+	// about the last window: a rate older than that gives way, so that a
+	// finding does not carry the rate of an earlier episode.
+	if rate := detector.Rate(r); rate > s.maxRate || s.rateAt+d.w <= sec {
+		s.maxRate, s.rateAt = rate, sec
+	} else if rate == s.maxRate {
+		s.rateAt = max(s.rateAt, sec)
+	}
 	isNew := d.insert(s, &dst, o.RemotePort, sec)
 	if s.samples != nil {
 		s.samples.Add(r)
@@ -133,7 +220,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	if s.samples == nil {
-		s.samples = detector.NewSamples(d.env.EvidencePackets)
+		s.samples = detector.NewSamples(d.env.EvidencePackets).Within(int64(d.w) * 1e9)
 		var conns uint64 // the connection records before this one: the dump says they were left out
 		for i := range s.tab {
 			conns += uint64(s.tab[i].conns)
@@ -161,6 +248,156 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	d.env.Reporter.Report(d.finding(s, o, sec, n, conns))
+	// The next finding for the host (after the engine's rearm period)
+	// carries evidence of its own: its dump starts empty and its sampling
+	// rate is that of its own records.
+	s.samples.Reset()
+	s.maxRate = 0
+}
+
+// admit passes a contact of a host without a table through the gate. A
+// contact to a mail server the host's log holds within the window updates
+// that entry. A contact to another one returns the host's new table, seeded
+// with the logged contacts, when it is the gate-th distinct mail server
+// within the window; before that it is logged and admit returns nil.
+// Entries that went stale are unlinked from the host's chain on the way.
+func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32) *hostState {
+	n := 0
+	link := &d.refs[h]
+	// The chain holds at most gate-1 live entries and those that went
+	// stale since the last walk; the bound only guards against a cycle.
+	for steps := 0; *link != 0 && steps < 4*d.gate+64; steps++ {
+		e := d.entry(*link, h)
+		if e == nil { // overwritten: the rest of the chain is older still
+			*link = 0
+			break
+		}
+		if e.last+d.w <= sec {
+			*link = e.prev
+			continue
+		}
+		if e.dst == *dst {
+			e.first, e.last = min(e.first, sec), max(e.last, sec)
+			e.conns++
+			e.port = port
+			return nil
+		}
+		n++
+		link = &e.prev
+	}
+	if n+1 < d.gate {
+		d.push(h, dst, port, sec)
+		return nil
+	}
+	s := d.newState(h)
+	for seq, steps := d.refs[h], 0; seq != 0 && steps < 4*d.gate+64; steps++ {
+		e := d.entry(seq, h)
+		if e == nil {
+			break
+		}
+		if e.last+d.w > sec {
+			d.seed(s, &e.server, sec)
+		}
+		seq = e.prev
+	}
+	d.refs[h] = stateBit | s.idx
+	return s
+}
+
+// entry returns the log entry of host h with sequence number seq, nil when
+// it was overwritten.
+func (d *Detector) entry(seq, h uint32) *logged {
+	if len(d.log) == 0 {
+		return nil
+	}
+	if e := &d.log[seq&uint32(len(d.log)-1)]; e.seq == seq && e.host == h {
+		return e
+	}
+	return nil
+}
+
+// push logs a contact of host h to a new mail server as its newest entry.
+func (d *Detector) push(h uint32, dst *detector.Key16, port uint16, sec uint32) {
+	if len(d.log) == 0 {
+		d.log = make([]logged, logMin)
+	}
+	seq := d.seq
+	e := &d.log[seq&uint32(len(d.log)-1)]
+	if e.seq != 0 && e.last+d.w > sec && len(d.log) < logMax { // the oldest entry is live: grow
+		d.growLog()
+		e = &d.log[seq&uint32(len(d.log)-1)]
+	}
+	*e = logged{server: server{dst: *dst, first: sec, last: sec, conns: 1, port: port}, seq: seq, prev: d.refs[h], host: h}
+	d.refs[h] = seq
+	if d.seq++; d.seq == stateBit {
+		d.seq = 1
+	}
+}
+
+// growLog doubles the log. It holds the last len(log) sequence numbers,
+// which keep distinct places in a ring twice as long.
+func (d *Detector) growLog() {
+	n := make([]logged, 2*len(d.log))
+	mask := uint32(len(n) - 1)
+	for i := range d.log {
+		if e := &d.log[i]; e.seq != 0 {
+			n[e.seq&mask] = *e
+		}
+	}
+	d.log = n
+}
+
+// newState gives host h an empty table.
+func (d *Detector) newState(h uint32) *hostState {
+	var s *hostState
+	if n := len(d.pool); n > 0 {
+		s = d.pool[n-1]
+		d.pool = d.pool[:n-1]
+	} else {
+		s = &hostState{tab: make([]server, 8)}
+	}
+	s.host = h
+	if n := len(d.free); n > 0 {
+		s.idx = d.free[n-1]
+		d.free = d.free[:n-1]
+		d.states[s.idx] = s
+	} else {
+		s.idx = uint32(len(d.states))
+		d.states = append(d.states, s)
+	}
+	return s
+}
+
+// drop removes a host's table; the host passes the gate again. Small
+// tables are kept for reuse.
+func (d *Detector) drop(s *hostState) {
+	d.refs[s.host] = 0
+	d.states[s.idx] = nil
+	d.free = append(d.free, s.idx)
+	if len(s.tab) <= 64 && len(d.pool) < 256 {
+		clear(s.tab)
+		*s = hostState{tab: s.tab}
+		d.pool = append(d.pool, s)
+	}
+}
+
+// seed puts a logged contact into a new table.
+func (d *Detector) seed(s *hostState, c *server, sec uint32) {
+	if (s.n+1)*4 > len(s.tab)*3 {
+		d.rehash(s, 2*len(s.tab), sec)
+	}
+	mask := len(s.tab) - 1
+	i := int(detector.Hash16(&c.dst, 25)) & mask
+	for ; s.tab[i].conns != 0; i = (i + 1) & mask {
+		if t := &s.tab[i]; t.dst == c.dst {
+			t.first, t.last = min(t.first, c.first), max(t.last, c.last)
+			t.conns += c.conns
+			return
+		}
+	}
+	s.tab[i] = *c
+	s.n++
+	s.last = max(s.last, c.last)
 }
 
 func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n int, conns uint64) detector.Finding {
@@ -190,11 +427,29 @@ func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n 
 		probes = probes[:m]
 	}
 	f.Probes = probes
-	f.Packets, f.PacketsOmitted = s.samples.Copy()
+	// The dump shows the finding's window only: a record kept before it
+	// (the buffer gives way to new records in the order it kept them, and
+	// only when the oldest has left the window) is left out.
+	packets, omitted := s.samples.Copy()
+	keep := packets[:0]
+	for i := range packets {
+		p := &packets[i]
+		end := p.End
+		if end.IsZero() {
+			end = p.Start
+		}
+		if uint32(end.Unix())+d.w > sec {
+			keep = append(keep, *p)
+		} else {
+			omitted++
+		}
+	}
+	f.Packets, f.PacketsOmitted = keep, omitted
 	return f
 }
 
 func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, sec uint32) bool {
+	s.last = max(s.last, sec)
 	mask := len(s.tab) - 1
 	i := int(detector.Hash16(dst, 25)) & mask
 	for ; s.tab[i].conns != 0; i = (i + 1) & mask {
@@ -247,15 +502,31 @@ func (d *Detector) rehash(s *hostState, size int, sec uint32) {
 	}
 }
 
-// Tick implements detector.Detector.
-func (d *Detector) Tick(int64) {}
+// Tick implements detector.Detector: every quarter window it drops the
+// tables whose entries are all stale.
+func (d *Detector) Tick(now int64) {
+	if now < d.sweep {
+		return
+	}
+	d.sweep = now + int64(max(d.w/4, 1))*1e9
+	sec := uint32(now / 1e9)
+	for _, s := range d.states {
+		if s != nil && s.last+d.w <= sec {
+			d.drop(s)
+		}
+	}
+}
 
 // Flush implements detector.Detector; spam fires as soon as proven.
 func (d *Detector) Flush() {}
 
 // Forget implements detector.Detector.
 func (d *Detector) Forget(host uint32) {
-	if int(host) < len(d.hosts) {
-		d.hosts[host] = nil
+	if int(host) >= len(d.refs) {
+		return
 	}
+	if ref := d.refs[host]; ref&stateBit != 0 {
+		d.drop(d.states[ref&^stateBit])
+	}
+	d.refs[host] = 0
 }
