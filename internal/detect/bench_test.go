@@ -138,9 +138,9 @@ func benchEngine(b *testing.B, hosts int) {
 // TestMemoryMillionHosts: one million active internal addresses, each serving
 // web clients, looking up DNS (a contact), receiving NetFlow-reported
 // traffic, logging in to a bastion host elsewhere over SSH (a login port:
-// the attack detector's brute-force gate) and asking a cloud metadata service at
-// 169.254.169.254 (a private destination), must keep the engine's heap
-// under 1 GiB.
+// the attack detector's brute-force gate), asking a cloud metadata service at
+// 169.254.169.254 (a private destination) and sending one mail through a
+// relay (an SMTP contact), must keep the engine's heap under 1 GiB.
 func TestMemoryMillionHosts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds state for one million hosts")
@@ -176,6 +176,9 @@ func TestMemoryMillionHosts(t *testing.T) {
 				feed(at, h, 40000+uint16(round*4+k), ext(300+i%50), 22, flow.ProtoTCP, synAck|flow.TCPPsh|flow.TCPFin, 12, flow.FormatNetFlow9)
 			}
 			feed(at, h, 41000+uint16(round), netip.AddrFrom4([4]byte{169, 254, 169, 254}), 80, flow.ProtoTCP, synAck|flow.TCPPsh|flow.TCPFin, 6, flow.FormatNetFlow9)
+			if round == 0 { // a cron mail through the provider's relay
+				feed(at, h, 42000, ext(400+i%4), 25, flow.ProtoTCP, syn, 1, flow.FormatPcap)
+			}
 		}
 	}
 	elapsed := time.Since(start)
