@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"bytes"
 	"encoding/binary"
 	"log/slog"
 	"net"
@@ -61,24 +60,6 @@ func (s *timeSink) of(a netip.Addr) [][2]time.Time {
 	return append([][2]time.Time(nil), s.recs[a]...)
 }
 
-// syncBuffer is a log destination safe for the socket goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A router whose clock runs 10 minutes fast exports next to one on time:
 // with max_clock_skew its records land on the collector's timeline like the
 // other's, the datagrams are counted per exporter and in the metric, and the
@@ -95,7 +76,7 @@ func TestExporterClockCorrected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := &timeSink{recs: map[netip.Addr][][2]time.Time{}}
 			reg := prometheus.NewPedanticRegistry()
-			logs := &syncBuffer{}
+			logs := &lockedBuffer{}
 			c, addr := startCollector(t, Configuration{NetFlow: "127.0.0.1:0", Sockets: 1, MaxClockSkew: tc.maxSkew}, Dependencies{
 				Decoders:   Decoders{NetFlow: func() decode.Decoder { return netflow.New(netflow.Configuration{}) }},
 				Sink:       sink,
