@@ -545,7 +545,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		f.Summary = summary
 	}
 	if sl.samples != nil {
-		f.Packets, f.PacketsOmitted = sl.samples.Copy()
+		f.Packets, f.PacketsOmitted = sl.samples.CopySince((int64(sl.head) + 1 - nb) * d.bw * 1e9)
 	}
 	d.env.Reporter.Report(f)
 }

@@ -9,6 +9,7 @@ package detector
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"time"
 
@@ -288,9 +289,19 @@ func (s *Samples) Len() int { return len(s.recs) }
 
 // Copy returns the kept records sorted by start time (a new slice) and how
 // many records were offered but not kept.
-func (s *Samples) Copy() ([]flow.Record, int) {
-	out := make([]flow.Record, len(s.recs))
-	copy(out, s.recs)
+func (s *Samples) Copy() ([]flow.Record, int) { return s.CopySince(math.MinInt64) }
+
+// CopySince is Copy of the kept records that ended at or after t (ns): a
+// finding's dump shows its own window, and a record kept from before it
+// (a buffer that is not full keeps everything it was given since its
+// last reset) counts as left out.
+func (s *Samples) CopySince(t int64) ([]flow.Record, int) {
+	out := make([]flow.Record, 0, len(s.recs))
+	for i := range s.recs {
+		if recEnd(&s.recs[i]) >= t {
+			out = append(out, s.recs[i])
+		}
+	}
 	// insertion sort: tiny n, and it is stable
 	for i := 1; i < len(out); i++ {
 		for j := i; j > 0 && out[j].Start.Before(out[j-1].Start); j-- {

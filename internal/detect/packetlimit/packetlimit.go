@@ -516,7 +516,7 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 		// limit: say so, or its shorter period reads as a contradiction
 		f.Detail += fmt.Sprintf("; the summary covers the last %ds, since the address came near its limit", secs)
 	}
-	f.Packets, f.PacketsOmitted = h.samples.Copy()
+	f.Packets, f.PacketsOmitted = h.samples.CopySince(now - d.w*1e9)
 	return f
 }
 

@@ -427,24 +427,8 @@ func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n 
 		probes = probes[:m]
 	}
 	f.Probes = probes
-	// The dump shows the finding's window only: a record kept before it
-	// (the buffer gives way to new records in the order it kept them, and
-	// only when the oldest has left the window) is left out.
-	packets, omitted := s.samples.Copy()
-	keep := packets[:0]
-	for i := range packets {
-		p := &packets[i]
-		end := p.End
-		if end.IsZero() {
-			end = p.Start
-		}
-		if uint32(end.Unix())+d.w > sec {
-			keep = append(keep, *p)
-		} else {
-			omitted++
-		}
-	}
-	f.Packets, f.PacketsOmitted = keep, omitted
+	// the dump shows the finding's window only
+	f.Packets, f.PacketsOmitted = s.samples.CopySince((int64(sec) - int64(d.w) + 1) * 1e9)
 	return f
 }
 
