@@ -39,7 +39,6 @@ func run(t *testing.T, args ...string) {
 	}
 }
 
-
 // recSink keeps copies of the records.
 type recSink struct {
 	mu   sync.Mutex
