@@ -31,11 +31,13 @@
 // The verdict stays exact: the contacts before the gate are in the table
 // too. Only when more than 65536 contacts of hosts below their gate arrive
 // within one window can a host's logged contacts be overwritten before it
-// reaches its gate; it then misses at most gate-1 of its first
-// destinations (5 by default), so its count is a lower bound, never more
-// than the mail servers it contacted: a host needs at most gate-1 more
-// destinations to be reported, which a spammer (thousands of mail servers
-// in a window) has seconds later.
+// reaches its gate. A host that finds its entries overwritten and still
+// has another live mail server gets its table at once (so the log turning
+// over faster than a slow spammer reaches its gate cannot keep it below
+// the gate); it misses at most gate-1 of its first destinations (5 by
+// default), so its count is a lower bound, never more than the mail
+// servers it contacted: a host needs at most gate-1 more destinations to
+// be reported. Hosts that mail one relay never get a table this way.
 package spam
 
 import (
@@ -262,7 +264,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // within the window; before that it is logged and admit returns nil.
 // Entries that went stale are unlinked from the host's chain on the way.
 func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32) *hostState {
-	n := 0
+	n, cut := 0, false
 	link := &d.refs[h]
 	// The chain holds at most gate-1 live entries and those that went
 	// stale since the last walk; the bound only guards against a cycle.
@@ -270,6 +272,7 @@ func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32)
 		e := d.entry(*link, h)
 		if e == nil { // overwritten: the rest of the chain is older still
 			*link = 0
+			cut = true
 			break
 		}
 		if e.last+d.w <= sec {
@@ -285,7 +288,12 @@ func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32)
 		n++
 		link = &e.prev
 	}
-	if n+1 < d.gate {
+	// A chain cut by the log turning over (more hosts below their gate
+	// than it holds) would keep a host that needs longer than the log's
+	// turnover to reach its gate below it forever: a host that lost
+	// entries and still has another live mail server besides this one gets
+	// its table now.
+	if n+1 < d.gate && (!cut || n == 0) {
 		d.push(h, dst, port, sec)
 		return nil
 	}
