@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"padlock/internal/config"
+	"padlock/internal/decode"
 	"padlock/internal/decode/pcapfile"
 	"padlock/internal/detect"
 	"padlock/internal/evidence"
@@ -87,6 +89,18 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	dec := exportDecoders(cfg)
 	deps := pcapfile.Dependencies{NetFlow: dec.NetFlow(), SFlow: dec.SFlow()}
+	skewed := map[netip.Addr]*clockSkew{} // exporters whose clock was off (collect.max_clock_skew)
+	if cc, ok := deps.NetFlow.(decode.ClockChecker); ok && cfg.Collect.MaxClockSkew > 0 {
+		cc.CheckClock(cfg.Collect.MaxClockSkew, func(exp netip.AddrPort, ahead time.Duration) {
+			s := skewed[exp.Addr()]
+			if s == nil {
+				s = &clockSkew{}
+				skewed[exp.Addr()] = s
+			}
+			s.datagrams++
+			s.ahead = ahead
+		})
+	}
 	bar := newProgressBar(stderr, *progress)
 	var readErrs []error
 	var total pcapfile.Stats
@@ -144,6 +158,11 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stderr, "analyze: %d files, %d packets, %d records, %d findings\n", len(files), total.Packets, total.Records, len(findings))
+	for _, exp := range slices.SortedFunc(maps.Keys(skewed), netip.Addr.Compare) {
+		s := skewed[exp]
+		fmt.Fprintf(stderr, "analyze: exporter %s: clock %s the capture by %s in %d datagrams; their record times were moved onto the capture's clock\n",
+			exp, map[bool]string{true: "ahead of", false: "behind"}[s.ahead > 0], s.ahead.Abs().Round(time.Second), s.datagrams)
+	}
 	if len(readErrs) > 0 {
 		return errors.Join(readErrs...)
 	}
@@ -367,4 +386,10 @@ func (f *batchFeed) close() {
 	}
 	close(f.full)
 	<-f.done
+}
+
+// clockSkew is what analyze reports of an exporter whose clock was off.
+type clockSkew struct {
+	datagrams int
+	ahead     time.Duration // the last datagram's
 }

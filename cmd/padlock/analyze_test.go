@@ -7,9 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"padlock/internal/detect"
 )
@@ -261,5 +265,70 @@ func TestEvidenceDirsOfEveryKindAreReplaced(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAnalyzeExporterClockOff: the real softflowd export of the nmap scan,
+// its capture times moved 10 minutes back, reads as a router whose clock
+// runs 10 minutes fast: analyze says so, moves its record times onto the
+// capture's clock (the finding 10 minutes earlier than in the original)
+// and finds the same scan.
+func TestAnalyzeExporterClockOff(t *testing.T) {
+	src := filepath.Join(corpus, "scan-nmap-syn.netflow9.pcap")
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shifted := filepath.Join(t.TempDir(), "skewed.pcap")
+	out, err := os.Create(shifted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(out)
+	if err := w.WriteFileHeader(65536, r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		ci.Timestamp = ci.Timestamp.Add(-10 * time.Minute)
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(file string) (detect.Finding, string) {
+		var stdout, stderr bytes.Buffer
+		if err := cmdAnalyze(context.Background(), []string{"--customers", "203.0.113.0/24", "--format", "json", file}, &stdout, &stderr); err != nil {
+			t.Fatal(err, stderr.String())
+		}
+		var f detect.Finding
+		if err := json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &f); err != nil {
+			t.Fatalf("%s: %v\n%s", file, err, stdout.String())
+		}
+		return f, stderr.String()
+	}
+	orig, origErr := run(src)
+	got, msg := run(shifted)
+	if strings.Contains(origErr, "clock") {
+		t.Errorf("the original capture reported a clock: %s", origErr)
+	}
+	if !regexp.MustCompile(`exporter \S+: clock ahead of the capture by (9m59s|10m0s|10m1s) in \d+ datagrams`).MatchString(msg) {
+		t.Errorf("stderr does not name the exporter's clock:\n%s", msg)
+	}
+	if got.Rule != orig.Rule || got.InternalIP != orig.InternalIP {
+		t.Errorf("finding %s %s, want %s %s as in the original", got.Rule, got.InternalIP, orig.Rule, orig.InternalIP)
+	}
+	if d := orig.FirstSeen.Sub(got.FirstSeen); d < 10*time.Minute-time.Second || d > 10*time.Minute+time.Second {
+		t.Errorf("first seen %s, the original's %s: want 10 minutes earlier", got.FirstSeen, orig.FirstSeen)
 	}
 }
