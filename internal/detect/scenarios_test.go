@@ -453,3 +453,21 @@ func TestVictimThatFloodsToo(t *testing.T) {
 		}
 	}
 }
+
+// TestHighPortUDPServiceIsNoScanner: a UDP service on a high port
+// answering 600 clients in 60 s — players sending from 27005 to a game
+// server on 27015, DHT peers from 6881, WireGuard peers from 51820 — is no
+// horizontal scanner: its clients spoke first.
+func TestHighPortUDPServiceIsNoScanner(t *testing.T) {
+	for _, ports := range [][2]uint16{{27005, 27015}, {6881, 51413}, {51820, 51820}} {
+		var c capture
+		for i := 0; i < 600; i++ {
+			at := time.Duration(i) * 100 * ms
+			c.pkt(at, ext(i+300), ports[0], in(100), ports[1], flow.ProtoUDP, 0, 110)
+			c.pkt(at+15*ms, in(100), ports[1], ext(i+300), ports[0], flow.ProtoUDP, 0, 330)
+		}
+		for _, f := range run(t, detect.Defaults(), nil, c.sorted()) {
+			t.Errorf("clients on %d, service on %d: %s %v/%v %s", ports[0], ports[1], f.Rule, f.Measured, f.Threshold, f.Detail)
+		}
+	}
+}

@@ -22,7 +22,10 @@
 // unanswered contacts count towards min_destinations/min_ports. So a
 // crawler, a mail server, a DNS resolver or a busy web server (whose
 // traffic is replies) is not a scanner. A flow record's answer may come
-// before its probe's record (export order) and still answers it. UDP
+// before its probe's record (export order) and still answers it; a UDP
+// packet from a remote the host has no contact with (a client of a game
+// or VPN server on a high port) leaves an answered contact too, so the
+// host's reply is no probe. UDP
 // between the same well-known port at both ends (NTP, IKE), UDP without
 // ports (later fragments) and UDP to traceroute's ports are no probes.
 // Contacts to private, CGNAT and bogon destinations are left to
@@ -165,6 +168,7 @@ const (
 const (
 	fUsed     = 1
 	fAnswered = 2
+	fPeer     = 4 // the remote spoke first (UDP): no probe, and left out of a verdict's counts
 )
 
 type contact struct {
@@ -694,6 +698,13 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	// its cache expires them, often the same pass. Such an answer leaves an
 	// answered contact for the probe record to find.
 	early := answer && detector.IsFlow(r)
+	// A UDP packet from a remote the host has no contact with is a client
+	// speaking first — of a game or VPN server on a high port (players
+	// send from 27005 to 27015, WireGuard peers from 51820), a DHT peer —
+	// and leaves an answered contact, so the host's reply opens none.
+	// Only hosts that netscan follows already: background UDP scans reach
+	// every address, and a host's first reply costs one contact at most.
+	udpFirst := !early && r.Proto == flow.ProtoUDP
 	var s *hostState
 	if d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
 		s = d.state(o.Host, false)
@@ -703,7 +714,11 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 			d.aggAnswer(o, port, r.Proto)
 		}
 		if early {
-			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9))
+			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+		} else if udpFirst {
+			if s = d.state(o.Host, false); s != nil {
+				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
+			}
 		}
 		return
 	}
@@ -723,15 +738,18 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		d.aggAnswer(o, port, r.Proto)
 	}
 	if !found && early {
-		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9))
+		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+	} else if !found && udpFirst {
+		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
 	}
 }
 
 // answerFirst records an answer that came before its probe record as an
-// answered contact.
-func (d *Detector) answerFirst(s *hostState, dst detector.Key16, port uint16, proto uint8, sec uint32) {
+// answered contact (flags: fAnswered, and fPeer for a remote that spoke
+// first).
+func (d *Detector) answerFirst(s *hostState, dst detector.Key16, port uint16, proto uint8, sec uint32, flags uint8) {
 	if c, isNew := d.insert(s, &dst, port, proto, sec); c != nil && isNew {
-		c.flags |= fAnswered
+		c.flags |= flags
 	}
 }
 
@@ -968,7 +986,7 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 	var hhits, vhits uint64
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) {
+		if !d.fresh(c, sec) || c.flags&fPeer != 0 {
 			continue
 		}
 		ans := c.flags&fAnswered != 0
@@ -1069,7 +1087,7 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 func (d *Detector) tally(s *hostState, sec uint32, match func(*contact) bool, probe func(*contact)) (n, a int, hits uint64) {
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) || !match(c) {
+		if !d.fresh(c, sec) || c.flags&fPeer != 0 || !match(c) {
 			continue
 		}
 		n++
