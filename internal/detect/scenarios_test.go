@@ -471,3 +471,18 @@ func TestHighPortUDPServiceIsNoScanner(t *testing.T) {
 		}
 	}
 }
+
+// TestNeighbourDiscoveryIsNoPrivateDestination: a server sending neighbour
+// solicitations from its global address to the router's fe80::1 every 5 s
+// for 10 minutes sends to no "private destination".
+func TestNeighbourDiscoveryIsNoPrivateDestination(t *testing.T) {
+	var c capture
+	router := netip.MustParseAddr("fe80::1")
+	for i := 0; i < 120; i++ {
+		c.pkt(time.Duration(i)*5*time.Second, in6(100), 0, router, 135<<8, flow.ProtoICMPv6, 0, 86)
+		c.pkt(time.Duration(i)*5*time.Second+ms, router, 0, in6(100), 136<<8, flow.ProtoICMPv6, 0, 86)
+	}
+	for _, f := range run(t, detect.Defaults(), nil, c.sorted()) {
+		t.Errorf("%s %s: %s", f.Rule, f.InternalIP, f.Detail)
+	}
+}

@@ -243,14 +243,23 @@ func distinct(c *counter) string {
 	return fmt.Sprint(c.distinct)
 }
 
+// neighbourDiscovery reports whether r is ICMPv6 router or neighbour
+// discovery (types 133 to 137), which a host sends to the router's
+// link-local address from its global one too.
+func neighbourDiscovery(r *flow.Record) bool {
+	t := r.DstPort >> 8
+	return r.Proto == flow.ProtoICMPv6 && t >= 133 && t <= 137
+}
+
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if o.Dir != detector.DirOut {
 		return
 	}
 	// a private remote that is a customer's address (CGNAT subscribers of
-	// the provider's own, in the customer list) is no misconfiguration
-	if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) {
+	// the provider's own, in the customer list) is no misconfiguration,
+	// nor is IPv6 neighbour discovery with the router's link-local address
+	if !o.RemoteInternal && d.env.Private != nil && !neighbourDiscovery(r) && d.env.Private(o.Remote) {
 		c := d.private[o.Host]
 		if c == nil {
 			c = &counter{}
