@@ -23,7 +23,6 @@ package attack
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 	"time"
 
 	"padlock/internal/detect/detector"
@@ -396,11 +395,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	sl.pk[i] += n
 	sl.by[i] += by
 	sl.fl[i]++
-	sp := r.SampledPackets
-	if sp == 0 {
-		sp = r.Packets / uint64(detector.Rate(r))
-	}
-	sl.sm[i] = uint32(min(uint64(sl.sm[i])+max(sp, 1), 0xffffffff))
+	sl.sm[i] = uint32(min(uint64(sl.sm[i])+detector.SampledPackets(r), 0xffffffff))
 	sl.last = max(sl.last, o.End)
 	if rate := detector.Rate(r); rate > sl.maxRate {
 		sl.maxRate = rate
@@ -428,20 +423,13 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 func (d *Detector) spread(head uint32, s0, s1 int64, v uint64, into *[nb]uint64) uint64 {
 	secs := uint64(s1 - s0 + 1)
 	share := func(from, to int64) uint64 { // v's share of seconds from..to
-		return mulDiv(v, uint64(to-s0+1), secs) - mulDiv(v, uint64(from-s0), secs)
+		return detector.MulDiv(v, uint64(to-s0+1), secs) - detector.MulDiv(v, uint64(from-s0), secs)
 	}
 	b1 := s1 / d.bw
 	for b := max(s0/d.bw, int64(head)-nb+1, 0); b < b1; b++ {
 		into[b%nb] += share(max(b*d.bw, s0), b*d.bw+d.bw-1)
 	}
 	return share(max(b1*d.bw, s0), s1)
-}
-
-// mulDiv is a*b/c without overflow, for b <= c.
-func mulDiv(a, b, c uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	q, _ := bits.Div64(hi, lo, c)
-	return q
 }
 
 // conversation is how many packets to a target make a UDP flood for each

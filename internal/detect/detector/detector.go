@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"time"
 
@@ -317,6 +318,24 @@ func Rate(r *flow.Record) uint32 {
 		return 1
 	}
 	return r.SamplingRate
+}
+
+// SampledPackets returns the packets of r as sampled, at least one: one
+// per sFlow sample or captured packet, a flow record's packets divided by
+// its sampling rate. Detectors count them towards min_samples.
+func SampledPackets(r *flow.Record) uint64 {
+	sp := r.SampledPackets
+	if sp == 0 {
+		sp = r.Packets / uint64(Rate(r))
+	}
+	return max(sp, 1)
+}
+
+// MulDiv is a*b/c without overflow, for b <= c.
+func MulDiv(a, b, c uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	q, _ := bits.Div64(hi, lo, c)
+	return q
 }
 
 // Time converts Unix nanoseconds to time.Time in UTC.

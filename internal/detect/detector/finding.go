@@ -40,13 +40,6 @@ type Counters struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// Add adds the counters of one record.
-func (c *Counters) Add(r *flow.Record) {
-	c.Packets += r.Packets
-	c.Bytes += r.Bytes
-	c.Flows++
-}
-
 // Merge adds o to c.
 func (c *Counters) Merge(o Counters) {
 	c.Packets += o.Packets

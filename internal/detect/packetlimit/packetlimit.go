@@ -263,27 +263,17 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 // them, or a long record's share in the window): its sampled packets as
 // received, at least one.
 func samples(r *flow.Record, packets uint64) uint64 {
-	sp := r.SampledPackets
-	if sp == 0 {
-		sp = r.Packets / uint64(detector.Rate(r))
-	}
+	sp := detector.SampledPackets(r)
 	if packets < r.Packets {
-		sp = mulDiv(sp, packets, r.Packets)
+		sp = detector.MulDiv(sp, packets, r.Packets)
 	}
 	return max(sp, 1)
 }
 
 // scaled is c times part/total (part <= total), at least one flow.
 func scaled(c detector.Counters, part, total uint64) detector.Counters {
-	return detector.Counters{Packets: mulDiv(c.Packets, part, total), Bytes: mulDiv(c.Bytes, part, total),
-		Flows: max(mulDiv(c.Flows, part, total), 1)}
-}
-
-// mulDiv is a*b/c without overflow, for b <= c.
-func mulDiv(a, b, c uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	q, _ := bits.Div64(hi, lo, c)
-	return q
+	return detector.Counters{Packets: detector.MulDiv(c.Packets, part, total), Bytes: detector.MulDiv(c.Bytes, part, total),
+		Flows: max(detector.MulDiv(c.Flows, part, total), 1)}
 }
 
 func (d *Detector) coarseSum(c coarse) uint64 {
@@ -460,7 +450,7 @@ func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation,
 	g.from = min(g.from, max(o.Start, s0*1e9))
 	c := detector.Counters{Packets: packets, Bytes: r.Bytes, Flows: 1}
 	if packets < r.Packets {
-		c.Bytes = mulDiv(r.Bytes, packets, r.Packets)
+		c.Bytes = detector.MulDiv(r.Bytes, packets, r.Packets)
 	}
 	g.sum.Merge(c)
 	k := o.Remote.As16()
