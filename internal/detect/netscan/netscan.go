@@ -46,7 +46,8 @@
 //
 // State per host is an open-addressing table of contacts (32 bytes each,
 // at most half full, starting at 4 slots, capped at max_contacts live contacts; stale contacts
-// older than the window are dropped when room is needed, then answered ones).
+// older than the window are dropped when room is needed, then answered ones,
+// which are counted on (see dropCounts)).
 // Once a host has trigger-many unanswered contacts it also keeps counters of
 // them by port and by destination hash (bounds), so that a new contact
 // walks the table only when its counters make a verdict possible.
@@ -208,8 +209,8 @@ type hostState struct {
 	evalSkip  int32
 	anyAt     uint32    // event second before which a full table is not asked across ports again
 	muted     [2]uint32 // event second from which a horizontal [0] / vertical [1] verdict is evaluated again
-	dropped   uint64
-	bound     *bounds // nil until open first reaches the trigger
+	drops     uint32    // 1 + index of the host's dropCounts in Detector.drops; 0: none
+	bound     *bounds   // nil until open first reaches the trigger
 }
 
 // bounds are upper bounds of a host's unanswered contacts on one port and
@@ -353,6 +354,21 @@ func (a *aggSlot) counts(g uint32) (probes, answers uint32) {
 	return 0, 0
 }
 
+// add counts probes and answers in generation g: the current one (made
+// current if later) or the one before; older ones are past counting.
+func (a *aggSlot) add(g, probes, answers uint32) {
+	a.roll(g)
+	i := 0
+	if g < a.gen {
+		if g+1 < a.gen {
+			return
+		}
+		i = 1
+	}
+	a.probes[i] += probes
+	a.answers[i] += answers
+}
+
 // roll makes generation g (if later) the slot's current one.
 func (a *aggSlot) roll(g uint32) {
 	if g <= a.gen {
@@ -378,13 +394,16 @@ func (d *Detector) aggProbe(s *hostState, port uint16, proto uint8, sec uint32) 
 		d.agg = append(d.agg, aggPorts{})
 		s.agg = uint32(len(d.agg))
 	}
-	slots := &d.agg[s.agg-1]
 	g := sec / d.aggGen
+	d.agg[s.agg-1].slot(port, proto, g).add(g, 1, 0)
+}
+
+// slot returns the class's slot; a class without one takes the free slot
+// or the one with the fewest probes in the generations up to g.
+func (slots *aggPorts) slot(port uint16, proto uint8, g uint32) *aggSlot {
 	for i := range slots {
 		if a := &slots[i]; a.port == port && a.proto == proto {
-			a.roll(g)
-			a.probes[0]++
-			return
+			return a
 		}
 	}
 	least, fewest := 0, ^uint32(0)
@@ -393,7 +412,18 @@ func (d *Detector) aggProbe(s *hostState, port uint16, proto uint8, sec uint32) 
 			least, fewest = i, n
 		}
 	}
-	slots[least] = aggSlot{port: port, proto: proto, gen: g, probes: [2]uint32{1, 0}}
+	slots[least] = aggSlot{port: port, proto: proto, gen: g}
+	return &slots[least]
+}
+
+// find returns the class's slot, nil if it has none.
+func (slots *aggPorts) find(port uint16, proto uint8) *aggSlot {
+	for i := range slots {
+		if a := &slots[i]; a.port == port && a.proto == proto {
+			return a
+		}
+	}
+	return nil
 }
 
 // aggAnswer counts a sampled answer the host received from port. Answers
@@ -404,16 +434,11 @@ func (d *Detector) aggAnswer(o *detector.Orientation, port uint16, proto uint8) 
 	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host].agg == 0 {
 		return
 	}
-	slots := &d.agg[d.hosts[o.Host].agg-1]
-	for i := range slots {
-		if a := &slots[i]; a.port == port && a.proto == proto {
-			if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) {
-				return
-			}
-			a.roll(uint32(o.End/1e9) / d.aggGen)
-			a.answers[0]++
+	if a := d.agg[d.hosts[o.Host].agg-1].find(port, proto); a != nil {
+		if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) {
 			return
 		}
+		a.add(uint32(o.End/1e9)/d.aggGen, 0, 1)
 	}
 }
 
@@ -424,14 +449,128 @@ func (d *Detector) aggAnswered(s *hostState, port uint16, proto uint8, sec uint3
 	if s.agg == 0 {
 		return false
 	}
-	slots := &d.agg[s.agg-1]
-	for i := range slots {
-		if a := &slots[i]; a.port == port && a.proto == proto {
-			p, n := a.counts(sec / d.aggGen)
-			return p >= d.aggMin && float64(n) > d.conf.MaxAnsweredRatio*float64(p)
-		}
+	if a := d.agg[s.agg-1].find(port, proto); a != nil {
+		p, n := a.counts(sec / d.aggGen)
+		return p >= d.aggMin && float64(n) > d.conf.MaxAnsweredRatio*float64(p)
 	}
 	return false
+}
+
+// dropCounts are the answered contacts a host's full table dropped
+// (makeRoom drops answered contacts first, to keep a scan's evidence), so
+// that they still weigh in the answered share of its horizontal verdicts:
+// a peer-to-peer node (a BitTorrent DHT node) reaching more peers in a
+// window than max_contacts, most of which answer, would otherwise keep
+// its unanswered contacts of the whole window against the answered ones of
+// the last minutes, and read as a scanner. They are counted by the
+// generation (an eighth of the window) of the contact's last second, and a
+// verdict counts the generations that reach into its window, as it counts
+// the table's fresh contacts: per port (four slots, the ports with the
+// most drops staying) for a verdict on one port, per protocol for the
+// verdict across ports. Contacts of a class answered in aggregate and
+// contacts of remotes that spoke first are left out, as the verdicts leave
+// them out. Vertical verdicts are not weighed: a full table of one
+// destination's ports is a scan in any case.
+type dropCounts struct {
+	ports  [4]dropSlot
+	protos [4]dropSlot // port 0: every port of the protocol
+}
+
+// dropGens generations of an eighth of the window cover any window.
+const dropGens = 9
+
+type dropSlot struct {
+	port  uint16
+	proto uint8            // 0: free
+	top   uint32           // generation of n[0]
+	n     [dropGens]uint32 // n[i]: contacts last seen in generation top-i
+}
+
+// add counts one contact last seen in generation g.
+func (a *dropSlot) add(g uint32) {
+	if g > a.top {
+		shift := min(g-a.top, dropGens)
+		copy(a.n[shift:], a.n[:dropGens-shift])
+		clear(a.n[:shift])
+		a.top = g
+	}
+	if i := a.top - g; i < dropGens {
+		a.n[i]++
+	}
+}
+
+// since returns the contacts counted in generations from lo on.
+func (a *dropSlot) since(lo uint32) uint32 {
+	var n uint32
+	for i := uint32(0); i < dropGens && a.top >= lo+i; i++ {
+		n += a.n[i]
+	}
+	return n
+}
+
+// dropSlotOf returns the class's slot among slots; a class without one
+// takes the slot with the fewest contacts from generation lo on (a free
+// one has none).
+func dropSlotOf(slots *[4]dropSlot, port uint16, proto uint8, lo uint32) *dropSlot {
+	least, fewest := 0, ^uint32(0)
+	for i := range slots {
+		a := &slots[i]
+		if a.port == port && a.proto == proto {
+			return a
+		}
+		if n := a.since(lo); n < fewest {
+			least, fewest = i, n
+		}
+	}
+	slots[least] = dropSlot{port: port, proto: proto}
+	return &slots[least]
+}
+
+// dropGen returns the drop-count generation of event second sec, and the
+// first generation reaching into the window that ends at sec.
+func (d *Detector) dropGen(sec uint32) (g, lo uint32) {
+	glen := max(1, d.w/8)
+	return sec / glen, (max(sec+1, d.w) - d.w) / glen
+}
+
+// dropAnswered counts the answered contacts that makeRoom is about to
+// drop at second sec (keep tells which it keeps).
+func (d *Detector) dropAnswered(s *hostState, sec uint32, agg *aggKeys, keep func(*contact) bool) {
+	_, lo := d.dropGen(sec)
+	for k := range s.tab {
+		c := &s.tab[k]
+		if c.flags&(fUsed|fAnswered|fPeer) != fUsed|fAnswered || !d.fresh(c, sec) || agg.has(c) || keep(c) {
+			continue
+		}
+		if s.drops == 0 {
+			d.drops = append(d.drops, dropCounts{})
+			s.drops = uint32(len(d.drops))
+		}
+		dc := &d.drops[s.drops-1]
+		g, _ := d.dropGen(c.last)
+		dropSlotOf(&dc.ports, c.port, c.proto, lo).add(g)
+		dropSlotOf(&dc.protos, 0, c.proto, lo).add(g)
+	}
+}
+
+// droppedAnswered returns the answered contacts of port and proto (port
+// -1: of every port of proto) the host's full table dropped that were
+// last seen in the window ending at sec.
+func (d *Detector) droppedAnswered(s *hostState, port int, proto uint8, sec uint32) int {
+	if s.drops == 0 {
+		return 0
+	}
+	slots, key := &d.drops[s.drops-1].ports, uint16(port)
+	if port < 0 {
+		slots, key = &d.drops[s.drops-1].protos, 0
+	}
+	_, lo := d.dropGen(sec)
+	for i := range slots {
+		if a := &slots[i]; a.port == key && a.proto == proto {
+			return int(a.since(lo))
+		}
+	}
+	return 0
 }
 
 // aggKeys are classes answered in aggregate, as proto<<16|port, first;
@@ -481,6 +620,7 @@ type Detector struct {
 	filters    *detector.Hosts // ScanFilter and ScanService of each host
 	boundBits  uint8           // see bounds
 	agg        []aggPorts      // sampled probes and answers by port of the hosts with sampled probes (hostState.agg)
+	drops      []dropCounts    // answered contacts dropped by the hosts' full tables (hostState.drops)
 	aggGen     uint32          // seconds of one generation of aggPorts' counts: half the window
 	aggMin     uint32          // sampled probes a port needs before its answers count (see aggAnswered)
 	walks      uint64          // evaluations (table walks), for tests
@@ -587,7 +727,6 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	fullUntil := s.fullUntil
 	c, isNew := d.insert(s, &dst, port, r.Proto, sec)
 	if c == nil {
-		s.dropped++
 		if aggregated(r) {
 			d.aggProbe(s, port, r.Proto, sec)
 		}
@@ -905,9 +1044,11 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 	}
 	grace := uint32(d.conf.AnswerGrace.Seconds())
 	agg := d.answeredPorts(s, sec) // their contacts count as answered (sampled data)
-	d.rehash(s, len(s.tab), func(c *contact) bool {
+	keep := func(c *contact) bool {
 		return d.fresh(c, sec) && (c.flags&fAnswered == 0 && !agg.has(c) || c.last+grace > sec)
-	})
+	}
+	d.dropAnswered(s, sec, &agg, keep)
+	d.rehash(s, len(s.tab), keep)
 	return int(s.n+1) <= d.conf.MaxContacts && fits(int(s.n+1), len(s.tab))
 }
 
@@ -1007,6 +1148,9 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 			}
 		}
 	}
+	if dn := d.droppedAnswered(s, int(p.port), p.proto, sec); dn > 0 {
+		hn, ha = hn+dn, ha+dn
+	}
 	r, mp := d.conf.MaxAnsweredRatio, d.conf.MaxProbesPerContact
 	if rules&ruleH != 0 && hn-ha >= d.conf.MinDestinations && float64(ha) <= r*float64(hn) && hhits >= d.conf.MinSamples &&
 		float64(hhits) <= mp*float64(hn-ha) {
@@ -1071,6 +1215,8 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 		h := (lo ^ hi*0xff51afd7ed558ccd) * 0x9e3779b97f4a7c15 >> 52 // 12 bits
 		seen[h>>6] |= 1 << (h & 63)
 	})
+	dn := d.droppedAnswered(s, -1, p.proto, sec)
+	n, a = n+dn, a+dn
 	dsts := 0
 	for _, w := range seen {
 		dsts += bits.OnesCount64(w)
@@ -1124,6 +1270,14 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 			Dst: detector.AddrFrom16(c.dst), DstPort: c.port, Proto: c.proto,
 		})
 	})
+	if !p.vertical { // the answered contacts a full table dropped (as evaluate)
+		port := int(p.port)
+		if p.anyPort {
+			port = -1
+		}
+		dn := d.droppedAnswered(s, port, p.proto, sec)
+		n, a = n+dn, a+dn
+	}
 	slices.SortFunc(probes, func(x, y detector.Probe) int {
 		return cmp.Or(x.Time.Compare(y.Time), x.Dst.Compare(y.Dst), cmp.Compare(x.DstPort, y.DstPort))
 	})
@@ -1287,7 +1441,10 @@ func (d *Detector) Forget(host uint32) {
 	if s.agg != 0 {
 		d.agg[s.agg-1] = aggPorts{} // kept for the host's index
 	}
-	*s = hostState{tab: s.tab, agg: s.agg}
+	if s.drops != 0 {
+		d.drops[s.drops-1] = dropCounts{}
+	}
+	*s = hostState{tab: s.tab, agg: s.agg, drops: s.drops}
 }
 
 // WarmHost reads the host's state (the engine's batch path calls it ahead
