@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"unsafe"
 
 	"padlock/internal/detect/detector"
 	"padlock/internal/flow"
@@ -18,14 +19,17 @@ const warmGroup = 16
 // 10,000, 25 % at 100,000).
 const warmHosts = 4096
 
+// warmLines is the most cache lines warm prefetches per record in one pass.
+const warmLines = 6
+
 // warmState is Records' scratch space for one group.
 type warmState struct {
-	in   [warmGroup]uint8             // ownership of each record's ends
-	host [warmGroup][2]uint32         // host index of source, destination end (NoHost: none yet)
-	key  [warmGroup][2]detector.Key16 // the other end of each internal end
-	port [warmGroup][2]uint16         // the other end's port (0 for ICMP)
-	loc  [warmGroup][2]uint16         // the internal end's port
-	sink uint64                       // what the warming loads read; kept so they are not optimised away
+	in   [warmGroup]uint8               // ownership of each record's ends
+	host [warmGroup][2]uint32           // host index of source, destination end (NoHost: none yet)
+	key  [warmGroup][2]detector.Key16   // the other end of each internal end
+	port [warmGroup][2]uint16           // the other end's port (0 for ICMP)
+	loc  [warmGroup][2]uint16           // the internal end's port
+	addr [warmGroup * warmLines]uintptr // what one pass prefetches
 }
 
 // Records runs a batch of records through every detector, with the same
@@ -33,14 +37,16 @@ type warmState struct {
 // tens of thousands of active hosts nearly every record's state (host
 // index slot, host record, netscan contact slot) is a cache miss, and one
 // record's misses each wait for the previous. Records first walks a small
-// group of records doing nothing but those lookups, in independent passes,
-// so that the processor has many misses in flight at once; then it runs the
-// group, whose state is now in cache (only with warmHosts or more active
-// hosts; with fewer, everything is in cache already). The warming passes
-// only read; the host indexes they find are used by the group's records
-// until one of them triggers an expiry sweep (which may drop hosts and
-// reuse their indexes); a host the group itself creates was not found
-// there and is looked up again.
+// group of records doing nothing but those lookups, in three passes (host
+// index slots, then host records and netscan state, then netscan contact
+// slots), each prefetching the cache lines the next needs, so that the
+// processor has all the group's misses of a pass in flight at once; then
+// it runs the group, whose state is now in cache (only with warmHosts or
+// more active hosts; with fewer, everything is in cache already). The
+// warming passes only read; the host indexes they find are used by the
+// group's records until one of them triggers an expiry sweep (which may
+// drop hosts and reuse their indexes); a host the group itself creates was
+// not found there and is looked up again.
 func (e *Engine) Records(b []flow.Record) {
 	if e.hosts.len() < warmHosts {
 		for i := range b {
@@ -82,7 +88,8 @@ func (e *Engine) ownership(src, dst netip.Addr) uint8 {
 
 func (e *Engine) warm(g []flow.Record) {
 	w := &e.ws
-	// pass 1: ownership and host index slots
+	addr := w.addr[:0]
+	// pass 1: ownership, and the host index slots of the internal ends
 	for i := range g {
 		r := &g[i]
 		w.host[i] = [2]uint32{detector.NoHost, detector.NoHost}
@@ -94,28 +101,35 @@ func (e *Engine) warm(g []flow.Record) {
 		in := e.ownership(src, dst)
 		w.in[i] = in
 		if in&inSrc != 0 {
-			if h, ok := e.hosts.get(src); ok {
-				w.host[i][0] = h
-			}
+			addr = e.hosts.slotAddr(addr, src)
 		}
 		if in&inDst != 0 {
-			if h, ok := e.hosts.get(dst); ok {
-				w.host[i][1] = h
-			}
+			addr = e.hosts.slotAddr(addr, dst)
 		}
 	}
-	// pass 2: the host records (first line and the direction's packet
-	// meter) and the remote end's key
-	var sink uint64
+	prefetch(addr)
+	addr = addr[:0]
+	// pass 2: the host indexes and the remote ends' keys; the host records
+	// (first line and the direction's packet meter) and netscan's state
 	hot := e.hot.H
 	for i := range g {
 		r := &g[i]
+		if w.in[i]&inSrc != 0 {
+			if h, ok := e.hosts.get(r.SrcAddr.Unmap()); ok {
+				w.host[i][0] = h
+			}
+		}
+		if w.in[i]&inDst != 0 {
+			if h, ok := e.hosts.get(r.DstAddr.Unmap()); ok {
+				w.host[i][1] = h
+			}
+		}
 		for k, h := range w.host[i] {
 			if int(h) >= len(hot) {
 				continue
 			}
 			hr := &hot[h]
-			sink += uint64(hr.Last) + uint64(hr.Meter[k][0])
+			addr = append(addr, uintptr(unsafe.Pointer(hr)), uintptr(unsafe.Pointer(&hr.Meter[k][0])))
 			remote, port, loc := r.DstAddr, r.DstPort, r.SrcPort
 			if k == 1 {
 				remote, port, loc = r.SrcAddr, r.SrcPort, r.DstPort
@@ -127,20 +141,21 @@ func (e *Engine) warm(g []flow.Record) {
 			w.port[i][k] = port
 			w.loc[i][k] = loc
 			if e.netscan != nil {
-				sink += e.netscan.WarmHost(h, port, loc)
+				addr = e.netscan.HostLine(addr, h, port, loc)
 			}
 		}
 	}
+	prefetch(addr)
+	addr = addr[:0]
 	// pass 3: the netscan contact slot each end's key hashes to
 	if e.netscan != nil {
 		for i := range g {
-			r := &g[i]
 			for k, h := range w.host[i] {
 				if h != detector.NoHost {
-					sink += e.netscan.WarmContact(h, &w.key[i][k], r.Proto, w.port[i][k], w.loc[i][k])
+					addr = e.netscan.ContactLine(addr, h, &w.key[i][k], g[i].Proto, w.port[i][k], w.loc[i][k])
 				}
 			}
 		}
 	}
-	w.sink += sink
+	prefetch(addr)
 }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"net/netip"
+	"unsafe"
 
 	"padlock/internal/detect/detector"
 	"padlock/internal/netset"
@@ -42,6 +43,15 @@ func (t *hostIndex) get(a netip.Addr) (uint32, bool) {
 			return uint32(s) - 1, true
 		}
 	}
+}
+
+// slotAddr appends the address of the slot where a lookup of a begins (for
+// prefetch; IPv6 addresses, in the map, have none).
+func (t *hostIndex) slotAddr(addrs []uintptr, a netip.Addr) []uintptr {
+	if !a.Is4() {
+		return addrs
+	}
+	return append(addrs, uintptr(unsafe.Pointer(&t.slots[t.slot(netset.Uint32(a))])))
 }
 
 // put adds a, which must not be in the table.

@@ -81,6 +81,7 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unsafe"
 
 	"padlock/internal/detect/detector"
 	"padlock/internal/flow"
@@ -1447,32 +1448,31 @@ func (d *Detector) Forget(host uint32) {
 	*s = hostState{tab: s.tab, agg: s.agg, drops: s.drops}
 }
 
-// WarmHost reads the host's state (the engine's batch path calls it ahead
-// of the records, see detect.Engine.Records) and returns something derived
-// from it so the load is not optimised away. Records of a local service
-// (see localService; port is the remote end's, localPort the host's) are
-// left out, as in WarmContact: they read only the shared host record.
-func (d *Detector) WarmHost(host uint32, port, localPort uint16) uint64 {
+// HostLine appends the address of the host's state line that a record
+// reads (the engine's batch path prefetches it ahead of the records, see
+// detect.Engine.Records). Records of a local service (see localService;
+// port is the remote end's, localPort the host's) are left out, as in
+// ContactLine: they read only the shared host record.
+func (d *Detector) HostLine(addrs []uintptr, host uint32, port, localPort uint16) []uintptr {
 	if int(host) < len(d.hosts) && !serviceTraffic(localPort, port) {
-		s := &d.hosts[host]
-		return uint64(s.n) + uint64(s.fullUntil)
+		return append(addrs, uintptr(unsafe.Pointer(&d.hosts[host])))
 	}
-	return 0
+	return addrs
 }
 
-// WarmContact reads the contact slot a record between the host (local
-// port) and remote (proto, remote port) would look up or fill first; like
-// WarmHost it only loads. Records of a local service (see localService)
-// are left out: Observe looks them up only for the rare host that probes
-// from service ports, which then merely misses the warming.
-func (d *Detector) WarmContact(host uint32, remote *detector.Key16, proto uint8, port, localPort uint16) uint64 {
+// ContactLine appends the address of the contact slot a record between
+// the host (local port) and remote (proto, remote port) would look up or
+// fill first. Records of a local service (see localService) are left out:
+// Observe looks them up only for the rare host that probes from service
+// ports, which then merely misses the prefetch.
+func (d *Detector) ContactLine(addrs []uintptr, host uint32, remote *detector.Key16, proto uint8, port, localPort uint16) []uintptr {
 	if int(host) >= len(d.hosts) || serviceTraffic(localPort, port) {
-		return 0
+		return addrs
 	}
 	s := &d.hosts[host]
 	if len(s.tab) == 0 {
-		return 0
+		return addrs
 	}
 	h := detector.Hash16(remote, uint32(proto)<<16|uint32(port))
-	return uint64(s.tab[int(h)&(len(s.tab)-1)].last)
+	return append(addrs, uintptr(unsafe.Pointer(&s.tab[int(h)&(len(s.tab)-1)])))
 }
