@@ -331,6 +331,19 @@ func SampledPackets(r *flow.Record) uint64 {
 	return max(sp, 1)
 }
 
+// SeenIn returns the second to show for something (a contact, a mail
+// server) first seen at second first and last seen at last, in a finding
+// whose window ends at second end and is w seconds long: first when it
+// lies in the window; otherwise last. Something seen again and again
+// since before the window keeps its first second, but when in the window
+// it was first seen is not kept — last is a second it certainly was.
+func SeenIn(first, last, end, w uint32) uint32 {
+	if end >= w && first <= end-w {
+		return last
+	}
+	return first
+}
+
 // MulDiv is a*b/c without overflow, for b <= c.
 func MulDiv(a, b, c uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)

@@ -1265,9 +1265,10 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 		return c.port == p.port && c.proto == p.proto
 	}
 	n, a, hits := d.tally(s, sec, match, func(c *contact) {
-		first, last = min(first, c.first), max(last, c.last)
+		at := detector.SeenIn(c.first, c.last, sec, d.w)
+		first, last = min(first, at), max(last, c.last)
 		probes = append(probes, detector.Probe{
-			Time: time.Unix(int64(c.first), 0).UTC(), Src: addr,
+			Time: time.Unix(int64(at), 0).UTC(), Src: addr,
 			Dst: detector.AddrFrom16(c.dst), DstPort: c.port, Proto: c.proto,
 		})
 	})

@@ -148,3 +148,34 @@ func TestFlushEvaluatesSkippedContacts(t *testing.T) {
 		t.Errorf("measured %v destinations, want 302", r.Findings[0].Measured)
 	}
 }
+
+// TestProbeTimesWithinWindow: a destination the host has been probing
+// every 10 s for 15 minutes (a monitoring check nobody answers) counts in
+// a later scan of its port once, and its line in the netscan log, like the
+// finding's first-seen, lies within the finding's window.
+func TestProbeTimesWithinWindow(t *testing.T) {
+	const me = "203.0.113.5"
+	var recs []flow.Record
+	for at := time.Duration(0); at <= 15*time.Minute; at += 10 * time.Second {
+		recs = append(recs, pkt(at, me, 40000, "198.51.100.9", 22, flow.ProtoTCP, flow.TCPSyn))
+	}
+	for i := 0; i < 300; i++ {
+		recs = append(recs, pkt(14*time.Minute+time.Duration(i)*100*ms, me, 40001, dst(i), 22, flow.ProtoTCP, flow.TCPSyn))
+	}
+	recs = merge(recs)
+	r := detectortest.NewRecorder()
+	r.Feed(netscan.New(netscan.Defaults(), r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding for a scan of 300 hosts")
+	}
+	f := r.Findings[0]
+	from := f.LastSeen.Add(-netscan.Defaults().Window.D() + time.Second)
+	if f.FirstSeen.Before(from) {
+		t.Errorf("first seen %s, before the window from %s to %s", f.FirstSeen, from, f.LastSeen)
+	}
+	for _, p := range f.Probes {
+		if p.Time.Before(f.FirstSeen) || p.Time.After(f.LastSeen) {
+			t.Errorf("log line at %s for %s, outside %s to %s", p.Time, p.Dst, f.FirstSeen, f.LastSeen)
+		}
+	}
+}

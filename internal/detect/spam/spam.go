@@ -416,8 +416,9 @@ func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n 
 		if c.conns == 0 || c.last+d.w <= sec {
 			continue
 		}
-		first, last = min(first, c.first), max(last, c.last)
-		probes = append(probes, detector.Probe{Time: time.Unix(int64(c.first), 0).UTC(), Src: o.Addr,
+		at := detector.SeenIn(c.first, c.last, sec, d.w)
+		first, last = min(first, at), max(last, c.last)
+		probes = append(probes, detector.Probe{Time: time.Unix(int64(at), 0).UTC(), Src: o.Addr,
 			Dst: detector.AddrFrom16(c.dst), DstPort: c.port, Proto: flow.ProtoTCP})
 	}
 	slices.SortFunc(probes, func(x, y detector.Probe) int {

@@ -88,3 +88,41 @@ func TestProbePorts(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstSeenWithinWindow: a mail server the host has been reaching
+// every 10 s for 15 minutes counts in a fan-out as one server, and its
+// line in the connection log, like the finding's first-seen, lies within
+// the finding's window, not at the first contact 15 minutes back.
+func TestFirstSeenWithinWindow(t *testing.T) {
+	me := netip.MustParseAddr("203.0.113.25")
+	relay := netip.MustParseAddr("198.51.100.9")
+	syn := func(at time.Duration, dst netip.Addr) flow.Record {
+		ts := t0.Add(at)
+		return flow.Record{Start: ts, End: ts, SrcAddr: me, SrcPort: 40000, DstAddr: dst, DstPort: 25, Proto: flow.ProtoTCP,
+			TCPFlags: flow.TCPSyn, Format: flow.FormatPcap, Packets: 1, Bytes: 60, SamplingRate: 1}
+	}
+	var recs []flow.Record
+	for at := time.Duration(0); at <= 15*time.Minute; at += 10 * time.Second {
+		recs = append(recs, syn(at, relay))
+		if at >= 14*time.Minute && at < 15*time.Minute {
+			for i := range 20 {
+				recs = append(recs, syn(at+time.Duration(i)*time.Millisecond, netip.AddrFrom4([4]byte{198, 18, byte(at / time.Second), byte(i)})))
+			}
+		}
+	}
+	r := detectortest.NewRecorder()
+	r.Feed(spam.New(spam.Defaults(), r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding for 120 mail servers in a minute")
+	}
+	f := r.Findings[0]
+	from := f.LastSeen.Add(-spam.Defaults().Window.D() + time.Second)
+	if f.FirstSeen.Before(from) {
+		t.Errorf("first seen %s, before the window from %s to %s", f.FirstSeen, from, f.LastSeen)
+	}
+	for _, p := range f.Probes {
+		if p.Time.Before(f.FirstSeen) || p.Time.After(f.LastSeen) {
+			t.Errorf("log line at %s for %s, outside %s to %s", p.Time, p.Dst, f.FirstSeen, f.LastSeen)
+		}
+	}
+}
