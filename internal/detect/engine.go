@@ -235,7 +235,7 @@ func (e *Engine) record(r *flow.Record, in uint8, hint *[2]uint32) {
 		} else {
 			e.touch(h, end)
 		}
-		*o = detector.Orientation{Dir: detector.DirOut, Host: h, Addr: src, Remote: dst,
+		*o = detector.Orientation{Dir: detector.Out, Host: h, Addr: src, Remote: dst,
 			LocalPort: r.SrcPort, RemotePort: r.DstPort, RemoteInternal: dstIn, Start: start, End: end}
 		e.observe(r, o, &e.hot.H[h])
 	}
@@ -246,7 +246,7 @@ func (e *Engine) record(r *flow.Record, in uint8, hint *[2]uint32) {
 		} else {
 			e.touch(h, end)
 		}
-		*o = detector.Orientation{Dir: detector.DirIn, Host: h, Addr: dst, Remote: src,
+		*o = detector.Orientation{Dir: detector.In, Host: h, Addr: dst, Remote: src,
 			LocalPort: r.DstPort, RemotePort: r.SrcPort, RemoteInternal: srcIn, Start: start, End: end}
 		e.observe(r, o, &e.hot.H[h])
 	}

@@ -213,7 +213,7 @@ func has(set *[1024]uint64, p uint16) bool { return set[p/64]&(1<<(p%64)) != 0 }
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
-	if o.Dir == detector.DirIn {
+	if o.Dir == detector.In {
 		d.inbound(r, o)
 		return
 	}
@@ -223,7 +223,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // ObserveHost is Observe with the host's record already at hand (the
 // engine's fast path).
 func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *detector.Host) {
-	if o.Dir == detector.DirIn {
+	if o.Dir == detector.In {
 		d.inbound(r, o)
 		return
 	}

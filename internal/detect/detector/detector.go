@@ -20,10 +20,28 @@ import (
 // NoHost is the host index of records where neither end is internal.
 const NoHost = ^uint32(0)
 
+// Side is the end of a record an Orientation looks from: the internal
+// address as its source (Out) or its destination (In). A number, not the
+// Direction a finding carries: every detector asks it of every record.
+type Side uint8
+
+const (
+	Out Side = iota
+	In
+)
+
+// Direction returns the finding direction of s.
+func (s Side) Direction() Direction {
+	if s == In {
+		return DirIn
+	}
+	return DirOut
+}
+
 // Orientation is a record seen from one internal end. The engine computes it
 // once per record and internal end and passes it to every detector.
 type Orientation struct {
-	Dir  Direction  // DirOut: Addr is the source; DirIn: Addr is the destination
+	Dir  Side       // Out: Addr is the source; In: Addr is the destination
 	Host uint32     // engine's dense index of Addr; detectors index their per-host state with it
 	Addr netip.Addr // the internal address
 	// Remote is the other end (external, or another customer's address).

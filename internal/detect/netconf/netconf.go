@@ -253,7 +253,7 @@ func neighbourDiscovery(r *flow.Record) bool {
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
-	if o.Dir != detector.DirOut {
+	if o.Dir != detector.Out {
 		return
 	}
 	// a private remote that is a customer's address (CGNAT subscribers of

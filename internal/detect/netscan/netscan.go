@@ -667,7 +667,7 @@ func (d *Detector) state(host uint32, create bool) *hostState {
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
-	if o.Dir == detector.DirOut {
+	if o.Dir == detector.Out {
 		d.outbound(r, o)
 	} else {
 		d.inbound(r, o)

@@ -221,7 +221,7 @@ func spread(s0, s1 int64, total uint64, fn func(sec int64, n uint64)) {
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
-	di := dirIndex(o.Dir)
+	di := int(o.Dir)
 	if !d.dirOn[di] {
 		return
 	}
@@ -231,7 +231,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // ObserveHost is Observe with the host's record already at hand (the
 // engine's fast path).
 func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *detector.Host) {
-	di := dirIndex(o.Dir)
+	di := int(o.Dir)
 	if !d.dirOn[di] {
 		return
 	}

@@ -36,7 +36,7 @@ func TestSlowSpammerWhileTheLogTurnsOver(t *testing.T) {
 		ts := time.Unix(0, now)
 		rec = flow.Record{Start: ts, End: ts, SrcPort: 40000, DstAddr: dst, DstPort: 25,
 			Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Packets: 1, SamplingRate: 1, Format: flow.FormatPcap}
-		o = detector.Orientation{Dir: detector.DirOut, Host: h, Remote: dst, LocalPort: 40000, RemotePort: 25, Start: now, End: now}
+		o = detector.Orientation{Dir: detector.Out, Host: h, Remote: dst, LocalPort: 40000, RemotePort: 25, Start: now, End: now}
 		d.Observe(&rec, &o)
 	}
 	const spammer = background

@@ -304,7 +304,7 @@ func TestMemoryOneMailPerHost(t *testing.T) {
 		mx := mxAddr(i % 1000)
 		r = flow.Record{Start: ts, End: ts, Format: flow.FormatPcap, SamplingRate: 1, SrcAddr: a, SrcPort: 40000,
 			DstAddr: mx, DstPort: 25, Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Packets: 1, Bytes: 60}
-		d.Observe(&r, &detector.Orientation{Dir: detector.DirOut, Host: uint32(i), Addr: a, Remote: mx, LocalPort: 40000, RemotePort: 25,
+		d.Observe(&r, &detector.Orientation{Dir: detector.Out, Host: uint32(i), Addr: a, Remote: mx, LocalPort: 40000, RemotePort: 25,
 			Start: ts.UnixNano(), End: ts.UnixNano()})
 	}
 	runtime.GC()

@@ -182,7 +182,7 @@ func contact(r *flow.Record, o *detector.Orientation) bool {
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
-	if o.Dir != detector.DirOut || r.Proto != flow.ProtoTCP || d.ports[o.RemotePort/64]&(1<<(o.RemotePort%64)) == 0 {
+	if o.Dir != detector.Out || r.Proto != flow.ProtoTCP || d.ports[o.RemotePort/64]&(1<<(o.RemotePort%64)) == 0 {
 		return
 	}
 	if !contact(r, o) {

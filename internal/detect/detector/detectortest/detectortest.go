@@ -74,11 +74,11 @@ func (r *Recorder) Feed(d detector.Detector, recs []flow.Record) {
 func (r *Recorder) Record(d detector.Detector, rec *flow.Record) {
 	start, end := rec.Start.UnixNano(), rec.End.UnixNano()
 	if internal(rec.SrcAddr) {
-		d.Observe(rec, &detector.Orientation{Dir: detector.DirOut, Host: r.host(rec.SrcAddr), Addr: rec.SrcAddr, Remote: rec.DstAddr,
+		d.Observe(rec, &detector.Orientation{Dir: detector.Out, Host: r.host(rec.SrcAddr), Addr: rec.SrcAddr, Remote: rec.DstAddr,
 			LocalPort: rec.SrcPort, RemotePort: rec.DstPort, RemoteInternal: internal(rec.DstAddr), Start: start, End: end})
 	}
 	if internal(rec.DstAddr) {
-		d.Observe(rec, &detector.Orientation{Dir: detector.DirIn, Host: r.host(rec.DstAddr), Addr: rec.DstAddr, Remote: rec.SrcAddr,
+		d.Observe(rec, &detector.Orientation{Dir: detector.In, Host: r.host(rec.DstAddr), Addr: rec.DstAddr, Remote: rec.SrcAddr,
 			LocalPort: rec.DstPort, RemotePort: rec.SrcPort, RemoteInternal: internal(rec.SrcAddr), Start: start, End: end})
 	}
 	if !internal(rec.SrcAddr) && !internal(rec.DstAddr) {
