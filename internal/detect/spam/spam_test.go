@@ -116,13 +116,7 @@ func TestFirstSeenWithinWindow(t *testing.T) {
 		t.Fatal("no finding for 120 mail servers in a minute")
 	}
 	f := r.Findings[0]
-	from := f.LastSeen.Add(-spam.Defaults().Window.D() + time.Second)
-	if f.FirstSeen.Before(from) {
-		t.Errorf("first seen %s, before the window from %s to %s", f.FirstSeen, from, f.LastSeen)
-	}
-	for _, p := range f.Probes {
-		if p.Time.Before(f.FirstSeen) || p.Time.After(f.LastSeen) {
-			t.Errorf("log line at %s for %s, outside %s to %s", p.Time, p.Dst, f.FirstSeen, f.LastSeen)
-		}
+	for _, e := range detectortest.OutsideWindow(f, spam.Defaults().Window.D()) {
+		t.Error(e)
 	}
 }

@@ -6,7 +6,9 @@
 package detectortest
 
 import (
+	"fmt"
 	"net/netip"
+	"time"
 
 	"padlock/internal/detect/detector"
 	"padlock/internal/flow"
@@ -101,4 +103,20 @@ func (r *Recorder) Rules() []string {
 		}
 	}
 	return s
+}
+
+// OutsideWindow describes what of f lies outside its window of length w
+// ending at f.LastSeen: its first-seen, and the log lines (probes) outside
+// first-seen to last-seen. None: nil.
+func OutsideWindow(f detector.Finding, w time.Duration) []string {
+	var out []string
+	if from := f.LastSeen.Add(-w + time.Second); f.FirstSeen.Before(from) {
+		out = append(out, fmt.Sprintf("first seen %s, before the window from %s to %s", f.FirstSeen, from, f.LastSeen))
+	}
+	for _, p := range f.Probes {
+		if p.Time.Before(f.FirstSeen) || p.Time.After(f.LastSeen) {
+			out = append(out, fmt.Sprintf("log line at %s for %s, outside %s to %s", p.Time, p.Dst, f.FirstSeen, f.LastSeen))
+		}
+	}
+	return out
 }
