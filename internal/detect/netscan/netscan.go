@@ -171,6 +171,7 @@ const (
 	fUsed     = 1
 	fAnswered = 2
 	fPeer     = 4 // the remote spoke first (UDP): no probe, and left out of a verdict's counts
+	fDropped  = 8 // made again after a full table dropped it answered: counted in dropCounts already
 )
 
 type contact struct {
@@ -466,15 +467,61 @@ func (d *Detector) aggAnswered(s *hostState, port uint16, proto uint8, sec uint3
 // the last minutes, and read as a scanner. They are counted by the
 // generation (an eighth of the window) of the contact's last second, and a
 // verdict counts the generations that reach into its window, as it counts
-// the table's fresh contacts: per port (four slots, the ports with the
-// most drops staying) for a verdict on one port, per protocol for the
-// verdict across ports. Contacts of a class answered in aggregate and
+// the table's fresh contacts: per port (dropPorts slots, the ports with
+// the most drops staying) for a verdict on one port, per protocol for the
+// verdict across ports. Each contact counts once: one dropped, made again
+// and dropped again within the window is marked (dropCounts.seen). Contacts of a class answered in aggregate and
 // contacts of remotes that spoke first are left out, as the verdicts leave
 // them out. Vertical verdicts are not weighed: a full table of one
 // destination's ports is a scan in any case.
 type dropCounts struct {
-	ports  [4]dropSlot
+	ports  [dropPorts]dropSlot
 	protos [4]dropSlot // port 0: every port of the protocol
+	// seen are the key hashes of the contacts dropped, a bit each, in two
+	// halves of the window (cur: the half of seenGen): a dropped contact
+	// made again (the host reaching the same server every few seconds) is
+	// marked fDropped, not counted again when dropped again, and left out
+	// of the verdicts' counts while answered — each contact counts once.
+	seen    [2][dropSeenWords]uint64
+	seenGen uint32
+}
+
+// dropPorts port slots: more ports than max_contacts / min_destinations
+// (16 by default) cannot each hold a horizontal verdict.
+const dropPorts = 16
+
+// dropSeenWords is the size of dropCounts.seen's halves (8,192 bits).
+const dropSeenWords = 128
+
+// seenBit returns the word and bit of key hash h in dropCounts.seen.
+func seenBit(h uint64) (int, uint64) {
+	i := (h >> 40) % (dropSeenWords * 64)
+	return int(i / 64), 1 << (i % 64)
+}
+
+// rollSeen makes generation g (half windows) the current half of seen.
+func (dc *dropCounts) rollSeen(g uint32) {
+	switch {
+	case g == dc.seenGen:
+	case g == dc.seenGen+1:
+		dc.seen[1], dc.seen[0] = dc.seen[0], [dropSeenWords]uint64{}
+		dc.seenGen = g
+	case g > dc.seenGen:
+		dc.seen = [2][dropSeenWords]uint64{}
+		dc.seenGen = g
+	}
+}
+
+// wasDropped reports whether a contact of key hash h was dropped answered
+// within the last half to whole window.
+func (d *Detector) wasDropped(s *hostState, h uint64, sec uint32) bool {
+	if s.drops == 0 {
+		return false
+	}
+	dc := &d.drops[s.drops-1]
+	dc.rollSeen(sec / d.aggGen)
+	w, b := seenBit(h)
+	return (dc.seen[0][w]|dc.seen[1][w])&b != 0
 }
 
 // dropGens generations of an eighth of the window cover any window.
@@ -512,7 +559,7 @@ func (a *dropSlot) since(lo uint32) uint32 {
 // dropSlotOf returns the class's slot among slots; a class without one
 // takes the slot with the fewest contacts from generation lo on (a free
 // one has none).
-func dropSlotOf(slots *[4]dropSlot, port uint16, proto uint8, lo uint32) *dropSlot {
+func dropSlotOf(slots []dropSlot, port uint16, proto uint8, lo uint32) *dropSlot {
 	least, fewest := 0, ^uint32(0)
 	for i := range slots {
 		a := &slots[i]
@@ -530,7 +577,7 @@ func dropSlotOf(slots *[4]dropSlot, port uint16, proto uint8, lo uint32) *dropSl
 // dropGen returns the drop-count generation of event second sec, and the
 // first generation reaching into the window that ends at sec.
 func (d *Detector) dropGen(sec uint32) (g, lo uint32) {
-	glen := max(1, d.w/8)
+	glen := max(1, (d.w+7)/8) // rounded up: dropGens generations span any window
 	return sec / glen, (max(sec+1, d.w) - d.w) / glen
 }
 
@@ -540,7 +587,7 @@ func (d *Detector) dropAnswered(s *hostState, sec uint32, agg *aggKeys, keep fun
 	_, lo := d.dropGen(sec)
 	for k := range s.tab {
 		c := &s.tab[k]
-		if c.flags&(fUsed|fAnswered|fPeer) != fUsed|fAnswered || !d.fresh(c, sec) || agg.has(c) || keep(c) {
+		if c.flags&(fUsed|fAnswered|fPeer|fDropped) != fUsed|fAnswered || !d.fresh(c, sec) || agg.has(c) || keep(c) {
 			continue
 		}
 		if s.drops == 0 {
@@ -549,8 +596,11 @@ func (d *Detector) dropAnswered(s *hostState, sec uint32, agg *aggKeys, keep fun
 		}
 		dc := &d.drops[s.drops-1]
 		g, _ := d.dropGen(c.last)
-		dropSlotOf(&dc.ports, c.port, c.proto, lo).add(g)
-		dropSlotOf(&dc.protos, 0, c.proto, lo).add(g)
+		dropSlotOf(dc.ports[:], c.port, c.proto, lo).add(g)
+		dropSlotOf(dc.protos[:], 0, c.proto, lo).add(g)
+		dc.rollSeen(sec / d.aggGen)
+		w, b := seenBit(detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port)))
+		dc.seen[0][w] |= b
 	}
 }
 
@@ -561,9 +611,9 @@ func (d *Detector) droppedAnswered(s *hostState, port int, proto uint8, sec uint
 	if s.drops == 0 {
 		return 0
 	}
-	slots, key := &d.drops[s.drops-1].ports, uint16(port)
+	slots, key := d.drops[s.drops-1].ports[:], uint16(port)
 	if port < 0 {
-		slots, key = &d.drops[s.drops-1].protos, 0
+		slots, key = d.drops[s.drops-1].protos[:], 0
 	}
 	_, lo := d.dropGen(sec)
 	for i := range slots {
@@ -1003,9 +1053,13 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 		return c, false
 	}
 	if !fits(int(s.n+1), len(s.tab)) {
-		if sec < s.fullUntil || !d.makeRoom(s, sec) {
+		if sec < s.fullUntil {
+			return nil, false
+		}
+		if !d.makeRoom(s, sec) {
 			// full of live contacts (a scan in progress, long proven):
-			// try again when some may have gone stale
+			// try again when some may have gone stale (once then, not
+			// put off by every contact refused until then)
 			s.fullUntil = sec + max(1, d.w/16)
 			return nil, false
 		}
@@ -1017,7 +1071,11 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 	for s.tab[i].flags&fUsed != 0 {
 		i = (i + 1) & mask
 	}
-	s.tab[i] = contact{dst: *dst, first: sec, last: sec, port: port, proto: proto, flags: fUsed}
+	flags := uint8(fUsed)
+	if d.wasDropped(s, h, sec) {
+		flags |= fDropped
+	}
+	s.tab[i] = contact{dst: *dst, first: sec, last: sec, port: port, proto: proto, flags: flags}
 	s.n++
 	return &s.tab[i], true
 }
@@ -1128,8 +1186,8 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 	var hhits, vhits uint64
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) || c.flags&fPeer != 0 {
-			continue
+		if !d.fresh(c, sec) || c.flags&fPeer != 0 || c.flags&(fAnswered|fDropped) == fAnswered|fDropped {
+			continue // a remote's contact, or one counted in dropCounts
 		}
 		ans := c.flags&fAnswered != 0
 		if c.port == p.port && c.proto == p.proto {
@@ -1234,8 +1292,8 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 func (d *Detector) tally(s *hostState, sec uint32, match func(*contact) bool, probe func(*contact)) (n, a int, hits uint64) {
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) || c.flags&fPeer != 0 || !match(c) {
-			continue
+		if !d.fresh(c, sec) || c.flags&fPeer != 0 || c.flags&(fAnswered|fDropped) == fAnswered|fDropped || !match(c) {
+			continue // a remote's contact, or one counted in dropCounts
 		}
 		n++
 		if c.flags&fAnswered != 0 {
