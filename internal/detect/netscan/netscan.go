@@ -1106,9 +1106,18 @@ func (d *Detector) makeRoom(s *hostState, sec uint32) bool {
 	keep := func(c *contact) bool {
 		return d.fresh(c, sec) && (c.flags&fAnswered == 0 && !agg.has(c) || c.last+grace > sec)
 	}
+	kept := 0
+	for k := range s.tab {
+		if c := &s.tab[k]; c.flags&fUsed != 0 && keep(c) {
+			kept++
+		}
+	}
+	if kept+1 > d.conf.MaxContacts || !fits(kept+1, len(s.tab)) {
+		return false // a scan's live contacts: dropping the rest would not make room
+	}
 	d.dropAnswered(s, sec, &agg, keep)
 	d.rehash(s, len(s.tab), keep)
-	return int(s.n+1) <= d.conf.MaxContacts && fits(int(s.n+1), len(s.tab))
+	return true
 }
 
 // fits reports whether a table of size slots may hold n contacts: at most
