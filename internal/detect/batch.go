@@ -15,8 +15,9 @@ const warmGroup = 16
 
 // warmHosts is the number of active hosts from which Records warms: below
 // it the state of every host fits in the core's caches and warming would
-// only add work (BenchmarkEngine: a loss at 1,000 hosts, 10 % gained at
-// 10,000, 25 % at 100,000).
+// only add work (BenchmarkEngine on the 2-core AMD guest, medians of
+// interleaved runs: no gain at 1,000 hosts, 40 % at 10,000, 65 % at
+// 100,000; see docs/performance.md).
 const warmHosts = 4096
 
 // warmLines is the most cache lines warm prefetches per record in one pass.
@@ -42,13 +43,14 @@ type warmState struct {
 // slots), each prefetching the cache lines the next needs, so that the
 // processor has all the group's misses of a pass in flight at once; then
 // it runs the group, whose state is now in cache (only with warmHosts or
-// more active hosts; with fewer, everything is in cache already). The
+// more active hosts, where fewer do not fit in cache, and on amd64 and
+// arm64, which have the prefetch instruction in assembly). The
 // warming passes only read; the host indexes they find are used by the
 // group's records until one of them triggers an expiry sweep (which may
 // drop hosts and reuse their indexes); a host the group itself creates was
 // not found there and is looked up again.
 func (e *Engine) Records(b []flow.Record) {
-	if e.hosts.len() < warmHosts {
+	if !prefetching || e.hosts.len() < warmHosts {
 		for i := range b {
 			e.record(&b[i], inUnknown, &noHint)
 		}

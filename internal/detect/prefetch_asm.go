@@ -9,3 +9,6 @@ package detect
 //
 //go:noescape
 func prefetch(addrs []uintptr)
+
+// prefetching: Records warms a group's state ahead of its records.
+const prefetching = true

@@ -470,7 +470,8 @@ func (d *Detector) aggAnswered(s *hostState, port uint16, proto uint8, sec uint3
 // the table's fresh contacts: per port (dropPorts slots, the ports with
 // the most drops staying) for a verdict on one port, per protocol for the
 // verdict across ports. Each contact counts once: one dropped, made again
-// and dropped again within the window is marked (dropCounts.seen). Contacts of a class answered in aggregate and
+// and dropped again within the window is marked (dropCounts.seen, fDropped;
+// see countedDropped). Contacts of a class answered in aggregate and
 // contacts of remotes that spoke first are left out, as the verdicts leave
 // them out. Vertical verdicts are not weighed: a full table of one
 // destination's ports is a scan in any case.
@@ -478,7 +479,8 @@ type dropCounts struct {
 	ports  [dropPorts]dropSlot
 	protos [4]dropSlot // port 0: every port of the protocol
 	// seen are the key hashes of the contacts dropped, a bit each, in two
-	// halves of the window (cur: the half of seenGen): a dropped contact
+	// halves of the window (seen[0]: half window seenGen, seen[1]: the
+	// one before, as aggPorts' generations): a dropped contact
 	// made again (the host reaching the same server every few seconds) is
 	// marked fDropped, not counted again when dropped again, and left out
 	// of the verdicts' counts while answered — each contact counts once.
@@ -602,6 +604,14 @@ func (d *Detector) dropAnswered(s *hostState, sec uint32, agg *aggKeys, keep fun
 		w, b := seenBit(detector.Hash16(&c.dst, uint32(c.proto)<<16|uint32(c.port)))
 		dc.seen[0][w] |= b
 	}
+}
+
+// countedDropped reports whether contact c is counted in its host's
+// dropCounts already (answered, made again after a full table dropped it
+// answered): a horizontal verdict, which adds the drop counts, leaves it
+// out of the table's count.
+func countedDropped(c *contact) bool {
+	return c.flags&(fAnswered|fDropped) == fAnswered|fDropped
 }
 
 // droppedAnswered returns the answered contacts of port and proto (port
@@ -1195,11 +1205,11 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 	var hhits, vhits uint64
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) || c.flags&fPeer != 0 || c.flags&(fAnswered|fDropped) == fAnswered|fDropped {
-			continue // a remote's contact, or one counted in dropCounts
+		if !d.fresh(c, sec) || c.flags&fPeer != 0 {
+			continue // a remote's contact
 		}
 		ans := c.flags&fAnswered != 0
-		if c.port == p.port && c.proto == p.proto {
+		if c.port == p.port && c.proto == p.proto && !countedDropped(c) {
 			hn++
 			if ans {
 				ha++
@@ -1278,7 +1288,7 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 	// 4,096-bit map their hashes set (colliding destinations set one bit)
 	var seen [64]uint64
 	agg := d.answeredPorts(s, sec) // ports whose peers answer in aggregate (sampled data) are left out
-	n, a, hits := d.tally(s, sec, func(c *contact) bool { return c.proto == p.proto && !agg.has(c) }, func(c *contact) {
+	n, a, hits := d.tally(s, sec, true, func(c *contact) bool { return c.proto == p.proto && !agg.has(c) }, func(c *contact) {
 		lo, hi := binary.LittleEndian.Uint64(c.dst[8:]), binary.LittleEndian.Uint64(c.dst[:8])
 		h := (lo ^ hi*0xff51afd7ed558ccd) * 0x9e3779b97f4a7c15 >> 52 // 12 bits
 		seen[h>>6] |= 1 << (h & 63)
@@ -1298,11 +1308,11 @@ func (d *Detector) evaluateAnyPort(s *hostState, p *pending, sec uint32, rules u
 // ones and the probe records of the others, and calls probe for each
 // unanswered one (the verdict paths that are no hot path: a verdict's
 // evidence, a full table).
-func (d *Detector) tally(s *hostState, sec uint32, match func(*contact) bool, probe func(*contact)) (n, a int, hits uint64) {
+func (d *Detector) tally(s *hostState, sec uint32, horizontal bool, match func(*contact) bool, probe func(*contact)) (n, a int, hits uint64) {
 	for k := range s.tab {
 		c := &s.tab[k]
-		if !d.fresh(c, sec) || c.flags&fPeer != 0 || c.flags&(fAnswered|fDropped) == fAnswered|fDropped || !match(c) {
-			continue // a remote's contact, or one counted in dropCounts
+		if !d.fresh(c, sec) || c.flags&fPeer != 0 || horizontal && countedDropped(c) || !match(c) {
+			continue // a remote's contact, or one a horizontal verdict counts in dropCounts
 		}
 		n++
 		if c.flags&fAnswered != 0 {
@@ -1331,7 +1341,7 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 		}
 		return c.port == p.port && c.proto == p.proto
 	}
-	n, a, hits := d.tally(s, sec, match, func(c *contact) {
+	n, a, hits := d.tally(s, sec, !p.vertical, match, func(c *contact) {
 		at := detector.SeenIn(c.first, c.last, sec, d.w)
 		first, last = min(first, at), max(last, c.last)
 		probes = append(probes, detector.Probe{
