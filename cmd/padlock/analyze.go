@@ -89,8 +89,10 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	dec := exportDecoders(cfg)
 	deps := pcapfile.Dependencies{NetFlow: dec.NetFlow(), SFlow: dec.SFlow()}
-	skewed := map[netip.Addr]*clockSkew{} // exporters whose clock was off (collect.max_clock_skew)
-	if cc, ok := deps.NetFlow.(decode.ClockChecker); ok && cfg.Collect.MaxClockSkew > 0 {
+	// exporters whose clock was off by more than collect.max_clock_skew
+	// (0: not checked); the capture time is the receive time
+	skewed := map[netip.Addr]*clockSkew{}
+	if cc, ok := deps.NetFlow.(decode.ClockChecker); ok {
 		cc.CheckClock(cfg.Collect.MaxClockSkew, func(exp netip.AddrPort, ahead time.Duration) {
 			s := skewed[exp.Addr()]
 			if s == nil {

@@ -522,18 +522,14 @@ func redacted(cfg config.Config) config.Config {
 
 // exportDecoders builds the flow-export decoders of a configuration: one
 // NetFlow/IPFIX and one sFlow decoder, both with the exporters' sampling
-// overrides, NetFlow/IPFIX with collect.max_clock_skew (analyze and flows
-// read captured exports with it too: the capture time is the receive
-// time). The collector calls them once per socket.
+// overrides. The collector calls them once per socket and turns on the
+// NetFlow/IPFIX clock check (collect.max_clock_skew) itself; analyze does
+// too.
 func exportDecoders(cfg config.Config) collect.Decoders {
 	o := cfg.SamplingOverrides()
-	skew := cfg.Collect.MaxClockSkew
-	if skew == 0 {
-		skew = -1 // off
-	}
 	return collect.Decoders{
 		NetFlow: func() decode.Decoder {
-			return netflow.New(netflow.Configuration{SamplingOverride: o, MaxClockSkew: skew})
+			return netflow.New(netflow.Configuration{SamplingOverride: o})
 		},
 		SFlow: func() decode.Decoder { return sflow.New(sflow.Configuration{SamplingOverride: o}) },
 	}

@@ -244,7 +244,7 @@ func newMetrics(c *Collector) *metrics {
 		misses: prometheus.NewDesc("padlock_flow_template_misses_total",
 			"NetFlow v9/IPFIX datagrams with data records for a template not (yet) received.", []string{"proto"}, nil),
 		clock: prometheus.NewDesc("padlock_flow_clock_corrected_total",
-			"NetFlow/IPFIX datagrams whose export header time was more than collect.max_clock_skew from the time they were received (exporter clock wrong); their record times were moved onto the collector's clock.", []string{"proto"}, nil),
+			"NetFlow/IPFIX datagrams whose export header time was more than collect.max_clock_skew from the time they were received (exporter clock wrong); the record times they carry were moved onto the collector's clock. Template-only datagrams count too.", []string{"proto"}, nil),
 		by: prometheus.NewDesc("padlock_collect_bytes_received_total",
 			"Payload bytes of the datagrams received, by format.", []string{"proto"}, nil),
 		rcvbuf: prometheus.NewDesc("padlock_collect_receive_buffer_bytes",

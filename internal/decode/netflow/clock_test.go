@@ -39,6 +39,14 @@ var clockCases = []clockCase{
 	}},
 }
 
+// checking returns a decoder that checks export header times as the
+// collector's does (collect.max_clock_skew); *reports counts its reports.
+func checking(maxSkew time.Duration, reports *[]time.Duration) *Decoder {
+	d := New(Configuration{})
+	d.CheckClock(maxSkew, func(_ netip.AddrPort, ahead time.Duration) { *reports = append(*reports, ahead) })
+	return d
+}
+
 // decodeAt decodes the datagrams in order, all received at at.
 func decodeAt(t *testing.T, d *Decoder, at time.Time, dgs [][]byte) []flow.Record {
 	t.Helper()
@@ -65,12 +73,13 @@ func TestClockSkewCorrected(t *testing.T) {
 				want := decodeAt(t, New(Configuration{}), received, c.datagrams(uint32(received.Unix())))
 
 				var reports []time.Duration
-				d := New(Configuration{OnClockSkew: func(ex netip.AddrPort, ahead time.Duration) {
+				d := New(Configuration{})
+				d.CheckClock(10*time.Second, func(ex netip.AddrPort, ahead time.Duration) {
 					if ex != exA {
 						t.Errorf("reported exporter %v, want %v", ex, exA)
 					}
 					reports = append(reports, ahead)
-				}})
+				})
 				dgs := c.datagrams(uint32(received.Add(off).Unix()))
 				got := decodeAt(t, d, received, dgs)
 				for i := range got {
@@ -80,9 +89,6 @@ func TestClockSkewCorrected(t *testing.T) {
 					if got[i].End.After(received) {
 						t.Errorf("record %d ends at %v, after it was received (%v)", i, got[i].End, received)
 					}
-				}
-				if s := d.Stats(); s.ClockCorrected != uint64(len(dgs)) {
-					t.Errorf("ClockCorrected %d, want %d", s.ClockCorrected, len(dgs))
 				}
 				if len(reports) != len(dgs) || reports[0] != off {
 					t.Errorf("reports %v, want %d of %v", reports, len(dgs), off)
@@ -94,24 +100,26 @@ func TestClockSkewCorrected(t *testing.T) {
 
 // Within the tolerance (export headers count whole seconds; datagrams take
 // a moment to arrive) record times are the exporter's, untouched; and a
-// disabled check leaves even 10 minutes alone.
+// decoder without the check (CheckClock never called, or with 0) leaves
+// even 10 minutes alone.
 func TestClockSkewWithinToleranceUntouched(t *testing.T) {
 	received := t0.Add(300 * time.Millisecond)
 	for _, c := range clockCases {
-		ref := decodeAt(t, New(Configuration{MaxClockSkew: -1}), received, c.datagrams(uint32(t0.Unix())+2))
+		ref := decodeAt(t, New(Configuration{}), received, c.datagrams(uint32(t0.Unix())+2))
 		for _, tc := range []struct {
 			name string
-			conf Configuration
+			skew time.Duration
 			off  int64
 		}{
-			{"2s ahead", Configuration{}, 2},
-			{"2s behind", Configuration{}, -2},
-			{"600s ahead, check off", Configuration{MaxClockSkew: -1}, 600},
-			{"600s within a tolerance of 15m", Configuration{MaxClockSkew: 15 * time.Minute}, 600},
+			{"2s ahead", 10 * time.Second, 2},
+			{"2s behind", 10 * time.Second, -2},
+			{"600s ahead, check off", 0, 600},
+			{"600s within a tolerance of 15m", 15 * time.Minute, 600},
 		} {
 			t.Run(c.name+"/"+tc.name, func(t *testing.T) {
 				secs := uint32(t0.Unix() + tc.off)
-				d := New(tc.conf)
+				var reports []time.Duration
+				d := checking(tc.skew, &reports)
 				got := decodeAt(t, d, received, c.datagrams(secs))
 				shift := time.Duration(tc.off-2) * time.Second // ref has its header at +2 s
 				for i := range got {
@@ -119,8 +127,8 @@ func TestClockSkewWithinToleranceUntouched(t *testing.T) {
 						t.Errorf("record %d: %v – %v moved; want the exporter's %v – %v", i, got[i].Start, got[i].End, ref[i].Start.Add(shift), ref[i].End.Add(shift))
 					}
 				}
-				if s := d.Stats(); s.ClockCorrected != 0 {
-					t.Errorf("ClockCorrected %d, want 0", s.ClockCorrected)
+				if len(reports) != 0 {
+					t.Errorf("reports %v, want none", reports)
 				}
 			})
 		}
@@ -130,9 +138,8 @@ func TestClockSkewWithinToleranceUntouched(t *testing.T) {
 // Data that waited for its template keeps the offset of the datagram it
 // came in, and CheckClock sets the tolerance the way the collector does.
 func TestClockSkewHeldDataAndCheckClock(t *testing.T) {
-	d := New(Configuration{})
-	var reports int
-	d.CheckClock(30*time.Second, func(netip.AddrPort, time.Duration) { reports++ })
+	var reports []time.Duration
+	d := checking(30*time.Second, &reports)
 
 	gFast := newGen(46, ghdr{version: 9, uptime: 7_200_000, secs: uint32(t0.Unix()) + 600, domain: 1})
 	gOnTime := newGen(46, ghdr{version: 9, uptime: 7_200_000, secs: uint32(t0.Unix()), domain: 1})
@@ -151,32 +158,58 @@ func TestClockSkewHeldDataAndCheckClock(t *testing.T) {
 			t.Errorf("held record %d: %v – %v, want %v – %v", i, got[i].Start, got[i].End, ref[i].Start, ref[i].End)
 		}
 	}
-	if s := d.Stats(); s.ClockCorrected != 1 || reports != 1 {
-		t.Errorf("ClockCorrected %d, reports %d; want 1, 1", s.ClockCorrected, reports)
+	if len(reports) != 1 {
+		t.Errorf("reports %v, want one", reports)
 	}
 
 	// 20 s is within the 30 s CheckClock set; CheckClock(0) turns the check off.
 	gOff := newGen(47, ghdr{version: 9, uptime: 7_200_000, secs: uint32(t0.Unix()) + 20, domain: 1})
 	mustDecode(t, d, exA, t0, gOff.datagram(1, gOff.dataSet(softflowdV9, 1)))
-	off := New(Configuration{})
-	off.CheckClock(0, nil)
+	var offReports []time.Duration
+	off := checking(0, &offReports)
 	mustDecode(t, off, exA, t0, gFast.datagram(1, gFast.templateSet(softflowdV9), gFast.dataSet(softflowdV9, 1)))
-	if d.Stats().ClockCorrected != 1 || off.Stats().ClockCorrected != 0 {
-		t.Errorf("ClockCorrected %d and %d, want 1 and 0", d.Stats().ClockCorrected, off.Stats().ClockCorrected)
+	if len(reports) != 1 || len(offReports) != 0 {
+		t.Errorf("reports %v and %v, want one and none", reports, offReports)
 	}
 }
 
-// Real exports replayed at their capture times (what padlock analyze does)
-// agree with their headers: nothing is moved.
-func TestClockSkewRealCapturesUntouched(t *testing.T) {
+// Real softflowd exports (v5, v9, IPFIX with seconds and milliseconds):
+// replayed at their capture times (what padlock analyze does) they agree
+// with their headers and nothing is moved; received 10 minutes later or
+// earlier, every datagram is reported and every record moved onto the
+// receive clock, by the offset to the second (headers count whole
+// seconds).
+func TestClockSkewRealCaptures(t *testing.T) {
 	for _, name := range realCaptures {
-		d := New(Configuration{})
-		recs := 0
-		for _, out := range decodeAll(t, d, readDatagrams(t, name)) {
-			recs += len(out)
+		dgs := readDatagrams(t, name)
+		var reports []time.Duration
+		ref := decodeAll(t, checking(10*time.Second, &reports), dgs)
+		if len(reports) != 0 {
+			t.Errorf("%s at its capture times: %d datagrams reported, want none", name, len(reports))
 		}
-		if s := d.Stats(); s.ClockCorrected != 0 || recs == 0 {
-			t.Errorf("%s: %d records, %d datagrams corrected; want some records and none corrected", name, recs, s.ClockCorrected)
+		for _, off := range []time.Duration{10 * time.Minute, -10 * time.Minute} {
+			shifted := make([]datagram, len(dgs))
+			for i, dg := range dgs {
+				dg.at = dg.at.Add(off)
+				shifted[i] = dg
+			}
+			reports = nil
+			got := decodeAll(t, checking(10*time.Second, &reports), shifted)
+			if len(reports) != len(dgs) {
+				t.Errorf("%s received %v off: %d of %d datagrams reported", name, off, len(reports), len(dgs))
+			}
+			recs := 0
+			for i := range got {
+				for j := range got[i] {
+					recs++
+					if d := got[i][j].End.Sub(ref[i][j].End) - off; d < -time.Second || d > time.Second {
+						t.Errorf("%s received %v off: datagram %d record %d moved by %v", name, off, i, j, d+off)
+					}
+				}
+			}
+			if recs == 0 {
+				t.Errorf("%s: no records", name)
+			}
 		}
 	}
 }

@@ -17,7 +17,6 @@ const (
 	DefaultMaxTemplatesPerExporter = 512
 	DefaultMaxExporters            = 4096
 	DefaultPendingTTL              = 5 * time.Second
-	DefaultMaxClockSkew            = 10 * time.Second
 )
 
 // Bounds of the queue of data sets that arrived before their template.
@@ -55,20 +54,6 @@ type Configuration struct {
 	// (bounded count and bytes) before it is counted as no-template.
 	// Default 5 s; negative disables holding.
 	PendingTTL time.Duration
-	// MaxClockSkew is how far an export header's time (v5 unix_secs and
-	// unix_nsecs, v9 unix_secs, IPFIX export time) may be from the time the
-	// datagram was received. Beyond it every record time of the datagram
-	// (sysUptime-relative, delta and absolute alike: all are the
-	// exporter's clock) is moved by received minus header time, onto the
-	// receiver's clock: an exporter with a wrong clock must not move hosts'
-	// event time. Export headers count whole seconds and datagrams take a
-	// moment to arrive, so a few seconds is the least sensible value.
-	// Default 10 s; negative disables the check.
-	MaxClockSkew time.Duration
-	// OnClockSkew, if set, is called for every datagram whose times were
-	// moved, from Decode and on its goroutine, with the exporter and how
-	// far its clock is ahead of the receiver (negative: behind).
-	OnClockSkew func(exporter netip.AddrPort, ahead time.Duration)
 }
 
 // Stats are the decoder's counters since New. Reading them is cheap.
@@ -80,9 +65,6 @@ type Stats struct {
 	IPFIXDatagrams uint64
 	IPFIXRecords   uint64
 	OptionsRecords uint64 // v9/IPFIX options data records (sampling, system init time)
-	// ClockCorrected counts datagrams whose header time was more than
-	// MaxClockSkew from the receive time; their record times were moved.
-	ClockCorrected uint64
 
 	TemplateMisses     uint64 // data sets dropped for want of a template (at once or when held data expired)
 	TemplatesLearned   uint64 // new template IDs
@@ -103,7 +85,6 @@ type counters struct {
 	v9Datagrams, v9Records        atomic.Uint64
 	ipfixDatagrams, ipfixRecords  atomic.Uint64
 	optionsRecords                atomic.Uint64
-	clockCorrected                atomic.Uint64
 	templateMisses                atomic.Uint64
 	learned, redefined, withdrawn atomic.Uint64
 	refused                       atomic.Uint64
@@ -117,6 +98,9 @@ type counters struct {
 // datagrams of one exporter are decoded one at a time.
 type Decoder struct {
 	conf Configuration
+	// maxSkew (ns; 0: off) and onSkew are CheckClock's.
+	maxSkew int64
+	onSkew  func(exporter netip.AddrPort, ahead time.Duration)
 
 	mu        sync.RWMutex
 	exporters map[netip.AddrPort]*exporter
@@ -137,9 +121,6 @@ func New(conf Configuration) *Decoder {
 	}
 	if conf.PendingTTL == 0 {
 		conf.PendingTTL = DefaultPendingTTL
-	}
-	if conf.MaxClockSkew == 0 {
-		conf.MaxClockSkew = DefaultMaxClockSkew
 	}
 	if len(conf.SamplingOverride) > 0 {
 		m := make(map[netip.Addr]uint32, len(conf.SamplingOverride))
@@ -164,7 +145,6 @@ func (d *Decoder) Stats() Stats {
 		V9Datagrams: c.v9Datagrams.Load(), V9Records: c.v9Records.Load(),
 		IPFIXDatagrams: c.ipfixDatagrams.Load(), IPFIXRecords: c.ipfixRecords.Load(),
 		OptionsRecords:     c.optionsRecords.Load(),
-		ClockCorrected:     c.clockCorrected.Load(),
 		TemplateMisses:     c.templateMisses.Load(),
 		TemplatesLearned:   c.learned.Load(),
 		TemplatesRedefined: c.redefined.Load(),
@@ -198,35 +178,38 @@ func (d *Decoder) Decode(exporter netip.AddrPort, payload []byte, received time.
 	}
 }
 
-// CheckClock sets MaxClockSkew (maxSkew <= 0 disables the check) and
-// OnClockSkew; see decode.ClockChecker. It must be called before the first
-// Decode.
+// CheckClock turns on the check of export header times (maxSkew <= 0:
+// off, as a new Decoder is); see decode.ClockChecker. The header times
+// checked are v5 unix_secs and unix_nsecs, v9 unix_secs and the IPFIX
+// export time; beyond maxSkew from the receive time every record time of
+// the datagram (sysUptime-relative, delta and absolute alike: all are the
+// exporter's clock) is moved by received minus header time. Export
+// headers count whole seconds and datagrams take a moment to arrive, so a
+// few seconds is the least sensible value. It must be called before the
+// first Decode.
 func (d *Decoder) CheckClock(maxSkew time.Duration, report func(exporter netip.AddrPort, ahead time.Duration)) {
-	if maxSkew <= 0 {
-		maxSkew = -1
-	}
-	d.conf.MaxClockSkew = maxSkew
-	d.conf.OnClockSkew = report
+	d.maxSkew = max(0, int64(maxSkew))
+	d.onSkew = report
 }
 
 var _ decode.ClockChecker = (*Decoder)(nil)
 
 // clockShift returns what to add to the record times of a datagram from ap
 // whose header says it was exported at headerNs and that was received at
-// receivedNs (unix ns): 0 while the two are within MaxClockSkew, else the
-// difference, counted and reported. It runs once per datagram.
+// receivedNs (unix ns): 0 while the check is off or the two are within
+// its tolerance (CheckClock), else the difference, reported. It runs once
+// per datagram.
 func (d *Decoder) clockShift(ap netip.AddrPort, headerNs, receivedNs int64) int64 {
-	tol := int64(d.conf.MaxClockSkew)
-	if tol < 0 {
+	tol := d.maxSkew
+	if tol == 0 {
 		return 0
 	}
 	shift := receivedNs - headerNs
 	if shift >= -tol && shift <= tol {
 		return 0
 	}
-	d.c.clockCorrected.Add(1)
-	if d.conf.OnClockSkew != nil {
-		d.conf.OnClockSkew(ap, time.Duration(-shift))
+	if d.onSkew != nil {
+		d.onSkew(ap, time.Duration(-shift))
 	}
 	return shift
 }
