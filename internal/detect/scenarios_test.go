@@ -214,6 +214,15 @@ func TestScenarios(t *testing.T) {
 				c.sflow(at+ms, 1000, ext(36), 53, in(65), 40000+uint16(i%20000), flow.ProtoUDP, 0, 120)
 			}
 		}, want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: "203.0.113.65", Remote: "198.51.100.36", Port: 53}}},
+		{name: "a DNS query flood is a flood with reflection detection off too", conf: func(c *detect.Configuration) {
+			c.Attack.Reflection.Enabled = false
+		}, build: func(c *capture) {
+			for i := 0; i < 120*60; i++ {
+				at := time.Duration(i) * time.Second / 60
+				c.sflow(at, 1000, in(65), 40000+uint16(i%20000), ext(36), 53, flow.ProtoUDP, 0, 70)
+				c.sflow(at+ms, 1000, ext(36), 53, in(65), 40000+uint16(i%20000), flow.ProtoUDP, 0, 120)
+			}
+		}, want: []verdict{{Rule: "attack.udp_flood", Dir: "out", Internal: "203.0.113.65", Remote: "198.51.100.36", Port: 53}}},
 		{name: "SYN flood", build: func(c *capture) {
 			for i := 0; i < 70*60000; i += 1000 { // 60k SYN/s, sampled 1:1000
 				c.sflow(time.Duration(i)*time.Second/60000, 1000, in(21), uint16(i), ext(78), 80, flow.ProtoTCP, syn, 60)

@@ -172,17 +172,21 @@ type hostState struct{ slots []slot }
 
 // Detector is the attack detector.
 type Detector struct {
-	conf   Configuration
-	env    detector.Env
-	w      int64 // window seconds
-	bw     int64 // bucket width seconds
-	login  [65536 / 64]uint64
-	amp    [65536 / 64]uint64
-	gates  *detector.Hosts // the gate: AttackGen, AttackCur, AttackPrev; counts are floods (packets), brute (connections), reflection (packets)
-	hosts  []*hostState
-	pool   []*hostState
-	gateAt [3]uint64
-	limit  [nClasses]uint64 // per-class verdict threshold on the window sum
+	conf  Configuration
+	env   detector.Env
+	w     int64 // window seconds
+	bw    int64 // bucket width seconds
+	login [65536 / 64]uint64
+	amp   [65536 / 64]uint64 // reflection.ports while reflection is enabled
+	// services are reflection.ports whether or not reflection is enabled:
+	// request/response UDP services, a stream to which has a slot of its
+	// own per port, where answers make no conversation (a DNS query flood)
+	services [65536 / 64]uint64
+	gates    *detector.Hosts // the gate: AttackGen, AttackCur, AttackPrev; counts are floods (packets), brute (connections), reflection (packets)
+	hosts    []*hostState
+	pool     []*hostState
+	gateAt   [3]uint64
+	limit    [nClasses]uint64 // per-class verdict threshold on the window sum
 }
 
 // New returns the detector; conf must be valid.
@@ -197,8 +201,9 @@ func New(conf Configuration, env detector.Env) *Detector {
 			d.login[p/64] |= 1 << (p % 64)
 		}
 	}
-	if conf.Reflection.Enabled {
-		for _, p := range conf.Reflection.Ports {
+	for _, p := range conf.Reflection.Ports {
+		d.services[p/64] |= 1 << (p % 64)
+		if conf.Reflection.Enabled {
 			d.amp[p/64] |= 1 << (p % 64)
 		}
 	}
@@ -266,7 +271,7 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 		switch {
 		case class == classReflect:
 			port = o.LocalPort
-		case class == classUDP && has(&d.amp, o.RemotePort):
+		case class == classUDP && has(&d.services, o.RemotePort):
 			// a request/response service (DNS, NTP, ...): a stream to it
 			// has its own slot, where answers make no conversation
 			port = o.RemotePort
@@ -385,17 +390,19 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	}
 	sl.advance(b)
 	i := b % nb
-	by := r.Bytes
+	by, smp := r.Bytes, detector.SampledPackets(r)
 	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 && class != classBrute {
 		// a flow record lasting several seconds (NetFlow's active timeout
 		// is often 30 minutes): its packets are spread over its seconds,
-		// and those before the window are not counted
+		// and those before the window are not counted, nor their samples
 		n, by = d.spread(sl.head, s0, s1, n, &sl.pk), d.spread(sl.head, s0, s1, by, &sl.by)
+		from := (int64(sl.head) + 1 - nb) * d.bw // the window's first second
+		smp = detector.SampledShare(r, uint64(s1-max(s0, from)+1), uint64(s1-s0+1))
 	}
 	sl.pk[i] += n
 	sl.by[i] += by
 	sl.fl[i]++
-	sl.sm[i] = uint32(min(uint64(sl.sm[i])+detector.SampledPackets(r), 0xffffffff))
+	sl.sm[i] = uint32(min(uint64(sl.sm[i])+smp, 0xffffffff))
 	sl.last = max(sl.last, o.End)
 	if rate := detector.Rate(r); rate > sl.maxRate {
 		sl.maxRate = rate
@@ -536,6 +543,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		f.Packets, f.PacketsOmitted = sl.samples.CopySince((int64(sl.head) + 1 - nb) * d.bw * 1e9)
 	}
 	d.env.Reporter.Report(f)
+	sl.maxRate = 0 // the next finding (after the rearm period) shows its own sampling rate
 }
 
 // Tick implements detector.Detector; attack verdicts need no confirmation.

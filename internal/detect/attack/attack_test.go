@@ -108,3 +108,22 @@ func TestSingleFlowFloodInNetFlow(t *testing.T) {
 		t.Errorf("samples %d, sampling rate %d", f.Samples, f.SamplingRate)
 	}
 }
+
+// TestLongRecordSamplesInWindow: one NetFlow record of 30 minutes at
+// 60,000 packets/s sampled 1:1000 (108,000 sampled packets): the finding
+// counts only the samples of the record's seconds within the 60 s window,
+// about 3,600 — as it counts only those packets.
+func TestLongRecordSamplesInWindow(t *testing.T) {
+	n := uint64(60000 * 1800)
+	recs := []flow.Record{{Start: t0, End: t0.Add(1799 * time.Second), Format: flow.FormatNetFlow9, SamplingRate: 1000,
+		SrcAddr: server, DstAddr: victim, SrcPort: 40000, DstPort: 9000, Proto: flow.ProtoUDP,
+		Packets: n, Bytes: n * 512, SampledPackets: n / 1000, SampledBytes: n / 1000 * 512}}
+	r := detectortest.NewRecorder()
+	r.Feed(attack.New(attack.Defaults(), r.Env()), recs)
+	if diff := cmp.Diff([]string{attack.RuleUDPFlood}, r.Rules()); diff != "" {
+		t.Fatalf("rules (-want +got):\n%s", diff)
+	}
+	if f := r.Findings[0]; f.Samples < 3000 || f.Samples > 3700 {
+		t.Errorf("samples %d, want the window's share of 108,000 (about 3,600)", f.Samples)
+	}
+}

@@ -38,6 +38,14 @@ func (s Side) Direction() Direction {
 	return DirOut
 }
 
+// SideOf returns the side of finding direction d (In for DirIn, else Out).
+func SideOf(d Direction) Side {
+	if d == DirIn {
+		return In
+	}
+	return Out
+}
+
 // Orientation is a record seen from one internal end. The engine computes it
 // once per record and internal end and passes it to every detector.
 type Orientation struct {
@@ -219,7 +227,9 @@ func AddrFrom16(k Key16) netip.Addr { return netip.AddrFrom16(k).Unmap() }
 // have them, so the dump is built from real headers when the source has them.
 // Its storage grows with what it keeps, up to its capacity, so the many
 // counters that keep a record or two (a million hosts that each asked a
-// metadata service once) do not each hold room for a full dump.
+// metadata service once) do not each hold room for a full dump. With
+// Within, a full buffer also gives way to newer records, so that a late
+// finding shows its own window (CopySince keeps a dump to it).
 type Samples struct {
 	recs     []flow.Record
 	max      int // capacity in records
@@ -345,6 +355,17 @@ func SampledPackets(r *flow.Record) uint64 {
 	sp := r.SampledPackets
 	if sp == 0 {
 		sp = r.Packets / uint64(Rate(r))
+	}
+	return max(sp, 1)
+}
+
+// SampledShare is SampledPackets(r) times part/whole (part <= whole), at
+// least one: the samples in the share of a record a detector counts (a
+// long flow record's seconds within the window, say).
+func SampledShare(r *flow.Record, part, whole uint64) uint64 {
+	sp := SampledPackets(r)
+	if part < whole {
+		sp = MulDiv(sp, part, whole)
 	}
 	return max(sp, 1)
 }

@@ -33,7 +33,7 @@ const (
 )
 
 // Counters are the totals of one summary line: packets and bytes scaled by
-// the sampling rate, flows as received (never scaled).
+// the sampling rate, flows as received (never scaled by the sampling rate).
 type Counters struct {
 	Packets uint64 `json:"packets"`
 	Flows   uint64 `json:"flows"`

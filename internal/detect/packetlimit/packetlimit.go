@@ -6,7 +6,7 @@
 //
 // Memory: every host carries a coarse meter (8 buckets of window/7 per
 // direction, 40 bytes). A host whose coarse sum reaches an eighth of the limit is
-// promoted to a per-second ring (window seconds of packets and records) with
+// promoted to a per-second ring (window seconds of packets and samples) with
 // a per-destination summary; the coarse buckets seed the ring, each bucket's
 // packets attributed to the bucket's first second, so the ring never
 // overstates the window (a verdict is a proof). A host whose coarse sum falls
@@ -141,12 +141,12 @@ func (g *extGen) reset(start int64) {
 
 type hotState struct {
 	host    uint32
-	dir     int
+	dir     detector.Side
 	pk      []uint64 // per-second packets, index sec%W
-	rec     []uint32 // per-second samples (see samples)
+	sm      []uint32 // per-second samples (detector.SampledShare)
 	head    int64    // newest second
 	sum     uint64
-	recSum  uint64
+	smSum   uint64
 	first   int64 // ns of the first record since promotion
 	maxRate uint32
 	muted   int64 // ns; no evaluation before
@@ -184,23 +184,9 @@ func New(conf Configuration, env detector.Env) *Detector {
 	d.promote = d.limit / 8
 	d.demote = d.limit / 16
 	for _, dir := range conf.Directions {
-		d.dirOn[dirIndex(dir)] = true
+		d.dirOn[detector.SideOf(dir)] = true
 	}
 	return d
-}
-
-func dirIndex(d detector.Direction) int {
-	if d == detector.DirIn {
-		return 1
-	}
-	return 0
-}
-
-func dirOf(di int) detector.Direction {
-	if di == 1 {
-		return detector.DirIn
-	}
-	return detector.DirOut
 }
 
 // spread calls fn for each second from s0 to s1 with its share of total.
@@ -247,27 +233,16 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 		if d.coarseSum(c) < d.promote {
 			return
 		}
-		d.promoteHost(c, o, di, s0, s1, packets, samples(r, packets))
+		d.promoteHost(c, o, di, s0, s1, packets, detector.SampledShare(r, packets, r.Packets))
 	} else if d.coarseSum(c) < d.demote {
 		d.release(c)
 		return
 	} else {
-		d.addFine(d.hot[*c.hot-1], s0, s1, packets, samples(r, packets))
+		d.addFine(d.hot[*c.hot-1], s0, s1, packets, detector.SampledShare(r, packets, r.Packets))
 	}
 	h := d.hot[*c.hot-1]
 	d.account(h, r, o, s0, packets)
 	d.evaluate(h, o.End)
-}
-
-// samples is the number of samples in the packets of r counted (all of
-// them, or a long record's share in the window): its sampled packets as
-// received, at least one.
-func samples(r *flow.Record, packets uint64) uint64 {
-	sp := detector.SampledPackets(r)
-	if packets < r.Packets {
-		sp = detector.MulDiv(sp, packets, r.Packets)
-	}
-	return max(sp, 1)
 }
 
 // scaled is c times part/total (part <= total), at least one flow.
@@ -342,7 +317,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 	} else {
 		h = &hotState{
 			pk:      make([]uint64, d.w),
-			rec:     make([]uint32, d.w),
+			sm:      make([]uint32, d.w),
 			samples: detector.NewSamples(d.env.EvidencePackets).Within(d.w * 1e9),
 		}
 		for i := range h.gen {
@@ -351,10 +326,10 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 		d.hot = append(d.hot, h)
 		*c.hot = int32(len(d.hot))
 	}
-	h.host, h.dir = o.Host, di
+	h.host, h.dir = o.Host, o.Dir
 	clear(h.pk)
-	clear(h.rec)
-	h.head, h.sum, h.recSum, h.maxRate, h.muted = now, 0, 0, 0, 0
+	clear(h.sm)
+	h.head, h.sum, h.smSum, h.maxRate, h.muted = now, 0, 0, 0, 0
 	h.first = o.Start
 	h.gen[0].reset(o.End)
 	h.gen[1].reset(0)
@@ -401,14 +376,14 @@ func (d *Detector) advance(h *hotState, s int64) {
 	}
 	if s-h.head >= d.w {
 		clear(h.pk)
-		clear(h.rec)
-		h.sum, h.recSum = 0, 0
+		clear(h.sm)
+		h.sum, h.smSum = 0, 0
 	} else {
 		for x := h.head + 1; x <= s; x++ {
 			i := x % d.w
 			h.sum -= h.pk[i]
-			h.recSum -= uint64(h.rec[i])
-			h.pk[i], h.rec[i] = 0, 0
+			h.smSum -= uint64(h.sm[i])
+			h.pk[i], h.sm[i] = 0, 0
 		}
 	}
 	h.head = s
@@ -427,9 +402,9 @@ func (d *Detector) addFine(h *hotState, s0, s1 int64, packets, smp uint64) {
 		}
 	})
 	i := s1 % d.w
-	v := min(uint64(h.rec[i])+smp, 0xffffffff)
-	h.recSum += v - uint64(h.rec[i])
-	h.rec[i] = uint32(v)
+	v := min(uint64(h.sm[i])+smp, 0xffffffff)
+	h.smSum += v - uint64(h.sm[i])
+	h.sm[i] = uint32(v)
 }
 
 // account adds the record to the summary and the samples: packets are
@@ -464,11 +439,11 @@ func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation,
 }
 
 func (d *Detector) evaluate(h *hotState, now int64) {
-	if h.sum <= d.limit || h.recSum < d.conf.MinSamples || now < h.muted {
+	if h.sum <= d.limit || h.smSum < d.conf.MinSamples || now < h.muted {
 		return
 	}
 	addr := d.env.Reporter.Addr(h.host)
-	if !d.env.Reporter.Armed(addr, Rule, dirOf(h.dir), now) {
+	if !d.env.Reporter.Armed(addr, Rule, h.dir.Direction(), now) {
 		h.muted = now + 1e9 // ask again in a second of event time
 		return
 	}
@@ -481,8 +456,9 @@ func (d *Detector) evaluate(h *hotState, now int64) {
 }
 
 func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Finding {
-	dir := dirOf(h.dir)
-	first := max(h.first, (h.head-d.w+1)*1e9)
+	dir := h.dir.Direction()
+	from := (h.head - d.w + 1) * 1e9 // the window's first second, ns
+	first := max(h.first, from)
 	pps := float64(h.sum) / float64(d.w)
 	f := detector.Finding{
 		Kind:         detector.KindPacketLimit,
@@ -495,7 +471,7 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 		FirstSeen:    detector.Time(first),
 		LastSeen:     detector.Time(now),
 		SamplingRate: h.maxRate,
-		Samples:      h.recSum,
+		Samples:      h.smSum,
 		Summary:      d.summary(h, addr, dir, now),
 	}
 	f.Detail = fmt.Sprintf("%s %d packets in %ds (%d packets/s) over the limit of %d packets/s",
@@ -506,7 +482,7 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 		// limit: say so, or its shorter period reads as a contradiction
 		f.Detail += fmt.Sprintf("; the summary covers the last %ds, since the address came near its limit", secs)
 	}
-	f.Packets, f.PacketsOmitted = h.samples.CopySince(now - d.w*1e9)
+	f.Packets, f.PacketsOmitted = h.samples.CopySince(from)
 	return f
 }
 
