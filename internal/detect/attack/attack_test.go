@@ -127,3 +127,29 @@ func TestLongRecordSamplesInWindow(t *testing.T) {
 		t.Errorf("samples %d, want the window's share of 108,000 (about 3,600)", f.Samples)
 	}
 }
+
+// TestLaterFindingShowsItsOwnTraffic: a UDP flood that goes on for 40
+// minutes is reported again after each rearm period (15 minutes); every
+// finding's traffic dump holds packets of its own 60 s window only.
+func TestLaterFindingShowsItsOwnTraffic(t *testing.T) {
+	var recs []flow.Record
+	for i := 0; i < 2400*60; i++ { // 60,000 packets/s sampled 1:1000
+		recs = append(recs, rec(time.Duration(i)*time.Second/60, server, 40000, victim, 9000, flow.ProtoUDP, 0, 512, 1000))
+	}
+	r := detectortest.NewRearming(15 * time.Minute)
+	r.Feed(attack.New(attack.Defaults(), r.Env()), recs)
+	if len(r.Findings) != 3 {
+		t.Fatalf("%d findings in 40 minutes with a rearm period of 15, want 3", len(r.Findings))
+	}
+	for _, f := range r.Findings {
+		if len(f.Packets) == 0 {
+			t.Errorf("finding at %s: no packets", f.LastSeen.Sub(t0))
+		}
+		for _, p := range f.Packets {
+			if p.End.Before(f.LastSeen.Add(-time.Minute)) {
+				t.Errorf("finding at %s shows a packet of %s", f.LastSeen.Sub(t0), p.End.Sub(t0))
+				break
+			}
+		}
+	}
+}

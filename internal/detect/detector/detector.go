@@ -240,10 +240,14 @@ type Samples struct {
 }
 
 // Within makes a full buffer give way to new records: a kept record that
-// ended more than window (ns) before a new record's end is replaced by it,
-// in the order they were kept. A finding reported long after the buffer
-// filled (a flood that goes on past a rearm period) then shows traffic of
-// its own window, not the first minutes of the episode. It returns s.
+// ended more than half of window (ns) before a new record's end is replaced
+// by it, in the order they were kept. A finding reported long after the
+// buffer filled (a flood that goes on past a rearm period) then shows
+// traffic of its own window, not the first minutes of the episode: kept
+// records are at most half a window old, so all of them lie in the window
+// a finding's dump keeps (CopySince) — replaced only once a whole window
+// old, a steady stream's kept records sat at the window's start, and a
+// finding a whole number of windows later showed none. It returns s.
 func (s *Samples) Within(window int64) *Samples { s.within = window; return s }
 
 func recEnd(r *flow.Record) int64 {
@@ -272,7 +276,7 @@ func (s *Samples) Add(r *flow.Record) {
 	}
 	if s.within > 0 && len(s.recs) > 0 {
 		j := s.replace % len(s.recs)
-		if old := &s.recs[j]; recEnd(old) < recEnd(r)-s.within {
+		if old := &s.recs[j]; recEnd(old) < recEnd(r)-s.within/2 {
 			if old.HeaderLength == 0 {
 				s.noHeader--
 			}

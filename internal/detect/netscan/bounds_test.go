@@ -138,53 +138,24 @@ func TestBoundsNeverHideAScan(t *testing.T) {
 	t.Logf("%d findings agree", total)
 }
 
-// rearmReporter reports like the engine with a rearm period: a rule fires
-// for an address at most once per rearm.
-type rearmReporter struct {
-	*detectortest.Recorder
-	rearm int64
-	last  map[string]int64
-}
-
-func (r *rearmReporter) Armed(_ netip.Addr, rule string, _ detector.Direction, t int64) bool {
-	last, ok := r.last[rule]
-	return !ok || t >= last+r.rearm
-}
-
-func (r *rearmReporter) Rearmed(_ netip.Addr, rule string, _ detector.Direction) int64 {
-	if last, ok := r.last[rule]; ok {
-		return last + r.rearm
-	}
-	return 0
-}
-
-func (r *rearmReporter) Report(f detector.Finding) {
-	r.last[f.Rule] = f.LastSeen.UnixNano()
-	r.Recorder.Report(f)
-}
-
 // TestReportedScanNotWalkedAgain: a scanner that keeps scanning after its
 // finding is not evaluated (its table walked) again until the rule re-arms:
 // 30 minutes of two new destinations a second, rearm 15 minutes, give two
 // findings and a handful of walks, not one walk every second or two.
 func TestReportedScanNotWalkedAgain(t *testing.T) {
-	rec := detectortest.NewRecorder()
-	r := &rearmReporter{Recorder: rec, rearm: int64(15 * time.Minute), last: map[string]int64{}}
-	env := rec.Env()
-	env.Reporter = r
-	d := New(Defaults(), env)
+	r := detectortest.NewRearming(15 * time.Minute)
+	d := New(Defaults(), r.Env())
 	t0 := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
 	me := netip.MustParseAddr("203.0.113.5")
+	var recs []flow.Record
 	for i := range 30 * 60 * 2 {
 		ts := t0.Add(time.Duration(i) * 500 * time.Millisecond)
-		x := flow.Record{Start: ts, End: ts, Format: flow.FormatPcap, SamplingRate: 1, SrcAddr: me,
+		recs = append(recs, flow.Record{Start: ts, End: ts, Format: flow.FormatPcap, SamplingRate: 1, SrcAddr: me,
 			DstAddr: netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), SrcPort: 40000, DstPort: 22,
-			Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Packets: 1, Bytes: 60}
-		rec.Record(d, &x)
-		d.Tick(ts.UnixNano())
+			Proto: flow.ProtoTCP, TCPFlags: flow.TCPSyn, Packets: 1, Bytes: 60})
 	}
-	d.Flush()
-	if diff := cmp.Diff([]string{RuleHorizontal, RuleHorizontal}, rules(rec.Findings)); diff != "" {
+	r.Feed(d, recs)
+	if diff := cmp.Diff([]string{RuleHorizontal, RuleHorizontal}, rules(r.Findings)); diff != "" {
 		t.Fatalf("findings (-want +got):\n%s", diff)
 	}
 	if d.walks > 20 {

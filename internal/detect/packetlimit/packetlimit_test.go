@@ -214,9 +214,9 @@ func TestSingleFlowFloodInNetFlow(t *testing.T) {
 }
 
 // TestLaterFindingShowsItsOwnTraffic: a flood that goes on for 40 minutes
-// is reported again (here: every second; the engine's rearm period spaces
-// it out); each finding's traffic dump holds packets of its own window,
-// not the first minutes of the episode.
+// is reported again after the rearm period (15 minutes); each finding's
+// traffic dump holds packets of its own window, not the first minutes of
+// the episode.
 func TestLaterFindingShowsItsOwnTraffic(t *testing.T) {
 	var recs []flow.Record
 	for i := 0; i < 2400*150; i++ {
@@ -225,10 +225,10 @@ func TestLaterFindingShowsItsOwnTraffic(t *testing.T) {
 			SrcAddr: netip.MustParseAddr("203.0.113.9"), DstAddr: netip.MustParseAddr("198.51.100.1"), SrcPort: 123, DstPort: 80,
 			Proto: flow.ProtoUDP, Packets: 1000, Bytes: 468000, HeaderLength: 0})
 	}
-	r := detectortest.NewRecorder()
+	r := detectortest.NewRearming(15 * time.Minute)
 	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
-	if len(r.Findings) < 2 {
-		t.Fatalf("%d findings", len(r.Findings))
+	if len(r.Findings) != 3 {
+		t.Fatalf("%d findings in 40 minutes with a rearm period of 15, want 3", len(r.Findings))
 	}
 	last := r.Findings[len(r.Findings)-1]
 	if last.LastSeen.Sub(t0) < 30*time.Minute || len(last.Packets) == 0 {

@@ -1,37 +1,13 @@
 package spam_test
 
 import (
-	"net/netip"
 	"testing"
 	"time"
 
-	"padlock/internal/detect/detector"
 	"padlock/internal/detect/detector/detectortest"
 	"padlock/internal/detect/spam"
 	"padlock/internal/flow"
 )
-
-// rearming reports a finding for an address and rule again only after the
-// rearm period, as the engine does (15 minutes by default).
-type rearming struct {
-	*detectortest.Recorder
-	rearm time.Duration
-	last  map[netip.Addr]int64
-	now   int64
-}
-
-func (r *rearming) Armed(a netip.Addr, _ string, _ detector.Direction, t int64) bool {
-	last, ok := r.last[a]
-	return !ok || max(t, r.now) >= last+r.rearm.Nanoseconds()
-}
-
-func (r *rearming) Report(f detector.Finding) {
-	if !r.Armed(f.InternalIP, f.Rule, f.Direction, r.now) {
-		return
-	}
-	r.last[f.InternalIP] = r.now
-	r.Recorder.Report(f)
-}
 
 // TestSecondEpisode: a host spams (seen at 1:1000: sampled SYNs), stops, and spams again
 // half an hour later (seen unsampled). The second finding's traffic dump
@@ -45,17 +21,13 @@ func TestSecondEpisode(t *testing.T) {
 			name = "smarthost mail in between"
 		}
 		t.Run(name, func(t *testing.T) {
-			rec := detectortest.NewRecorder()
-			r := &rearming{Recorder: rec, rearm: 15 * time.Minute, last: map[netip.Addr]int64{}}
-			env := rec.Env()
-			env.Reporter = r
-			d := spam.New(spam.Defaults(), env)
+			r := detectortest.NewRearming(15 * time.Minute)
+			rec := r.Recorder
+			d := spam.New(spam.Defaults(), r.Env())
 			feed := func(x flow.Record) {
 				x.End = x.Start
 				x.SrcAddr, x.DstPort, x.Proto, x.Bytes = spammer, 25, flow.ProtoTCP, 60
-				r.now = x.End.UnixNano()
-				d.Tick(r.now)
-				rec.Record(d, &x)
+				r.Record(d, &x)
 			}
 			// episode 1: 150 mail servers in 150 s, sampled SYNs
 			for i := 0; i < 150; i++ {

@@ -120,3 +120,76 @@ func OutsideWindow(f detector.Finding, w time.Duration) []string {
 	}
 	return out
 }
+
+// Rearming is a Recorder that reports like the engine with a rearm period:
+// a finding for an address, rule and direction is reported again only
+// Rearm after the last one, and detectors learn when (Rearmed). Now is the
+// event time (ns) fed so far; Feed and Record keep it.
+type Rearming struct {
+	*Recorder
+	Rearm time.Duration
+	Now   int64 // ns
+	last  map[rearmKey]int64
+}
+
+type rearmKey struct {
+	addr netip.Addr
+	rule string
+	dir  detector.Direction
+}
+
+// NewRearming returns a Rearming reporter with the given rearm period.
+func NewRearming(rearm time.Duration) *Rearming {
+	return &Rearming{Recorder: NewRecorder(), Rearm: rearm, last: map[rearmKey]int64{}}
+}
+
+// Env returns an Env reporting to r (see Recorder.Env).
+func (r *Rearming) Env() detector.Env {
+	env := r.Recorder.Env()
+	env.Reporter = r
+	return env
+}
+
+// Armed implements detector.Reporter.
+func (r *Rearming) Armed(a netip.Addr, rule string, dir detector.Direction, t int64) bool {
+	return max(t, r.Now) >= r.Rearmed(a, rule, dir)
+}
+
+// Rearmed implements detector.Reporter.
+func (r *Rearming) Rearmed(a netip.Addr, rule string, dir detector.Direction) int64 {
+	if last, ok := r.last[rearmKey{a, rule, dir}]; ok {
+		return last + r.Rearm.Nanoseconds()
+	}
+	return 0
+}
+
+// Report implements detector.Reporter: reports f unless its rule is not
+// armed for its address and direction.
+func (r *Rearming) Report(f detector.Finding) {
+	if !r.Armed(f.InternalIP, f.Rule, f.Direction, r.Now) {
+		return
+	}
+	r.last[rearmKey{f.InternalIP, f.Rule, f.Direction}] = r.Now
+	r.Recorder.Report(f)
+}
+
+// Feed passes the records to d as Recorder.Feed does, ticking d with each
+// record's end as the engine does, then flushes d.
+func (r *Rearming) Feed(d detector.Detector, recs []flow.Record) {
+	for i := range recs {
+		r.Record(d, &recs[i])
+	}
+	d.Flush()
+}
+
+// Record moves event time to the record's end, ticking d once a second
+// as the engine does, and passes the record on.
+func (r *Rearming) Record(d detector.Detector, rec *flow.Record) {
+	if end := rec.End.UnixNano(); end > r.Now {
+		if end/1e9 > r.Now/1e9 {
+			d.Tick(end)
+		}
+		r.Now = end
+	}
+	r.Recorder.Record(d, rec)
+}
