@@ -165,6 +165,7 @@ type slot struct {
 	last    int64
 	maxRate uint32
 	muted   int64
+	due     int64 // a flood verdict waits for answers until this event time (ns); 0: none
 	samples *detector.Samples
 }
 
@@ -187,7 +188,21 @@ type Detector struct {
 	pool     []*hostState
 	gateAt   [3]uint64
 	limit    [nClasses]uint64 // per-class verdict threshold on the window sum
+	waiting  []waiting        // UDP flood verdicts that wait for answers (slot.due)
 }
+
+// waiting names a slot whose UDP flood verdict waits for answers.
+type waiting struct {
+	host   uint32
+	target detector.Key16
+}
+
+// answerWait is how long, in event time, a UDP flood verdict that a flow
+// record proved waits for the target's answers: NetFlow and IPFIX export
+// the two directions of a conversation as two records, together but in
+// either order, so the answers of a tunnel can follow the record that
+// proves its packet rate.
+const answerWait = 2e9
 
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
@@ -195,7 +210,11 @@ func New(conf Configuration, env detector.Env) *Detector {
 	if d.gates == nil {
 		d.gates = &detector.Hosts{}
 	}
+	// six buckets of window/6 whole seconds: a window that is no multiple
+	// of 6 s is rounded down to one, and thresholds and rates are taken
+	// over that (100 s: buckets of 16 s, 96 s, min_pps times 96)
 	d.bw = max(1, d.w/nb)
+	d.w = d.bw * nb
 	if conf.BruteForce.Enabled {
 		for _, p := range conf.BruteForce.Ports {
 			d.login[p/64] |= 1 << (p % 64)
@@ -215,6 +234,16 @@ func New(conf Configuration, env detector.Env) *Detector {
 }
 
 func has(set *[1024]uint64, p uint16) bool { return set[p/64]&(1<<(p%64)) != 0 }
+
+// clientSocket reports whether a UDP record from localPort to remotePort
+// is a client's: the local port in the dynamic range from which operating
+// systems pick a client socket's port (Linux 32768-60999, Windows and the
+// IANA range 49152-65535) and the remote port a well-known service's (a
+// QUIC upload to 443 from port 37810, a DVR's reflection port, is no DVR
+// answering). A reflector's victim at a well-known port is then missed by
+// the reflection rule for the reflection ports from 32768 up (37810 by
+// default); the UDP flood rule still sees the stream.
+func clientSocket(localPort, remotePort uint16) bool { return localPort >= 32768 && remotePort < 1024 }
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
@@ -236,7 +265,10 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	var conns uint64
 	switch r.Proto {
 	case flow.ProtoUDP:
-		if has(&d.amp, o.LocalPort) && o.RemotePort != o.LocalPort {
+		if o.LocalPort == 0 && o.RemotePort == 0 && d.fragment(r, o) {
+			return
+		}
+		if has(&d.amp, o.LocalPort) && o.RemotePort != o.LocalPort && !clientSocket(o.LocalPort, o.RemotePort) {
 			class = classReflect
 		} else {
 			class = classUDP
@@ -248,11 +280,15 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 				brute = true
 				conns = r.Packets
 				if detector.IsFlow(r) {
-					conns = 1
+					conns = uint64(detector.Rate(r))
 				}
 			}
 		} else if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && has(&d.login, o.RemotePort) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
-			brute, conns = true, 1
+			// a flow record of a connection, with its SYN: under packet
+			// sampling 1:N a connection's record carries SYN when its SYN
+			// was sampled, so it stands for N connections, as an sFlow
+			// sample of a SYN does
+			brute, conns = true, uint64(detector.Rate(r))
 		}
 	case flow.ProtoICMP, flow.ProtoICMPv6:
 		if detector.IsEchoRequest(r) {
@@ -313,15 +349,19 @@ func (d *Detector) hostState(r *flow.Record, o *detector.Orientation, g *detecto
 	for int(o.Host) >= len(d.hosts) {
 		d.hosts = append(d.hosts, nil)
 	}
-	var s *hostState
-	if n := len(d.pool); n > 0 {
-		s = d.pool[n-1]
-		d.pool = d.pool[:n-1]
-	} else {
-		s = &hostState{} // slots grow up to Targets: most suspicious hosts have one target
-	}
+	s := d.table()
 	d.hosts[o.Host] = s
 	return s
+}
+
+// table returns an empty target table.
+func (d *Detector) table() *hostState {
+	if n := len(d.pool); n > 0 {
+		s := d.pool[n-1]
+		d.pool = d.pool[:n-1]
+		return s
+	}
+	return &hostState{} // slots grow up to Targets: most suspicious hosts have one target
 }
 
 func (d *Detector) find(s *hostState, target *detector.Key16, class uint8, port uint16) *slot {
@@ -357,34 +397,59 @@ func sum[T uint32 | uint64](a *[nb]T) uint64 {
 	return s
 }
 
-func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, class uint8, port uint16, n uint64) {
-	target := o.Remote.As16()
-	sl := d.find(s, &target, class, port)
+// slot returns the host's slot for (target, class, port), taking a new one
+// while there are fewer than Targets, then the quietest (space-saving).
+func (d *Detector) slot(s *hostState, target *detector.Key16, class uint8, port uint16, o *detector.Orientation) *slot {
+	if sl := d.find(s, target, class, port); sl != nil {
+		return sl
+	}
 	b := uint32(o.End / 1e9 / d.bw)
-	if sl == nil {
-		// space-saving: a new slot while there are fewer than Targets,
-		// then the quietest one
-		var q *slot
-		if len(s.slots) < d.conf.Targets {
-			s.slots = append(s.slots, slot{})
-			q = &s.slots[len(s.slots)-1]
-		} else {
-			qs := ^uint64(0)
-			for i := range s.slots {
-				x := &s.slots[i]
-				x.advance(b)
-				if v := sum(&x.pk); v < qs {
-					q, qs = x, v
-				}
+	var q *slot
+	if len(s.slots) < d.conf.Targets {
+		s.slots = append(s.slots, slot{})
+		q = &s.slots[len(s.slots)-1]
+	} else {
+		qs := ^uint64(0)
+		for i := range s.slots {
+			x := &s.slots[i]
+			x.advance(b)
+			if v := sum(&x.pk); v < qs {
+				q, qs = x, v
 			}
 		}
-		smp := q.samples
-		if smp != nil {
-			smp.Reset()
-		}
-		*q = slot{target: target, port: port, class: class, head: b, first: o.Start, samples: smp}
-		sl = q
 	}
+	smp := q.samples
+	if smp != nil {
+		smp.Reset()
+	}
+	*q = slot{target: *target, port: port, class: class, head: b, first: o.Start, samples: smp}
+	return q
+}
+
+// fragment adds a non-first fragment of a UDP datagram (no UDP header, so
+// no ports) that the host sends to a target it answers from a reflection
+// port to that slot, and reports whether there was one: an amplified
+// answer larger than one packet is mostly such fragments (a 4 KB DNS
+// answer is three packets, of which only the first carries port 53).
+func (d *Detector) fragment(r *flow.Record, o *detector.Orientation) bool {
+	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
+		return false
+	}
+	s := d.hosts[o.Host]
+	target := o.Remote.As16()
+	for i := range s.slots {
+		if sl := &s.slots[i]; sl.class == classReflect && sl.target == target {
+			d.add(s, r, o, classReflect, sl.port, r.Packets)
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, class uint8, port uint16, n uint64) {
+	target := o.Remote.As16()
+	sl := d.slot(s, &target, class, port, o)
+	b := uint32(o.End / 1e9 / d.bw)
 	if b+nb <= sl.head {
 		return // older than the window
 	}
@@ -403,7 +468,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	sl.by[i] += by
 	sl.fl[i]++
 	sl.sm[i] = uint32(min(uint64(sl.sm[i])+smp, 0xffffffff))
-	sl.last = max(sl.last, o.End)
+	sl.first, sl.last = min(sl.first, o.Start), max(sl.last, o.End)
 	if rate := detector.Rate(r); rate > sl.maxRate {
 		sl.maxRate = rate
 	}
@@ -416,7 +481,14 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 		}
 		sl.samples.Add(r)
 	}
-	if o.End < sl.muted || total < lim || (class != classBrute && total == lim) {
+	if o.End < sl.muted || total < lim || (class != classBrute && total == lim) || sl.due != 0 {
+		return
+	}
+	if class == classUDP && port == 0 && detector.IsFlow(r) {
+		// proven by a flow record: the target's answers, if any, may be
+		// in a record of the same export still to come (Tick decides)
+		sl.due = o.End + answerWait
+		d.waiting = append(d.waiting, waiting{host: o.Host, target: target})
 		return
 	}
 	d.evaluate(sl, o.Host, o.End)
@@ -446,16 +518,38 @@ func (d *Detector) spread(head uint32, s0, s1 int64, v uint64, into *[nb]uint64)
 const conversation = 10
 
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
-	if r.Proto != flow.ProtoUDP || int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
+	if r.Proto != flow.ProtoUDP {
 		return
 	}
-	target := o.Remote.As16()
-	if has(&d.amp, o.LocalPort) { // requests to an amplifier: bytes
-		if sl := d.find(d.hosts[o.Host], &target, classReflect, o.LocalPort); sl != nil {
-			d.received(sl, o, r.Bytes)
+	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
+		if r.Packets < d.gateAt[0] || !detector.IsFlow(r) {
+			return
 		}
+		// a flow record of answers at a flood's scale, before the
+		// host sent anything suspicious: the record of the other
+		// direction, which makes the host suspicious, may follow; keep
+		// the answers for it
+		for int(o.Host) >= len(d.hosts) {
+			d.hosts = append(d.hosts, nil)
+		}
+		d.hosts[o.Host] = d.table()
 	}
-	if sl := d.find(d.hosts[o.Host], &target, classUDP, 0); sl != nil { // answers to a UDP stream: packets
+	target := o.Remote.As16()
+	if has(&d.services, o.LocalPort) {
+		// a request to the host's own service (DNS, NTP, ...), no answer
+		// to a stream of the host's
+		if has(&d.amp, o.LocalPort) { // requests to an amplifier: bytes
+			if sl := d.find(d.hosts[o.Host], &target, classReflect, o.LocalPort); sl != nil {
+				d.received(sl, o, r.Bytes)
+			}
+		}
+		return
+	}
+	sl := d.find(d.hosts[o.Host], &target, classUDP, 0) // answers to a UDP stream: packets
+	if sl == nil && r.Packets >= d.gateAt[0] && detector.IsFlow(r) {
+		sl = d.slot(d.hosts[o.Host], &target, classUDP, 0, o)
+	}
+	if sl != nil {
 		d.received(sl, o, r.Packets)
 	}
 }
@@ -546,11 +640,35 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	sl.maxRate = 0 // the next finding (after the rearm period) shows its own sampling rate
 }
 
-// Tick implements detector.Detector; attack verdicts need no confirmation.
-func (d *Detector) Tick(int64) {}
+// Tick implements detector.Detector: UDP flood verdicts that waited for
+// answers long enough are decided.
+func (d *Detector) Tick(now int64) { d.decide(now) }
 
-// Flush implements detector.Detector; attacks fire as soon as proven.
-func (d *Detector) Flush() {}
+// Flush implements detector.Detector: verdicts still waiting for answers
+// are decided on what was seen.
+func (d *Detector) Flush() { d.decide(1<<63 - 1) }
+
+func (d *Detector) decide(now int64) {
+	keep := d.waiting[:0]
+	for _, w := range d.waiting {
+		if int(w.host) >= len(d.hosts) || d.hosts[w.host] == nil {
+			continue // forgotten
+		}
+		sl := d.find(d.hosts[w.host], &w.target, classUDP, 0)
+		if sl == nil || sl.due == 0 {
+			continue // replaced by another target
+		}
+		if sl.due > now {
+			keep = append(keep, w)
+			continue
+		}
+		sl.due = 0
+		if sum(&sl.pk) >= d.limit[classUDP] {
+			d.evaluate(sl, w.host, min(now, sl.last))
+		}
+	}
+	d.waiting = keep
+}
 
 // Forget implements detector.Detector.
 func (d *Detector) Forget(host uint32) {
