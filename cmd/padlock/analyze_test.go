@@ -37,7 +37,10 @@ func analyzeJSON(t *testing.T, cfg string, files ...string) []verdict {
 	}
 	args := []string{"--config", cfgPath, "--format", "json", "--evidence-dir", filepath.Join(dir, "ev")}
 	for _, f := range files {
-		args = append(args, filepath.Join(corpus, f))
+		if !filepath.IsAbs(f) {
+			f = filepath.Join(corpus, f)
+		}
+		args = append(args, f)
 	}
 	var out, errb bytes.Buffer
 	if err := cmdAnalyze(context.Background(), args, &out, &errb); err != nil {
@@ -275,37 +278,7 @@ func TestEvidenceDirsOfEveryKindAreReplaced(t *testing.T) {
 // and finds the same scan.
 func TestAnalyzeExporterClockOff(t *testing.T) {
 	src := filepath.Join(corpus, "scan-nmap-syn.netflow9.pcap")
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	shifted := filepath.Join(t.TempDir(), "skewed.pcap")
-	out, err := os.Create(shifted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := pcapgo.NewWriter(out)
-	if err := w.WriteFileHeader(65536, r.LinkType()); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		data, ci, err := r.ReadPacketData()
-		if err != nil {
-			break
-		}
-		ci.Timestamp = ci.Timestamp.Add(-10 * time.Minute)
-		if err := w.WritePacket(ci, data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
+	shifted := shiftedCopy(t, src, -10*time.Minute)
 	run := func(file string) (detect.Finding, string) {
 		var stdout, stderr bytes.Buffer
 		if err := cmdAnalyze(context.Background(), []string{"--customers", "203.0.113.0/24", "--format", "json", file}, &stdout, &stderr); err != nil {
@@ -330,5 +303,61 @@ func TestAnalyzeExporterClockOff(t *testing.T) {
 	}
 	if d := orig.FirstSeen.Sub(got.FirstSeen); d < 10*time.Minute-time.Second || d > 10*time.Minute+time.Second {
 		t.Errorf("first seen %s, the original's %s: want 10 minutes earlier", got.FirstSeen, orig.FirstSeen)
+	}
+}
+
+// shiftedCopy writes a copy of the capture src with every packet's time
+// moved by d and returns its path.
+func shiftedCopy(t *testing.T, src string, d time.Duration) string {
+	t.Helper()
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shifted := filepath.Join(t.TempDir(), "shifted-"+filepath.Base(src))
+	out, err := os.Create(shifted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := pcapgo.NewWriter(out)
+	if err := w.WriteFileHeader(65536, r.LinkType()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		ci.Timestamp = ci.Timestamp.Add(d)
+		if err := w.WritePacket(ci, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return shifted
+}
+
+// Two captures of one scanner analysed together: nmap's vertical scan
+// began within answer_grace of its horizontal one, while that verdict was
+// pending, and is reported too; and a scan whose verdict is pending when
+// the next input continues minutes later is still reported (it was then
+// re-evaluated at the later time, when its contacts had aged out).
+func TestAnalyzeScansBackToBack(t *testing.T) {
+	got := analyzeJSON(t, corpusBase, "scan-nmap-syn.pcap", "scan-nmap-vertical.pcap")
+	want := []verdict{{"netscan", "out", "203.0.113.10", "netscan.horizontal", ""}, {"netscan", "out", "203.0.113.10", "netscan.vertical", ""}}
+	if !slices.Equal(got, want) {
+		t.Errorf("horizontal, then vertical scan: verdicts\n got %+v\nwant %+v", got, want)
+	}
+	later := shiftedCopy(t, filepath.Join(corpus, "benign-iperf.pcap"), 400*time.Second)
+	got = analyzeJSON(t, corpusBase, "scan-nmap-syn.pcap", later)
+	if want := want[:1]; !slices.Equal(got, want) {
+		t.Errorf("scan, then traffic 400 s later: verdicts\n got %+v\nwant %+v", got, want)
 	}
 }

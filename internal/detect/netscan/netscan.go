@@ -1245,10 +1245,24 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 }
 
 func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
-	if s.pend.at != 0 && now >= s.pend.at {
-		d.confirm(s, host, now, now)
+	d.confirmDue(s, host, now)
+}
+
+// confirmDue confirms the host's pending verdict once its grace is over,
+// as of the time it was proposed (the contacts it counted may have aged
+// out of the window by a late now: the next records of an input that
+// continues a day later), and the verdict that confirm proposes after it
+// when that is due too.
+func (d *Detector) confirmDue(s *hostState, host uint32, now int64) {
+	for range 3 { // the pending verdict, then at most one per rule
+		if s.pend.at == 0 || now < s.pend.at {
+			return
+		}
+		d.confirm(s, host, now, s.pend.at-d.grace())
 	}
 }
+
+func (d *Detector) grace() int64 { return d.conf.AnswerGrace.D().Nanoseconds() }
 
 // confirm re-evaluates a pending verdict at event time now and fires it.
 // The verdict's rule is then muted for the host until the engine would
@@ -1256,24 +1270,48 @@ func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
 // was reported and keeps scanning is not re-evaluated — its whole contact
 // table walked twice — every second of the rearm period only to be
 // suppressed. The other rule stays live.
+//
+// New contacts are not evaluated while a verdict is pending; when some
+// were not, confirm then looks again at the host's most contacted port
+// and destination and proposes what they prove (a vertical scan that nmap
+// ran within the grace of a horizontal one), due answer_grace after the
+// last contact. The caller confirms that in turn (confirmDue, Flush).
 func (d *Detector) confirm(s *hostState, host uint32, now, at int64) {
 	p := s.pend
 	s.pend.at = 0
 	sec := uint32(at / 1e9)
-	ok, _ := d.evaluate(s, &p, sec, s.rules(uint32(now/1e9)))
-	if !ok {
+	if ok, _ := d.evaluate(s, &p, sec, s.rules(uint32(now/1e9))); ok {
+		rule, ri := RuleHorizontal, 0
+		if p.vertical {
+			rule, ri = RuleVertical, 1
+		}
+		addr := d.env.Reporter.Addr(host)
+		if d.env.Reporter.Armed(addr, rule, detector.DirOut, now) {
+			d.env.Reporter.Report(d.finding(s, addr, &p, rule, sec))
+		}
+		until := d.env.Reporter.Rearmed(addr, rule, detector.DirOut)
+		s.muted[ri] = max(uint32(now/1e9)+1, uint32((until+1e9-1)/1e9))
+	}
+	if s.evalSkip == 0 {
 		return
 	}
-	rule, ri := RuleHorizontal, 0
-	if p.vertical {
-		rule, ri = RuleVertical, 1
+	s.evalSkip = 0
+	last := d.lastContact(s)
+	if q, ok := d.candidate(s, last, s.rules(max(last, uint32(now/1e9)))); ok {
+		q.at = int64(last)*1e9 + d.grace()
+		s.pend = q
 	}
-	addr := d.env.Reporter.Addr(host)
-	if d.env.Reporter.Armed(addr, rule, detector.DirOut, now) {
-		d.env.Reporter.Report(d.finding(s, addr, &p, rule, sec))
+}
+
+// lastContact returns the second of the host's latest contact.
+func (d *Detector) lastContact(s *hostState) uint32 {
+	var last uint32
+	for k := range s.tab {
+		if c := &s.tab[k]; c.flags&fUsed != 0 {
+			last = max(last, c.last)
+		}
 	}
-	until := d.env.Reporter.Rearmed(addr, rule, detector.DirOut)
-	s.muted[ri] = max(uint32(now/1e9)+1, uint32((until+1e9-1)/1e9))
+	return last
 }
 
 // evaluateAnyPort is the horizontal verdict over every port of p.proto:
@@ -1417,8 +1455,7 @@ func (d *Detector) Tick(now int64) {
 			}
 			continue
 		}
-		if now >= s.pend.at {
-			d.confirm(s, h, now, now)
+		if d.confirmDue(s, h, now); s.pend.at == 0 {
 			s.queued = false
 			continue
 		}
@@ -1442,29 +1479,37 @@ func (d *Detector) Flush() {
 	}
 	for _, h := range d.queue {
 		s := d.state(h, false)
-		if s == nil || s.pend.at == 0 {
+		if s == nil {
 			continue
 		}
-		at := s.pend.at - d.conf.AnswerGrace.D().Nanoseconds()
-		d.confirm(s, h, max(at, d.now), at)
+		for i := 0; i < 3 && s.pend.at != 0; i++ { // the pending verdict, then what confirm proposes
+			at := s.pend.at - d.grace()
+			d.confirm(s, h, max(at, d.now), at)
+		}
 		s.queued = false
 	}
 	d.queue = d.queue[:0]
 }
 
-// flushSkipped evaluates a host whose last evaluations were skipped, for
-// its most contacted port and destination among fresh unanswered contacts.
+// flushSkipped evaluates a host whose last evaluations were skipped (at
+// the end of the input), and confirms what its candidate proves.
 func (d *Detector) flushSkipped(s *hostState, host uint32) {
-	now := d.now // the last tick; the host's last contact may be later
-	for k := range s.tab {
-		if c := &s.tab[k]; c.flags&fUsed != 0 {
-			now = max(now, int64(c.last)*1e9)
-		}
-	}
+	now := max(d.now, int64(d.lastContact(s))*1e9) // the last tick; the host's last contact may be later
 	sec := uint32(now / 1e9)
-	rules := s.rules(sec)
+	if p, ok := d.candidate(s, sec, s.rules(sec)); ok {
+		p.at = now
+		s.pend = p
+		s.evalSkip = 0
+		d.confirm(s, host, now, now)
+	}
+}
+
+// candidate evaluates, for a host whose evaluations were skipped, its most
+// contacted port and destination among fresh unanswered contacts at sec,
+// and returns the first verdict of rules that holds.
+func (d *Detector) candidate(s *hostState, sec uint32, rules uint8) (pending, bool) {
 	if rules == 0 {
-		return
+		return pending{}, false
 	}
 	type portKey struct {
 		port  uint16
@@ -1495,12 +1540,10 @@ func (d *Detector) flushSkipped(s *hostState, host uint32) {
 			continue
 		}
 		if ok, _ := d.evaluate(s, &p, sec, rules); ok {
-			p.at = now
-			s.pend = p
-			d.confirm(s, host, now, now)
-			return
+			return p, true
 		}
 	}
+	return pending{}, false
 }
 
 // Forget implements detector.Detector.
