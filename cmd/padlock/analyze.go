@@ -150,14 +150,19 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		} else {
 			writeFindingText(out, i+1, f)
 		}
-		if *evidenceDir != "" {
-			if err := writeEvidence(*evidenceDir, i+1, f); err != nil {
-				return err
-			}
-		}
 	}
 	if err := out.Flush(); err != nil {
 		return err
+	}
+	var evErr error
+	switch {
+	case *evidenceDir == "":
+	case total.Packets == 0 && len(readErrs) > 0:
+		// nothing was read (a mistyped file name): the previous run's
+		// evidence stays
+		evErr = fmt.Errorf("--evidence-dir: no input could be read; %s left as it was", *evidenceDir)
+	default:
+		evErr = replaceEvidence(*evidenceDir, findings)
 	}
 	fmt.Fprintf(stderr, "analyze: %d files, %d packets, %d records, %d findings\n", len(files), total.Packets, total.Records, len(findings))
 	for _, exp := range slices.SortedFunc(maps.Keys(skewed), netip.Addr.Compare) {
@@ -165,10 +170,7 @@ func cmdAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "analyze: exporter %s: clock %s the capture by %s in %d datagrams; their record times were moved onto the capture's clock\n",
 			exp, map[bool]string{true: "ahead of", false: "behind"}[s.ahead > 0], s.ahead.Abs().Round(time.Second), s.datagrams)
 	}
-	if len(readErrs) > 0 {
-		return errors.Join(readErrs...)
-	}
-	return nil
+	return errors.Join(append(readErrs, evErr)...)
 }
 
 // writeFindingText prints one finding: a headline with the rule, the
@@ -228,9 +230,10 @@ var evidenceDirName = func() *regexp.Regexp {
 	return regexp.MustCompile(`^[0-9]{3,}-(` + strings.Join(kinds, "|") + `)-(([0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-f]*_[0-9a-f_.]*)$`)
 }()
 
-// prepareEvidenceDir creates dir and removes the finding directories an
-// earlier analyze left there (their numbers would mix with this run's);
-// anything else in it is left alone.
+// prepareEvidenceDir creates dir and checks that it can be written, before
+// the analysis; it also removes the temporary directories of a run that
+// was cut short. The previous run's finding directories are replaced only
+// once this run's evidence is complete (replaceEvidence).
 func prepareEvidenceDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("--evidence-dir: %w", err)
@@ -240,7 +243,7 @@ func prepareEvidenceDir(dir string) error {
 		return fmt.Errorf("--evidence-dir: %w", err)
 	}
 	for _, e := range entries {
-		if e.IsDir() && (evidenceDirName.MatchString(e.Name()) || strings.HasPrefix(e.Name(), ".tmp-")) {
+		if e.IsDir() && strings.HasPrefix(e.Name(), ".tmp-") {
 			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 				return fmt.Errorf("--evidence-dir: %w", err)
 			}
@@ -254,10 +257,56 @@ func prepareEvidenceDir(dir string) error {
 	return os.Remove(probe.Name())
 }
 
+// replaceEvidence writes every finding's evidence into a temporary
+// directory inside dir and, once all of it is written, replaces the finding
+// directories an earlier run left in dir (their numbers would mix with
+// this run's) by the new ones; anything else in dir is left alone. When a
+// write fails (a full disk) or a new directory's name is taken by
+// something that is not a finding directory, dir is left as it was.
+func replaceEvidence(dir string, findings []detect.Finding) error {
+	stage, err := os.MkdirTemp(dir, ".tmp-run-")
+	if err != nil {
+		return fmt.Errorf("--evidence-dir: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	names := make([]string, len(findings))
+	for i, f := range findings {
+		if names[i], err = writeEvidence(stage, i+1, f); err != nil {
+			return fmt.Errorf("--evidence-dir: %w; %s left as it was", err, dir)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("--evidence-dir: %w", err)
+	}
+	var old []string
+	for _, e := range entries {
+		switch {
+		case e.IsDir() && evidenceDirName.MatchString(e.Name()):
+			old = append(old, e.Name())
+		case slices.Contains(names, e.Name()):
+			return fmt.Errorf("--evidence-dir: %s is in the way of finding %d's evidence; %s left as it was",
+				filepath.Join(dir, e.Name()), slices.Index(names, e.Name())+1, dir)
+		}
+	}
+	for _, name := range old {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("--evidence-dir: %w", err)
+		}
+	}
+	for _, name := range names {
+		if err := os.Rename(filepath.Join(stage, name), filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("--evidence-dir: %w", err)
+		}
+	}
+	return nil
+}
+
 // writeEvidence writes a finding's evidence files into DIR/NNN-kind-addr/
 // (the internal address, or the spoofed source), whole or not at all: the
-// files are written into a temporary directory that is then renamed.
-func writeEvidence(dir string, n int, f detect.Finding) error {
+// files are written into a temporary directory that is then renamed. It
+// returns the directory's name.
+func writeEvidence(dir string, n int, f detect.Finding) (string, error) {
 	addr := f.InternalIP
 	if !addr.IsValid() {
 		addr = f.Source
@@ -265,23 +314,23 @@ func writeEvidence(dir string, n int, f detect.Finding) error {
 	name := fmt.Sprintf("%03d-%s-%s", n, f.Kind, strings.ReplaceAll(addr.String(), ":", "_"))
 	tmp, err := os.MkdirTemp(dir, ".tmp-"+name+"-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, file := range evidence.Files(f) {
 		if err := os.WriteFile(filepath.Join(tmp, file.Name), file.Data, 0o644); err != nil {
 			os.RemoveAll(tmp)
-			return err
+			return "", err
 		}
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		os.RemoveAll(tmp)
-		return err
+		return "", err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		os.RemoveAll(tmp)
-		return err
+		return "", err
 	}
-	return nil
+	return name, nil
 }
 
 // progressBar draws one line on stderr while files are read, when stderr

@@ -247,20 +247,19 @@ func TestAnalyzeSpoofedSourceAndRerun(t *testing.T) {
 }
 
 // TestEvidenceDirsOfEveryKindAreReplaced: for a finding of every kind, the
-// directory writeEvidence makes is one prepareEvidenceDir clears before a
-// rerun (attack findings' kind is network_attack, which a hand-written
-// list of names once missed: the rerun's rename onto the old directory
-// then failed).
+// directory writeEvidence makes is one a rerun replaces (attack findings'
+// kind is network_attack, which a hand-written list of names once missed:
+// the rerun's rename onto the old directory then failed).
 func TestEvidenceDirsOfEveryKindAreReplaced(t *testing.T) {
 	dir := t.TempDir()
 	for _, addr := range []string{"203.0.113.10", "2001:db8:c::10"} {
-		for i, k := range detect.Kinds {
+		for _, k := range detect.Kinds {
 			f := detect.Finding{Kind: k, Direction: detect.DirOut, InternalIP: netip.MustParseAddr(addr), Rule: string(k) + ".x"}
 			for run := range 2 {
 				if err := prepareEvidenceDir(dir); err != nil {
 					t.Fatal(err)
 				}
-				if err := writeEvidence(dir, i+1, f); err != nil {
+				if err := replaceEvidence(dir, []detect.Finding{f}); err != nil {
 					t.Fatalf("%s %s, run %d: %v", k, addr, run+1, err)
 				}
 				if ents, _ := os.ReadDir(dir); len(ents) != 1 {
@@ -268,6 +267,65 @@ func TestEvidenceDirsOfEveryKindAreReplaced(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAnalyzeEvidenceLosesNothing: when the evidence cannot be written (a
+// file in the way of a finding's directory, as a full disk would), every
+// finding is still printed, the error says why and the previous run's
+// evidence stays; so it does when no input could be read at all (a
+// mistyped file name).
+func TestAnalyzeEvidenceLosesNothing(t *testing.T) {
+	ev := filepath.Join(t.TempDir(), "ev")
+	analyze := func(format string, files ...string) (string, string, error) {
+		var out, errb bytes.Buffer
+		args := []string{"--customers", "203.0.113.0/24,2001:db8:c::/64", "--format", format, "--evidence-dir", ev}
+		for _, f := range files {
+			args = append(args, filepath.Join(corpus, f))
+		}
+		err := cmdAnalyze(context.Background(), args, &out, &errb)
+		return out.String(), errb.String(), err
+	}
+	listing := func() (names []string) {
+		ents, _ := os.ReadDir(ev)
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if _, stderr, err := analyze("json", "scan-nmap-syn.pcap"); err != nil {
+		t.Fatalf("first run: %v\n%s", err, stderr)
+	}
+	before := listing()
+	if !slices.Equal(before, []string{"001-netscan-203.0.113.10"}) {
+		t.Fatalf("first run left %v", before)
+	}
+	// a file where the second finding's directory goes
+	if err := os.WriteFile(filepath.Join(ev, "002-netscan-2001_db8_c__10"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before = listing()
+	for _, format := range []string{"json", "text"} {
+		out, stderr, err := analyze(format, "scan-nmap-vertical.pcap", "scan-nmap-vertical-ipv6.pcap")
+		if err == nil || !strings.Contains(err.Error(), "is in the way of finding 2") {
+			t.Errorf("%s: error %v, want one naming what is in the way", format, err)
+		}
+		n := strings.Count(out, `"kind":"netscan"`)
+		if format == "text" {
+			n = strings.Count(out, "=== finding ")
+		}
+		if n != 2 || !strings.Contains(stderr, "2 findings") {
+			t.Errorf("%s: %d findings printed, want 2; stderr %q", format, n, stderr)
+		}
+		if got := listing(); !slices.Equal(got, before) {
+			t.Errorf("%s: evidence directory %v, want it left as %v", format, got, before)
+		}
+	}
+	if _, _, err := analyze("json", "scan-nmap-syn.pcapX"); err == nil || !strings.Contains(err.Error(), "left as it was") {
+		t.Errorf("unreadable input: error %v, want one saying the evidence was left", err)
+	}
+	if got := listing(); !slices.Equal(got, before) {
+		t.Errorf("after an unreadable input the evidence directory holds %v, want %v", got, before)
 	}
 }
 
