@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,6 +99,7 @@ func checkNumbers(data []byte, t reflect.Type) *KeyError {
 				return
 			}
 			var msg string
+			at := n // the node the problem is at
 			switch n := n.(type) {
 			case *ast.FloatNode:
 				if k := kindAt(t, n.GetPath()); isInt(k) && n.Value != math.Trunc(n.Value) {
@@ -107,16 +109,42 @@ func checkNumbers(data []byte, t reflect.Type) *KeyError {
 				if k := kindAt(t, n.GetPath()); isUint(k) && strings.HasPrefix(n.GetToken().Value, "-") {
 					msg = fmt.Sprintf("must not be negative, got %s", n.GetToken().Value)
 				}
+			case *ast.MappingValueNode:
+				msg, at = quotedNumber(t, n.Value), n.Value
+			case *ast.SequenceNode:
+				for _, v := range n.Values {
+					if msg = quotedNumber(t, v); msg != "" {
+						at = v
+						break
+					}
+				}
 			}
 			if msg != "" {
-				ke = &KeyError{Key: strings.TrimPrefix(strings.TrimPrefix(n.GetPath(), "$"), "."), Msg: msg}
-				if tk := n.GetToken(); tk != nil && tk.Position != nil {
+				ke = &KeyError{Key: strings.TrimPrefix(strings.TrimPrefix(at.GetPath(), "$"), "."), Msg: msg}
+				if tk := at.GetToken(); tk != nil && tk.Position != nil {
 					ke.Line = tk.Position.Line
 				}
 			}
 		}), doc)
 	}
 	return ke
+}
+
+// quotedNumber returns the problem with a value node that is a number in
+// quotes where the Go value is a number ("200"), which the decoder would
+// take as the number: a number in quotes is text, as a misspelt one is.
+func quotedNumber(t reflect.Type, v ast.Node) string {
+	s, ok := v.(*ast.StringNode)
+	if !ok {
+		return ""
+	}
+	if k := kindAt(t, s.GetPath()); !isInt(k) && k != reflect.Float32 && k != reflect.Float64 {
+		return ""
+	}
+	if _, err := strconv.ParseFloat(s.Value, 64); err != nil {
+		return "" // text: the decoder says it is the wrong type
+	}
+	return fmt.Sprintf("must be a number, not the text %q (no quotes)", s.Value)
 }
 
 func isInt(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Int64 || isUint(k) }

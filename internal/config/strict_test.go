@@ -34,6 +34,8 @@ func TestDecodeStrictNamesTheKey(t *testing.T) {
 		{"fraction for a whole number", "detect:\n  netscan:\n    min_destinations: 2.7\n", "c.yaml:3: detect.netscan.min_destinations: must be a whole number, got 2.7"},
 		{"negative for an unsigned number", "detect:\n  netscan:\n    min_ports: -5\n", "c.yaml:3: detect.netscan.min_ports: must not be negative, got -5"},
 		{"negative in a list of ports", "ports: [22, -1]\n", "c.yaml:1: ports[1]: must not be negative, got -1"},
+		{"quoted number", "detect:\n  netscan:\n    min_destinations: \"200\"\n", `c.yaml:3: detect.netscan.min_destinations: must be a number, not the text "200"`},
+		{"quoted number in a list", "ports: [22, '1e2']\n", `c.yaml:1: ports[1]: must be a number, not the text "1e2"`},
 		{"fraction for a duration is a duration problem", "detect:\n  netscan:\n    window: 1.5\n", "c.yaml:3: detect.netscan.window: wrong type: want a duration like 300s or 5m"},
 	}
 	for _, tt := range tests {

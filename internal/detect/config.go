@@ -81,9 +81,17 @@ func (c Configuration) Validate() error {
 	if c.Rearm < 0 {
 		errs = append(errs, errors.New("detect.rearm: must be >= 0"))
 	}
-	largest := max(c.PacketLimit.Window, c.Netscan.Window, c.Attack.Window, c.Spam.Window, c.IncorrectNetworkConfig.Window)
-	if c.HostExpiry < largest {
-		errs = append(errs, fmt.Errorf("detect.host_expiry: must be >= the largest window (%s)", largest.D()))
+	windows := []struct {
+		key string
+		w   Duration
+	}{{"packet_limit", c.PacketLimit.Window}, {"netscan", c.Netscan.Window}, {"attack", c.Attack.Window},
+		{"spam", c.Spam.Window}, {"incorrect_network_config", c.IncorrectNetworkConfig.Window}}
+	for _, w := range windows {
+		if c.HostExpiry < w.w {
+			errs = append(errs, fmt.Errorf("detect.host_expiry: %s is shorter than detect.%s.window (%s): a host's state would expire inside its window; set host_expiry to at least %s",
+				c.HostExpiry.D(), w.key, w.w.D(), w.w.D()))
+			break
+		}
 	}
 	if c.Evidence.Packets < 1 || c.Evidence.Packets > 10000 {
 		errs = append(errs, errors.New("detect.evidence.packets: must be between 1 and 10000"))

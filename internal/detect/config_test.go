@@ -62,7 +62,9 @@ func TestConfigurationErrorsNameTheKey(t *testing.T) {
 		{"packet_limit: {directions: [up]}", `detect.packet_limit.directions[0]: must be out or in, got "up"`},
 		{"attack: {brute_force: {min_connections: 0}}", "detect.attack.brute_force.min_connections: must be > 0"},
 		{"spam: {min_destinations: 600}", "detect.spam.max_destinations"},
-		{"host_expiry: 1m", "detect.host_expiry: must be >= the largest window (5m0s)"},
+		{"host_expiry: 1m", "detect.host_expiry: 1m0s is shorter than detect.packet_limit.window (5m0s)"},
+		{"packet_limit: {window: 1h}", "detect.host_expiry: 10m0s is shorter than detect.packet_limit.window (1h0m0s)"},
+		{"packet_limit: {directions: []}", "detect.packet_limit.directions: must list out, in or both"},
 		{"netscan: {window: 5}", "invalid duration"},
 		{"netscan: {windw: 5s}", "unknown field \"windw\""},
 	} {

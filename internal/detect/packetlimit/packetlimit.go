@@ -79,6 +79,9 @@ func (c Configuration) Validate() error {
 	if c.ThresholdPPS == 0 {
 		errs = append(errs, errors.New("threshold_pps: must be > 0"))
 	}
+	if c.Enabled && len(c.Directions) == 0 {
+		errs = append(errs, errors.New("directions: must list out, in or both (enabled: false turns the detector off)"))
+	}
 	for i, d := range c.Directions {
 		if d != detector.DirOut && d != detector.DirIn {
 			errs = append(errs, fmt.Errorf("directions[%d]: must be out or in, got %q", i, d))
