@@ -403,6 +403,12 @@ func (d *Detector) slot(s *hostState, target *detector.Key16, class uint8, port 
 	if sl := d.find(s, target, class, port); sl != nil {
 		return sl
 	}
+	return d.newSlot(s, target, class, port, o)
+}
+
+// newSlot takes a slot for (target, class, port), which the host has none
+// for.
+func (d *Detector) newSlot(s *hostState, target *detector.Key16, class uint8, port uint16, o *detector.Orientation) *slot {
 	b := uint32(o.End / 1e9 / d.bw)
 	var q *slot
 	if len(s.slots) < d.conf.Targets {
@@ -448,7 +454,10 @@ func (d *Detector) fragment(r *flow.Record, o *detector.Orientation) bool {
 
 func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, class uint8, port uint16, n uint64) {
 	target := o.Remote.As16()
-	sl := d.slot(s, &target, class, port, o)
+	sl := d.find(s, &target, class, port)
+	if sl == nil {
+		sl = d.newSlot(s, &target, class, port, o)
+	}
 	b := uint32(o.End / 1e9 / d.bw)
 	if b+nb <= sl.head {
 		return // older than the window

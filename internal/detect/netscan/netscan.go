@@ -1245,7 +1245,9 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 }
 
 func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
-	d.confirmDue(s, host, now)
+	if s.pend.at != 0 && now >= s.pend.at { // inlined: every probe asks
+		d.confirmDue(s, host, now)
+	}
 }
 
 // confirmDue confirms the host's pending verdict once its grace is over,
