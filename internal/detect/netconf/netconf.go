@@ -163,8 +163,13 @@ type Detector struct {
 	private  map[uint32]*counter
 	foreign  map[detector.Key16]*counter
 	overflow *counter
-	mismatch map[uint32]*counter
-	macs     []macCache
+	// overflowSrc is the first source of the overflow counter's episode
+	// (random spoofing, until a window without it): its findings' source
+	// and rearm key, so one episode is one case, not one per window under
+	// another random address
+	overflowSrc netip.Addr
+	mismatch    map[uint32]*counter
+	macs        []macCache
 }
 
 // New returns the detector; conf must be valid. nets may be nil (no owner
@@ -243,13 +248,18 @@ func distinct(c *counter) string {
 	return fmt.Sprint(c.distinct)
 }
 
-// neighbourDiscovery reports whether r is ICMPv6 router or neighbour
-// discovery (types 133 to 137), which a host sends to the router's
-// link-local address from its global one too.
-func neighbourDiscovery(r *flow.Record) bool {
-	t := r.DstPort >> 8
-	return r.Proto == flow.ProtoICMPv6 && t >= 133 && t <= 137
+// onLink reports whether a record to dst never leaves the link it was sent
+// on, so that no destination or source of it is routed anywhere: the
+// limited broadcast 255.255.255.255 (DHCP, LAN discovery), link-local
+// multicast (224.0.0.0/24: VRRP, OSPF; ff02::/16) and, for ICMPv6, a
+// link-local destination (neighbour discovery, the router's echo requests
+// from its link-local address answered from a global one).
+func onLink(r *flow.Record, dst netip.Addr) bool {
+	return dst == limitedBroadcast || dst.IsLinkLocalMulticast() ||
+		r.Proto == flow.ProtoICMPv6 && dst.IsLinkLocalUnicast()
 }
+
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
@@ -259,7 +269,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	// a private remote that is a customer's address (CGNAT subscribers of
 	// the provider's own, in the customer list) is no misconfiguration,
 	// nor is IPv6 neighbour discovery with the router's link-local address
-	if !o.RemoteInternal && d.env.Private != nil && !neighbourDiscovery(r) && d.env.Private(o.Remote) {
+	if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) && !onLink(r, o.Remote.Unmap()) {
 		c := d.private[o.Host]
 		if c == nil {
 			c = &counter{}
@@ -310,13 +320,15 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // ObserveForeign implements detector.ForeignObserver. Sources that only
 // exist on the link — unspecified (a DHCP client without an address, IPv6
 // duplicate address detection) and link-local (router and neighbour
-// solicitations, APIPA) — are a customer's ordinary link chatter at a
-// customer-facing edge: they cannot be routed, so they spoof nobody.
+// solicitations, APIPA) — and records that never leave the link (see
+// onLink: the provider's DHCP server answering by broadcast, a gateway's
+// VRRP) are ordinary link chatter at a customer-facing edge: they cannot
+// be routed, so they spoof nobody.
 func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	// IPv4-mapped ends are reported (and checked against protected) as
 	// the IPv4 addresses they are
 	from, to := r.SrcAddr.Unmap(), r.DstAddr.Unmap()
-	if from.IsUnspecified() || from.IsLinkLocalUnicast() {
+	if from.IsUnspecified() || from.IsLinkLocalUnicast() || onLink(r, to) {
 		return
 	}
 	k := from.As16()
@@ -324,7 +336,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	if c == nil {
 		if len(d.foreign) >= 256 {
 			if d.overflow == nil {
-				d.overflow = &counter{}
+				d.overflow, d.overflowSrc = &counter{}, from
 			}
 			c = d.overflow
 		} else {
@@ -336,8 +348,8 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 		c.mac = r.SrcMAC
 	}
 	src := from
-	if c == d.overflow && c.recs > 0 {
-		src = detector.AddrFrom16(c.seen[0])
+	if c == d.overflow {
+		src = d.overflowSrc
 	}
 	// for the overflow counter, distinct counts sources; otherwise destinations
 	other := to
@@ -350,7 +362,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	f := d.finding(c, RuleSpoofedSource, end)
 	f.Source, f.MAC = src, c.mac
 	if c == d.overflow {
-		f.Detail = fmt.Sprintf("%d records from %s distinct source addresses that belong to no customer (spoofed), e.g. %s", c.recs, distinct(c), src)
+		f.Detail = fmt.Sprintf("%d records from %s distinct source addresses that belong to no customer (spoofed), e.g. %s", c.recs, distinct(c), c.first1())
 	} else {
 		f.Remote = c.first1()
 		f.Detail = fmt.Sprintf("%d records from %s, which belongs to no customer, to %s destinations (e.g. %s)", c.recs, src, distinct(c), f.Remote)
@@ -366,7 +378,7 @@ func (d *Detector) Tick(now int64) {
 		}
 	}
 	if d.overflow != nil && now-d.overflow.last > d.w {
-		d.overflow = nil
+		d.overflow, d.overflowSrc = nil, netip.Addr{}
 	}
 }
 
