@@ -129,6 +129,7 @@ type ext struct {
 // records that lie in the window.
 type extGen struct {
 	start int64 // ns: end of the generation's first record
+	last  int64 // ns: latest end of its records
 	from  int64 // ns: earliest start of the counted shares
 	idx   map[detector.Key16]int32
 	ext   []ext
@@ -136,7 +137,7 @@ type extGen struct {
 }
 
 func (g *extGen) reset(start int64) {
-	g.start, g.from = start, start
+	g.start, g.last, g.from = start, start, start
 	clear(g.idx)
 	g.ext = g.ext[:0]
 	g.sum = detector.Counters{}
@@ -426,6 +427,7 @@ func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation,
 		g.reset(o.End)
 	}
 	g.from = min(g.from, max(o.Start, s0*1e9))
+	g.last = max(g.last, o.End)
 	c := detector.Counters{Packets: packets, Bytes: r.Bytes, Flows: 1}
 	if packets < r.Packets {
 		c.Bytes = detector.MulDiv(r.Bytes, packets, r.Packets)
@@ -481,9 +483,10 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 		map[detector.Direction]string{detector.DirOut: "sent", detector.DirIn: "received"}[dir],
 		h.sum, d.w, uint64(pps), d.conf.ThresholdPPS)
 	if secs := int64(f.Summary.Window / time.Second); secs < d.w {
-		// the per-address summary starts when the address came near its
-		// limit: say so, or its shorter period reads as a contradiction
-		f.Detail += fmt.Sprintf("; the summary covers the last %ds, since the address came near its limit", secs)
+		// the per-address summary covers the generations of records it
+		// keeps (since the address came near its limit, at most the last
+		// window): say so, or its shorter period reads as a contradiction
+		f.Detail += fmt.Sprintf("; the per-address summary covers the last %ds of it", secs)
 	}
 	f.Packets, f.PacketsOmitted = h.samples.CopySince(from)
 	return f
@@ -493,10 +496,11 @@ func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction,
 	s := &detector.Summary{Direction: dir, Internal: addr, ThresholdPPS: d.conf.ThresholdPPS}
 	merged := map[detector.Key16]*detector.Counters{}
 	start := now
+	from := (h.head - d.w + 1) * 1e9 // the window's first second
 	for i := range h.gen {
 		g := &h.gen[i]
-		if g.sum.Flows == 0 {
-			continue
+		if g.sum.Flows == 0 || g.last < from {
+			continue // nothing in the window (a flood that stopped before it)
 		}
 		start = min(start, g.from)
 		s.Sum.Merge(g.sum)

@@ -118,7 +118,7 @@ func TestSummaryPeriodExplained(t *testing.T) {
 	if f.Summary.Window >= 15*time.Second {
 		t.Fatalf("summary covers %s: the burst's per-address counting should cover less than the window", f.Summary.Window)
 	}
-	want := fmt.Sprintf("the summary covers the last %ds, since the address came near its limit", int(f.Summary.Window/time.Second))
+	want := fmt.Sprintf("the per-address summary covers the last %ds of it", int(f.Summary.Window/time.Second))
 	if !strings.Contains(f.Detail, want) {
 		t.Errorf("detail %q does not explain the summary's period (%q)", f.Detail, want)
 	}
@@ -245,4 +245,34 @@ func TestLaterFindingShowsItsOwnTraffic(t *testing.T) {
 func sortByEnd(recs []flow.Record) []flow.Record {
 	slices.SortStableFunc(recs, func(a, b flow.Record) int { return a.End.Compare(b.End) })
 	return recs
+}
+
+// A flood that stopped before the window of a later finding is not in
+// that finding's summary: 300,000 packets/s to A for a minute, a pause,
+// then 400,000 packets/s to B; the finding fires with only B in its window
+// and its summary lists B alone, with the packets B received in it.
+func TestSummaryLeavesOutTrafficBeforeTheWindow(t *testing.T) {
+	var recs []flow.Record
+	add := func(from, to, pps int, dst string) { // sFlow 1:1000
+		for i := from * pps; i < to*pps; i++ {
+			ts := t0.Add(time.Duration(i) * time.Second / time.Duration(pps))
+			recs = append(recs, flow.Record{Start: ts, End: ts, Format: flow.FormatSFlow5, SamplingRate: 1000,
+				SrcAddr: netip.MustParseAddr("203.0.113.9"), DstAddr: netip.MustParseAddr(dst), SrcPort: 123, DstPort: 80,
+				Proto: flow.ProtoUDP, Packets: 1000, Bytes: 500000})
+		}
+	}
+	add(0, 60, 300, "198.51.100.6")
+	add(300, 400, 400, "198.51.100.7")
+	r := detectortest.NewRearming(15 * time.Minute)
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
+	if len(r.Findings) != 1 {
+		t.Fatalf("%d findings, want 1", len(r.Findings))
+	}
+	f := r.Findings[0]
+	if from := f.LastSeen.Add(-300 * time.Second); from.Before(t0.Add(60 * time.Second)) {
+		t.Fatalf("fired at %s with the first flood still in the window", f.LastSeen.Sub(t0))
+	}
+	if got := f.Summary.Externals; len(got) != 1 || got[0].Addr != netip.MustParseAddr("198.51.100.7") || got[0].Packets < 29_000_000 {
+		t.Errorf("summary lists %+v, want 198.51.100.7 alone with its 30 M packets", got)
+	}
 }
