@@ -6,7 +6,8 @@
 //
 // Memory: every host carries a coarse meter (8 buckets of window/7 per
 // direction, 40 bytes). A host whose coarse sum reaches an eighth of the limit is
-// promoted to a per-second ring (window seconds of packets and samples) with
+// promoted to a per-second ring (two windows of seconds of packets and
+// samples, for the windows measured: see nWin) with
 // a per-destination summary; the coarse buckets seed the ring, each bucket's
 // packets attributed to the bucket's first second, so the ring never
 // overstates the window (a verdict is a proof). A host whose coarse sum falls
@@ -143,15 +144,25 @@ func (g *extGen) reset(start int64) {
 	g.sum = detector.Counters{}
 }
 
+// nWin is the most windows a hot host is measured over: the window ending
+// at its newest second and the same window ending lag seconds earlier
+// (Detector.lags). A flow exporter with an active timeout sends a long
+// flow's record only when the timeout ends, so with the flows' records
+// staggered the window ending now is never complete: a flood a little
+// over the limit that lasts for hours would never be proven in it. The
+// windows ending 60 s and a whole window earlier are complete for active
+// timeouts up to 60 s and up to the window.
+const nWin = 3
+
 type hotState struct {
 	host    uint32
 	dir     detector.Side
-	pk      []uint64 // per-second packets, index sec%W
-	sm      []uint32 // per-second samples (detector.SampledShare)
-	head    int64    // newest second
-	sum     uint64
-	smSum   uint64
-	first   int64 // ns of the first record since promotion
+	pk      []uint64     // per-second packets, index sec%ring
+	sm      []uint32     // per-second samples (detector.SampledShare)
+	head    int64        // newest second
+	sum     [nWin]uint64 // packets of window k: seconds (head-lags[k]-w, head-lags[k]]
+	smSum   [nWin]uint64 // samples of window k
+	first   int64        // ns of the first record since promotion
 	maxRate uint32
 	muted   int64 // ns; no evaluation before
 	gen     [2]extGen
@@ -163,9 +174,11 @@ type hotState struct {
 type Detector struct {
 	conf    Configuration
 	env     detector.Env
-	w       int64  // window seconds
-	cw      int64  // coarse bucket width, seconds
-	cwInv   uint64 // ceil(2^64 / cw), for bucket
+	w       int64   // window seconds
+	lags    []int64 // how much earlier than the newest second each measured window ends (0 first)
+	ring    int64   // seconds a hot host's ring holds: the window and the longest lag
+	cw      int64   // coarse bucket width, seconds
+	cwInv   uint64  // ceil(2^64 / cw), for bucket
 	limit   uint64
 	promote uint64
 	demote  uint64
@@ -182,6 +195,12 @@ func New(conf Configuration, env detector.Env) *Detector {
 		d.hosts = &detector.Hosts{}
 	}
 	d.w = conf.Window.Seconds()
+	d.lags = []int64{0}
+	if d.w > 60 {
+		d.lags = append(d.lags, 60)
+	}
+	d.lags = append(d.lags, d.w)
+	d.ring = d.w + d.lags[len(d.lags)-1]
 	d.cw = (d.w + nCoarse - 2) / (nCoarse - 1)
 	d.cwInv = ^uint64(0)/uint64(d.cw) + 1
 	d.limit = conf.ThresholdPPS * uint64(d.w)
@@ -228,9 +247,9 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	c := meter(hr, di)
 	s0, s1 := o.Start/1e9, o.End/1e9
 	packets := r.Packets
-	if s1-s0 >= d.w { // only the last window of a long record can matter
-		packets = packets / uint64(s1-s0+1) * uint64(d.w)
-		s0 = s1 - d.w + 1
+	if s1-s0 >= d.ring { // only the seconds of the ring can matter
+		packets = packets / uint64(s1-s0+1) * uint64(d.ring)
+		s0 = s1 - d.ring + 1
 	}
 	d.addCoarse(c, s0, s1, packets)
 	if *c.hot == 0 {
@@ -320,8 +339,8 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 		h = d.hot[*c.hot-1]
 	} else {
 		h = &hotState{
-			pk:      make([]uint64, d.w),
-			sm:      make([]uint32, d.w),
+			pk:      make([]uint64, d.ring),
+			sm:      make([]uint32, d.ring),
 			samples: detector.NewSamples(d.env.EvidencePackets).Within(d.w * 1e9),
 		}
 		for i := range h.gen {
@@ -333,7 +352,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 	h.host, h.dir = o.Host, o.Dir
 	clear(h.pk)
 	clear(h.sm)
-	h.head, h.sum, h.smSum, h.maxRate, h.muted = now, 0, 0, 0, 0
+	h.head, h.sum, h.smSum, h.maxRate, h.muted = now, [nWin]uint64{}, [nWin]uint64{}, 0, 0
 	h.first = o.Start
 	h.gen[0].reset(o.End)
 	h.gen[1].reset(0)
@@ -360,8 +379,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 		if sec <= now-d.w || sec > now {
 			continue
 		}
-		h.pk[sec%d.w] += v
-		h.sum += v
+		d.put(h, sec, v)
 		if ns := sec * 1e9; ns < h.first {
 			h.first = ns
 		}
@@ -378,36 +396,61 @@ func (d *Detector) advance(h *hotState, s int64) {
 	if s <= h.head {
 		return
 	}
-	if s-h.head >= d.w {
+	if s-h.head >= d.ring {
 		clear(h.pk)
 		clear(h.sm)
-		h.sum, h.smSum = 0, 0
-	} else {
-		for x := h.head + 1; x <= s; x++ {
-			i := x % d.w
-			h.sum -= h.pk[i]
-			h.smSum -= uint64(h.sm[i])
-			h.pk[i], h.sm[i] = 0, 0
+		h.sum, h.smSum = [nWin]uint64{}, [nWin]uint64{}
+		h.head = s
+		return
+	}
+	for x := h.head + 1; x <= s; x++ {
+		// window k moves on by a second: it gains second x-lag (x
+		// itself, empty, for the window ending now) and loses x-lag-w
+		for k, lag := range d.lags {
+			if lag > 0 {
+				i := (x - lag) % d.ring
+				h.sum[k] += h.pk[i]
+				h.smSum[k] += uint64(h.sm[i])
+			}
+			i := (x - lag - d.w) % d.ring
+			h.sum[k] -= h.pk[i]
+			h.smSum[k] -= uint64(h.sm[i])
 		}
+		i := x % d.ring // second x-ring leaves the ring
+		h.pk[i], h.sm[i] = 0, 0
 	}
 	h.head = s
 }
 
+// put adds n packets at second sec (within the ring) to the ring and to
+// the windows that hold sec.
+func (d *Detector) put(h *hotState, sec int64, n uint64) {
+	h.pk[sec%d.ring] += n
+	for k, lag := range d.lags {
+		if end := h.head - lag; sec <= end && sec > end-d.w {
+			h.sum[k] += n
+		}
+	}
+}
+
 func (d *Detector) addFine(h *hotState, s0, s1 int64, packets, smp uint64) {
 	d.advance(h, s1)
-	lo := h.head - d.w + 1
+	lo := h.head - d.ring + 1
 	if s1 < lo {
 		return
 	}
 	spread(s0, s1, packets, func(sec int64, n uint64) {
 		if sec >= lo {
-			h.pk[sec%d.w] += n
-			h.sum += n
+			d.put(h, sec, n)
 		}
 	})
-	i := s1 % d.w
+	i := s1 % d.ring
 	v := min(uint64(h.sm[i])+smp, 0xffffffff)
-	h.smSum += v - uint64(h.sm[i])
+	for k, lag := range d.lags {
+		if end := h.head - lag; s1 <= end && s1 > end-d.w {
+			h.smSum[k] += v - uint64(h.sm[i])
+		}
+	}
 	h.sm[i] = uint32(v)
 }
 
@@ -444,27 +487,39 @@ func (d *Detector) account(h *hotState, r *flow.Record, o *detector.Orientation,
 }
 
 func (d *Detector) evaluate(h *hotState, now int64) {
-	if h.sum <= d.limit || h.smSum < d.conf.MinSamples || now < h.muted {
+	if now < h.muted {
 		return
 	}
-	addr := d.env.Reporter.Addr(h.host)
-	if !d.env.Reporter.Armed(addr, Rule, h.dir.Direction(), now) {
-		h.muted = now + 1e9 // ask again in a second of event time
+	for k := range d.lags {
+		if h.sum[k] <= d.limit || h.smSum[k] < d.conf.MinSamples {
+			continue
+		}
+		addr := d.env.Reporter.Addr(h.host)
+		if !d.env.Reporter.Armed(addr, Rule, h.dir.Direction(), now) {
+			h.muted = now + 1e9 // ask again in a second of event time
+			return
+		}
+		d.env.Reporter.Report(d.finding(h, addr, now, k))
+		h.muted = now + 1e9
+		// the next finding (after the engine's rearm period) shows its own
+		// traffic and sampling rate, not this one's
+		h.samples.Reset()
+		h.maxRate = 0
 		return
 	}
-	d.env.Reporter.Report(d.finding(h, addr, now))
-	h.muted = now + 1e9
-	// the next finding (after the engine's rearm period) shows its own
-	// traffic and sampling rate, not this one's
-	h.samples.Reset()
-	h.maxRate = 0
 }
 
-func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Finding {
+// finding reports window k (see lags).
+func (d *Detector) finding(h *hotState, addr netip.Addr, now int64, k int) detector.Finding {
 	dir := h.dir.Direction()
-	from := (h.head - d.w + 1) * 1e9 // the window's first second, ns
+	end := h.head - d.lags[k]     // the window's last second
+	from := (end - d.w + 1) * 1e9 // its first second, ns
+	last := now
+	if k > 0 {
+		last = end * 1e9
+	}
 	first := max(h.first, from)
-	pps := float64(h.sum) / float64(d.w)
+	pps := float64(h.sum[k]) / float64(d.w)
 	f := detector.Finding{
 		Kind:         detector.KindPacketLimit,
 		Direction:    dir,
@@ -474,14 +529,19 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 		Threshold:    float64(d.conf.ThresholdPPS),
 		Unit:         "packets/s",
 		FirstSeen:    detector.Time(first),
-		LastSeen:     detector.Time(now),
+		LastSeen:     detector.Time(last),
 		SamplingRate: h.maxRate,
-		Samples:      h.smSum,
-		Summary:      d.summary(h, addr, dir, now),
+		Samples:      h.smSum[k],
+		Summary:      d.summary(h, addr, dir, from, last, h.sum[k]),
 	}
 	f.Detail = fmt.Sprintf("%s %d packets in %ds (%d packets/s) over the limit of %d packets/s",
 		map[detector.Direction]string{detector.DirOut: "sent", detector.DirIn: "received"}[dir],
-		h.sum, d.w, uint64(pps), d.conf.ThresholdPPS)
+		h.sum[k], d.w, uint64(pps), d.conf.ThresholdPPS)
+	if k > 0 {
+		// flow records arrive when the exporter's active timeout ends:
+		// the window up to now was still incomplete
+		f.Detail += fmt.Sprintf(", in the window ending %ds before the newest record (flow records come when their active timeout ends)", d.lags[k])
+	}
 	if secs := int64(f.Summary.Window / time.Second); secs < d.w {
 		// the per-address summary covers the generations of records it
 		// keeps (since the address came near its limit, at most the last
@@ -492,14 +552,15 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64) detector.Fin
 	return f
 }
 
-func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction, now int64) *detector.Summary {
+// summary sums the generations with records in the window from..now (ns),
+// whose packets the meter measured as sum.
+func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction, from, now int64, sum uint64) *detector.Summary {
 	s := &detector.Summary{Direction: dir, Internal: addr, ThresholdPPS: d.conf.ThresholdPPS}
 	merged := map[detector.Key16]*detector.Counters{}
 	start := now
-	from := (h.head - d.w + 1) * 1e9 // the window's first second
 	for i := range h.gen {
 		g := &h.gen[i]
-		if g.sum.Flows == 0 || g.last < from {
+		if g.sum.Flows == 0 || g.last < from || g.from > now {
 			continue // nothing in the window (a flood that stopped before it)
 		}
 		start = min(start, g.from)
@@ -520,16 +581,16 @@ func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction,
 	// below the limit its finding says was exceeded. Shorter (the address
 	// came near its limit recently), it covers its own period and says so.
 	secs := (now - start + 1e9 - 1) / 1e9
-	scale := secs > d.w && s.Sum.Packets > h.sum
+	scale := secs > d.w && s.Sum.Packets > sum
 	total := s.Sum.Packets
 	if scale {
 		secs = d.w
-		s.Sum = scaled(s.Sum, h.sum, total)
+		s.Sum = scaled(s.Sum, sum, total)
 	}
 	s.Window = time.Duration(max(secs, 1)) * time.Second
 	for k, c := range merged {
 		if scale {
-			*c = scaled(*c, h.sum, total)
+			*c = scaled(*c, sum, total)
 		}
 		s.Externals = append(s.Externals, detector.External{Addr: detector.AddrFrom16(k), Counters: *c})
 	}

@@ -276,3 +276,37 @@ func TestSummaryLeavesOutTrafficBeforeTheWindow(t *testing.T) {
 		t.Errorf("summary lists %+v, want 198.51.100.7 alone with its 30 M packets", got)
 	}
 }
+
+// TestStaggeredFlowRecordsOfALongFlood: ten flows of 10,500 packets/s
+// (105,000 together, 5 % over the limit) for 30 minutes, exported in
+// records of a 60 s active timeout whose cache entries are 6 s apart, and
+// the same with a 300 s timeout (30 s apart, 180,000 packets/s). The
+// window ending at the newest record is never complete (the last minute's
+// records are still in the exporter's cache), but the windows ending 60 s
+// and 300 s earlier are, and prove the flood long before the input ends.
+func TestStaggeredFlowRecordsOfALongFlood(t *testing.T) {
+	for _, tc := range []struct {
+		timeout, gap int
+		pps          uint64
+		by           time.Duration // proven by then
+	}{{60, 6, 10500, 7 * time.Minute}, {300, 30, 18000, 11 * time.Minute}} {
+		var recs []flow.Record
+		for f := range 10 {
+			for from := f * tc.gap; from+tc.timeout <= 30*60; from += tc.timeout {
+				recs = append(recs, netflowRec(t0.Add(time.Duration(from)*time.Second), tc.timeout,
+					"203.0.113.9", "198.51.100.1", 40000+uint16(f), 9000, tc.pps))
+			}
+		}
+		r := detectortest.NewRecorder()
+		r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), sortByEnd(recs))
+		if len(r.Findings) == 0 {
+			t.Errorf("%d s timeout: a 30-minute flood of %d packets/s never reported", tc.timeout, 10*tc.pps)
+			continue
+		}
+		f := r.Findings[0]
+		if f.LastSeen.Sub(t0) > tc.by || f.Measured <= 100000 || f.LastSeen.Sub(f.FirstSeen) > 300*time.Second {
+			t.Errorf("%d s timeout: first finding %s..%s measuring %.0f packets/s; want one by %s over a window of 300 s",
+				tc.timeout, f.FirstSeen.Sub(t0), f.LastSeen.Sub(t0), f.Measured, tc.by)
+		}
+	}
+}
