@@ -66,7 +66,11 @@
 // in aggregate: its contacts count as answered — no horizontal verdict on
 // it, left out of the verdict across ports, dropped first from a full
 // table — while a scan of random targets, few of which answer, keeps its
-// verdict. TCP and vertical verdicts are weighed by contact only (most
+// verdict. Sampled UDP between high ports at both ends is also counted by
+// the host's own port (protoLocal): a service on a high port that replies
+// to clients whose requests were sampled separately sends from a port
+// answered in aggregate, and opens no contacts. TCP and vertical verdicts
+// are weighed by contact only (most
 // samples of a TCP connection are its ACK and data packets, which answer
 // it), and so is unsampled data. The thresholds count sampled contacts
 // unscaled.
@@ -388,6 +392,26 @@ func (a *aggSlot) roll(g uint32) {
 // counted in aggPorts: sampled UDP and echo.
 func aggregated(r *flow.Record) bool {
 	return r.Proto != flow.ProtoTCP && r.SamplingRate > 1
+}
+
+// protoLocal is the aggPorts class of sampled UDP between a local port and
+// remote ports, both 1024 and up, counted by the local port: a service on
+// a high port (a game server's 27015, a tracker, STUN) replies to
+// thousands of clients' random ports, and under sampling the client's
+// request is rarely sampled with the reply, so every reply reads as a new
+// unanswered contact, none of whose remote ports reach aggMin. Its
+// sampled requests still come in to the local port as often as its
+// replies go out: a local port whose sampled inbound is more than
+// max_answered_ratio of its sampled outbound is answered in aggregate, and
+// what the host sends from it opens no contact. A scanner's port gets back
+// only the answers of the targets that answer, which keep a scan's
+// verdict below max_answered_ratio anyway.
+const protoLocal = 0xff
+
+// highPorts reports whether a UDP record between the host's port and the
+// remote's is of a protoLocal class: sampled, both ports 1024 and up.
+func highPorts(r *flow.Record, o *detector.Orientation) bool {
+	return r.Proto == flow.ProtoUDP && r.SamplingRate > 1 && o.LocalPort >= 1024 && o.RemotePort >= 1024
 }
 
 // aggProbe counts a sampled probe of the host.
@@ -780,11 +804,17 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	s := d.state(o.Host, true)
 	d.checkPending(s, o.Host, o.End)
+	sec := uint32(o.End / 1e9)
+	if highPorts(r, o) {
+		d.aggProbe(s, o.LocalPort, protoLocal, sec)
+		if d.aggAnswered(s, o.LocalPort, protoLocal, sec) {
+			return // replies of a service on a high port (see protoLocal)
+		}
+	}
 	if rate := detector.Rate(r); rate > s.maxRate {
 		s.maxRate = rate
 	}
 	dst := o.Remote.As16()
-	sec := uint32(o.End / 1e9)
 	fullUntil := s.fullUntil
 	c, isNew := d.insert(s, &dst, port, r.Proto, sec)
 	if c == nil {
@@ -883,6 +913,9 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	case flow.ProtoUDP:
 		if localService(o) && !d.serviceProbes(o.Host, o.End) {
 			return
+		}
+		if highPorts(r, o) {
+			d.aggAnswer(o, o.LocalPort, protoLocal) // a request to, or answer of, the local port
 		}
 		port = o.RemotePort
 	case flow.ProtoICMP, flow.ProtoICMPv6:
