@@ -2,6 +2,7 @@ package detect_test
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -42,6 +43,66 @@ func TestSampledHighPortServiceIsNoScanner(t *testing.T) {
 		}
 		if r := rulesOf(got, 91); !r[netscan.RuleHorizontal] {
 			t.Errorf("1:%d: memcached scan from port 41000 not reported: %v", rate, verdicts(got))
+		}
+	}
+}
+
+// sampledConnection adds the sFlow samples (each packet sampled once in
+// rate) of one HTTPS connection from client:cp to server:443: handshake,
+// request, segs data segments (PSH on the last), the client's ACKs, FIN.
+func sampledConnection(c *capture, rng *rand.Rand, rate int, at time.Duration, client netip.Addr, cp uint16, server netip.Addr, segs int) {
+	type p struct {
+		out   bool
+		flags uint8
+		size  int
+	}
+	pk := []p{{true, syn, 60}, {false, synAck, 60}, {true, ack, 52}, {true, pshAck, 400}}
+	for k := range segs {
+		f := uint8(ack)
+		if k == segs-1 {
+			f = pshAck
+		}
+		pk = append(pk, p{false, f, 1400})
+		if k%2 == 1 {
+			pk = append(pk, p{true, ack, 52})
+		}
+	}
+	pk = append(pk, p{false, flow.TCPFin | ack, 52}, p{true, flow.TCPFin | ack, 52})
+	for j, x := range pk {
+		if rng.IntN(rate) != 0 {
+			continue
+		}
+		t := at + time.Duration(j)*2*ms
+		if x.out {
+			c.sflow(t, uint32(rate), client, cp, server, 443, flow.ProtoTCP, x.flags, x.size)
+		} else {
+			c.sflow(t, uint32(rate), server, 443, client, cp, flow.ProtoTCP, x.flags, x.size)
+		}
+	}
+}
+
+// A crawler fetching from 150 distinct sites a second (1,000 at 1:1000),
+// one answered connection each, seen through sFlow: only the connections
+// whose SYN was sampled open a contact, and their answers are sampled as
+// rarely; the samples of other connections' data answer the port. A SYN
+// scan of port 443 beside it, whose targets send no data, stays a scan.
+func TestSampledCrawlerIsNoScanner(t *testing.T) {
+	for _, tc := range []struct{ rate, perSec int }{{100, 150}, {1000, 1000}} {
+		var c capture
+		rng := rand.New(rand.NewPCG(2, uint64(tc.rate)))
+		for i := range tc.perSec * 300 {
+			at := time.Duration(i) * time.Second / time.Duration(tc.perSec)
+			sampledConnection(&c, rng, tc.rate, at, in(81), uint16(32768+i%28000), ext(256+i%120000), 11)
+		}
+		for i := range 300 * 2 { // 2 sampled SYNs a second, no answers
+			c.sflow(time.Duration(i)*500*ms, uint32(tc.rate), in(82), 40000, ext(256+rng.IntN(120000)), 443, flow.ProtoTCP, syn, 60)
+		}
+		got := run(t, detect.Defaults(), nil, c.sorted())
+		if r := rulesOf(got, 81); len(r) != 0 {
+			t.Errorf("1:%d: crawler of %d sites/s reported as %v", tc.rate, tc.perSec, r)
+		}
+		if r := rulesOf(got, 82); !r[netscan.RuleHorizontal] {
+			t.Errorf("1:%d: SYN scan of port 443 not reported: %v", tc.rate, verdicts(got))
 		}
 	}
 }

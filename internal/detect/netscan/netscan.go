@@ -70,9 +70,12 @@
 // the host's own port (protoLocal): a service on a high port that replies
 // to clients whose requests were sampled separately sends from a port
 // answered in aggregate, and opens no contacts. TCP and vertical verdicts
-// are weighed by contact only (most
-// samples of a TCP connection are its ACK and data packets, which answer
-// it), and so is unsampled data. The thresholds count sampled contacts
+// are weighed by contact only, and so is unsampled data; a sampled
+// segment of an established TCP connection (an acknowledgement without
+// SYN or RST) answers its contact, and for a host with a few dozen
+// unanswered contacts leaves an answered one where there was none (the
+// connection's SYN was not sampled), so a crawler's sampled data weighs
+// against the few contacts its sampled SYNs open. The thresholds count sampled contacts
 // unscaled.
 package netscan
 
@@ -907,8 +910,12 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 			return
 		}
 		// only data answers a contact; a SYN-ACK or RST is a reply the
-		// traffic dump of a suspected scanner shows, nothing more
-		answer = f&flow.TCPAck != 0 && f&flow.TCPRst == 0 && f&flow.TCPPsh != 0
+		// traffic dump of a suspected scanner shows, nothing more. A
+		// sample (sFlow) of an acknowledgement without SYN or RST is of an
+		// established connection too: most segments of a transfer carry no
+		// PSH, and a sample is of one segment
+		answer = f&flow.TCPAck != 0 && f&flow.TCPRst == 0 &&
+			(f&flow.TCPPsh != 0 || r.SamplingRate > 1 && f&flow.TCPSyn == 0)
 		port = o.RemotePort
 	case flow.ProtoUDP:
 		if localService(o) && !d.serviceProbes(o.Host, o.End) {
@@ -938,6 +945,16 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	// Only hosts that netscan follows already: background UDP scans reach
 	// every address, and a host's first reply costs one contact at most.
 	udpFirst := !early && r.Proto == flow.ProtoUDP
+	// A sample of a TCP connection's data (sFlow) answers it as a flow
+	// record does, and likewise may come without its SYN: a connection's
+	// SYN is sampled once in sampling-rate times, its data far more often,
+	// so a client of many servers (a crawler) would show only the contacts
+	// of its few sampled SYNs, most of them unanswered. Its sampled data
+	// leaves answered contacts, which weigh against a verdict on the port:
+	// only for hosts with a few dozen unanswered contacts, so that the
+	// million clients of a network seen through sFlow do not each keep a
+	// table of the servers they download from.
+	sampledData := answer && r.Proto == flow.ProtoTCP && r.SamplingRate > 1
 	var s *hostState
 	if d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
 		s = d.state(o.Host, false)
@@ -948,6 +965,10 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		}
 		if early {
 			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+		} else if sampledData {
+			if s = d.state(o.Host, false); s != nil && int(s.open) >= d.trigger/8 {
+				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+			}
 		} else if udpFirst {
 			if s = d.state(o.Host, false); s != nil {
 				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
@@ -970,7 +991,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		// busy peer (the host's own resolver) does not answer a port
 		d.aggAnswer(o, port, r.Proto)
 	}
-	if !found && early {
+	if !found && (early || sampledData && int(s.open) >= d.trigger/8) {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
 	} else if !found && udpFirst {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
