@@ -106,3 +106,28 @@ func TestSampledCrawlerIsNoScanner(t *testing.T) {
 		}
 	}
 }
+
+// A scanner that connects with the operating system's defaults: 400 hosts
+// on port 22 at one to ten a second, one in ten refusing (RST), the silent
+// rest sent the SYN and Linux's six retransmissions (at 1, 3, 7, 15, 31 and
+// 63 s). Seven SYNs per silent contact are a scan's probes, not traffic.
+func TestConnectScannerWithRetransmissions(t *testing.T) {
+	for _, perSec := range []int{10, 2, 1} {
+		var c capture
+		for i := range 400 {
+			at := time.Duration(i) * time.Second / time.Duration(perSec)
+			sp := uint16(40000 + i)
+			if i%10 == 0 {
+				c.pkt(at, in(10), sp, ext(i+256), 22, flow.ProtoTCP, syn, 60)
+				c.pkt(at+20*ms, ext(i+256), 22, in(10), sp, flow.ProtoTCP, rstAck, 54)
+				continue
+			}
+			for _, r := range []time.Duration{0, 1, 3, 7, 15, 31, 63} {
+				c.pkt(at+r*time.Second, in(10), sp, ext(i+256), 22, flow.ProtoTCP, syn, 60)
+			}
+		}
+		if got := run(t, detect.Defaults(), nil, c.sorted()); !rulesOf(got, 10)[netscan.RuleHorizontal] {
+			t.Errorf("connect() scan of 400 hosts on port 22 at %d a second: %v", perSec, verdicts(got))
+		}
+	}
+}

@@ -17,3 +17,10 @@ func TestHostStateLayout(t *testing.T) {
 		t.Errorf("pend.at at offset %d, want in the first cache line", off)
 	}
 }
+
+// A contact stays 32 bytes: two to a cache line.
+func TestContactLayout(t *testing.T) {
+	if sz := unsafe.Sizeof(contact{}); sz != 32 {
+		t.Errorf("contact is %d bytes, want 32", sz)
+	}
+}

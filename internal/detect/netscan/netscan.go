@@ -186,9 +186,14 @@ type contact struct {
 	first uint32 // unix seconds
 	last  uint32
 	port  uint16
-	hits  uint16 // probe records, saturating
+	hits  uint16 // probe records, saturating (a TCP retransmission is none: see lport)
 	proto uint8
 	flags uint8
+	// lport is the host's port of the last probe: a SYN from the same port
+	// to the same destination and port is the kernel retransmitting one
+	// connection attempt (Linux sends 7 SYNs to a silent target), which
+	// does not make the contact traffic (max_probes_per_contact)
+	lport uint16
 }
 
 type pending struct {
@@ -847,9 +852,10 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 			s.unanswered(c, -1)
 		}
 		c.flags |= fAnswered
-	} else if c.hits < 0xffff {
+	} else if c.hits < 0xffff && (isNew || r.Proto != flow.ProtoTCP || c.lport != o.LocalPort) {
 		c.hits++
 	}
+	c.lport = o.LocalPort
 	if s.samples != nil && !answered {
 		s.samples.Add(r)
 	}
