@@ -131,3 +131,64 @@ func TestConnectScannerWithRetransmissions(t *testing.T) {
 		}
 	}
 }
+
+// A masscan of 50 ports over 2,000 hosts, seen in NetFlow, from a host that
+// also serves HTTPS on 8443 to 25 new clients a second: the answers its
+// clients send are of connections they began, and do not answer the scan.
+func TestMultiPortScanBesideAHighPortService(t *testing.T) {
+	var c capture
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 6000 {
+		x := rng.IntN(100000)
+		at := time.Duration(i) * 20 * ms
+		c.netflow(at, at, in(59), 61000, ext(x%2000+256), uint16(8000+x/2000), flow.ProtoTCP, syn, 1, 60)
+	}
+	for i := range 25 * 300 {
+		at := time.Duration(i) * time.Second / 25
+		cl, cp := ext(10000+i), uint16(32768+rng.IntN(28000))
+		c.netflow(at, at+2*time.Second, cl, cp, in(59), 8443, flow.ProtoTCP, syn|pshAck|flow.TCPFin, 12, 2000)
+		c.netflow(at, at+2*time.Second, in(59), 8443, cl, cp, flow.ProtoTCP, synAck|flow.TCPPsh|flow.TCPFin, 14, 14000)
+	}
+	if got := run(t, detect.Defaults(), nil, c.sorted()); !rulesOf(got, 59)[netscan.RuleHorizontal] {
+		t.Errorf("multi-port scan beside a service on 8443 not reported: %v", verdicts(got))
+	}
+}
+
+// A scan's finding shows its own probes' sampling rate and the time of its
+// first probe: an hour of client traffic through an exporter sampling
+// 1:1000 does not make a scan sampled 1:100 read as 1:1000, and NetFlow
+// records of SYNs retransmitted over 15 s are first seen at their start.
+func TestNetscanFindingTimesAndRate(t *testing.T) {
+	var c capture
+	for s := 0; s < 3600; s += 20 { // an hour of client traffic at 1:1000
+		c.sflow(time.Duration(s)*time.Second, 1000, in(58), 40000, ext(5), 443, flow.ProtoTCP, syn, 60)
+		c.sflow(time.Duration(s)*time.Second+ms, 1000, ext(5), 443, in(58), 40000, flow.ProtoTCP, pshAck, 1400)
+	}
+	for i := range 300 { // then a scan, sampled 1:100
+		c.sflow(3600*time.Second+time.Duration(i)*500*ms, 100, in(58), 61000, ext(1000+i), 23, flow.ProtoTCP, syn, 60)
+	}
+	for i := range 300 {
+		at := time.Duration(i) * 100 * ms
+		c.netflow(at, at+15*time.Second, in(62), uint16(40000+i), ext(256+i), 22, flow.ProtoTCP, syn, 5, 300)
+	}
+	got := run(t, detect.Defaults(), nil, c.sorted())
+	var n int
+	for _, f := range got {
+		switch f.InternalIP {
+		case in(58):
+			n++
+			if f.SamplingRate != 100 {
+				t.Errorf("scan sampled 1:100 reported with sampling rate %d", f.SamplingRate)
+			}
+		case in(62):
+			n++
+			if p := f.Probes[0]; !p.Time.Equal(t0) || !f.FirstSeen.Equal(t0) {
+				t.Errorf("first probe at %s, first seen %s; want %s, the first record's start",
+					p.Time.Sub(t0), f.FirstSeen.Sub(t0), t0)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("want the two scans reported: %v", verdicts(got))
+	}
+}

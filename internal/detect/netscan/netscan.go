@@ -824,7 +824,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	dst := o.Remote.As16()
 	fullUntil := s.fullUntil
-	c, isNew := d.insert(s, &dst, port, r.Proto, sec)
+	c, isNew := d.insertFrom(s, &dst, port, r.Proto, min(uint32(o.Start/1e9), sec), sec)
 	if c == nil {
 		if aggregated(r) {
 			d.aggProbe(s, port, r.Proto, sec)
@@ -961,6 +961,14 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	// million clients of a network seen through sFlow do not each keep a
 	// table of the servers they download from.
 	sampledData := answer && r.Proto == flow.ProtoTCP && r.SamplingRate > 1
+	// Such an answered contact of a connection the remote began — the
+	// host on the lower port, serving it (clients of a service on 8443) —
+	// is a remote's contact (fPeer): it answers nothing the host began and
+	// must not weigh against a scan of the host's.
+	first := uint8(fAnswered)
+	if r.Proto != flow.ProtoICMP && r.Proto != flow.ProtoICMPv6 && o.LocalPort < o.RemotePort {
+		first |= fPeer
+	}
 	var s *hostState
 	if d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
 		s = d.state(o.Host, false)
@@ -970,10 +978,10 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 			d.aggAnswer(o, port, r.Proto)
 		}
 		if early {
-			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), first)
 		} else if sampledData {
 			if s = d.state(o.Host, false); s != nil && int(s.open) >= d.trigger/8 {
-				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), first)
 			}
 		} else if udpFirst {
 			if s = d.state(o.Host, false); s != nil {
@@ -991,14 +999,14 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	if !answer {
 		return
 	}
-	found, first := d.answer(s, dst, port, r.Proto)
-	if (first || !found) && aggregated(r) {
+	found, once := d.answer(s, dst, port, r.Proto)
+	if (once || !found) && aggregated(r) {
 		// a remote whose contact is answered already counts once: a
 		// busy peer (the host's own resolver) does not answer a port
 		d.aggAnswer(o, port, r.Proto)
 	}
 	if !found && (early || sampledData && int(s.open) >= d.trigger/8) {
-		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered)
+		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), first)
 	} else if !found && udpFirst {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
 	}
@@ -1109,6 +1117,12 @@ func (d *Detector) find(s *hostState, dst *detector.Key16, port uint16, proto ui
 
 // insert finds or adds a contact; nil when the table is full.
 func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto uint8, sec uint32) (*contact, bool) {
+	return d.insertFrom(s, dst, port, proto, sec, sec)
+}
+
+// insertFrom is insert for a record lasting from second from to sec (a
+// flow record of several probes): a new contact's first probe is at from.
+func (d *Detector) insertFrom(s *hostState, dst *detector.Key16, port uint16, proto uint8, from, sec uint32) (*contact, bool) {
 	if i := d.find(s, dst, port, proto); i >= 0 {
 		c := &s.tab[i]
 		if c.last+d.w <= sec {
@@ -1116,7 +1130,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 			if c.flags&fAnswered == 0 {
 				s.unanswered(c, -1) // counted again by the caller
 			}
-			c.first, c.last, c.hits, c.flags = sec, sec, 0, fUsed
+			c.first, c.last, c.hits, c.flags = from, sec, 0, fUsed
 			return c, true
 		}
 		c.last = max(c.last, sec)
@@ -1145,7 +1159,7 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, proto 
 	if d.wasDropped(s, h, sec) {
 		flags |= fDropped
 	}
-	s.tab[i] = contact{dst: *dst, first: sec, last: sec, port: port, proto: proto, flags: flags}
+	s.tab[i] = contact{dst: *dst, first: from, last: sec, port: port, proto: proto, flags: flags}
 	s.n++
 	return &s.tab[i], true
 }
@@ -1501,6 +1515,18 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 	f.Probes = probes
 	if s.samples != nil {
 		f.Packets, f.PacketsOmitted = s.samples.Copy()
+		// the highest sampling rate of the records kept since the host
+		// came near a verdict — its probes — not of all it ever sent (an
+		// hour of client traffic through another exporter, say)
+		var rate uint32
+		for i := range f.Packets {
+			if r := &f.Packets[i]; r.Proto == p.proto {
+				rate = max(rate, detector.Rate(r))
+			}
+		}
+		if rate > 0 {
+			f.SamplingRate = rate
+		}
 	}
 	return f
 }
