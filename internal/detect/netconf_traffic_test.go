@@ -71,3 +71,24 @@ func TestRandomSpoofingIsOneEpisode(t *testing.T) {
 			got[0].Source, got[0].FirstSeen.Sub(t0), got[1].Source, got[1].FirstSeen.Sub(t0))
 	}
 }
+
+// A customer's server (its MAC in the inventory) sending packets with a
+// source that is nobody's to another customer at the same edge spoofs, as
+// it does towards the internet; traffic from the router's MAC to a
+// customer does not.
+func TestSpoofingTowardsANeighbour(t *testing.T) {
+	nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("203.0.113.128/25")})
+	macA, router := flow.MAC{0x02, 0, 0, 0, 0, 0x0a}, flow.MAC{0x02, 0, 0, 0, 0, 0xfe}
+	nets.AddMAC(macA, "203.0.113.0/25")
+	var c capture
+	for i := range 50 {
+		c.pkt(time.Duration(i)*ms, netip.MustParseAddr("198.18.5.5"), 1234, in(200), 80, flow.ProtoTCP, syn, 60)
+		c.recs[len(c.recs)-1].SrcMAC = macA
+		c.pkt(time.Duration(i)*ms, ext(9), 443, in(201), 40000+uint16(i), flow.ProtoTCP, pshAck, 1400)
+		c.recs[len(c.recs)-1].SrcMAC = router
+	}
+	got := run(t, detect.Defaults(), nets, c.sorted())
+	if len(got) != 1 || got[0].Rule != netconf.RuleSpoofedSource || got[0].Source != netip.MustParseAddr("198.18.5.5") || got[0].MAC != macA {
+		t.Errorf("findings %v, want one spoofed_source 198.18.5.5 from MAC %s", verdicts(got), macA)
+	}
+}

@@ -148,6 +148,11 @@ type counter struct {
 	samples     *detector.Samples
 }
 
+type macOwned struct {
+	mac          flow.MAC
+	owned, valid bool
+}
+
 type macCache struct {
 	mac      flow.MAC
 	mismatch bool
@@ -170,6 +175,11 @@ type Detector struct {
 	overflowSrc netip.Addr
 	mismatch    map[uint32]*counter
 	macs        []macCache
+	// inMACs are the last source MACs of records to an internal address
+	// and whether a customer's server owns them (an edge's inbound traffic
+	// comes from one or two router MACs: asked once, not per record)
+	inMACs [2]macOwned
+	inNext int
 }
 
 // New returns the detector; conf must be valid. nets may be nil (no owner
@@ -264,6 +274,13 @@ var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if o.Dir != detector.Out {
+		// a record to a customer from a source that is nobody's, sent
+		// from a MAC the inventory gives a customer's server: that server
+		// spoofs (towards another customer of the same edge), as a record
+		// where neither end is internal shows
+		if !o.RemoteInternal && d.nets != nil && !r.SrcMAC.IsZero() && d.customerMAC(r.SrcMAC) {
+			d.ObserveForeign(r, o.Start, o.End)
+		}
 		return
 	}
 	// a private remote that is a customer's address (CGNAT subscribers of
@@ -315,6 +332,19 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		f.Detail = fmt.Sprintf("address %s (assigned to %s) sent from MAC %s (assigned to %s)", o.Addr, ipOwner, c.mac, c.owner)
 		d.env.Reporter.Report(f)
 	}
+}
+
+// customerMAC reports whether the inventory assigns mac to an owner.
+func (d *Detector) customerMAC(mac flow.MAC) bool {
+	for i := range d.inMACs {
+		if c := &d.inMACs[i]; c.valid && c.mac == mac {
+			return c.owned
+		}
+	}
+	_, owned := d.nets.MACOwner(mac)
+	d.inMACs[d.inNext] = macOwned{mac: mac, owned: owned, valid: true}
+	d.inNext = (d.inNext + 1) % len(d.inMACs)
+	return owned
 }
 
 // ObserveForeign implements detector.ForeignObserver. Sources that only
