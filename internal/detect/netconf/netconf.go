@@ -3,7 +3,9 @@
 //
 //   - incorrect_network_config.spoofed_source: a record where neither end is
 //     internal — at a customer-facing edge the source belongs to no customer
-//     (spoofed or misconfigured). Reported per source address (Finding.Source)
+//     (spoofed or misconfigured) — or a record to a customer whose source
+//     belongs to no customer, sent from a MAC the inventory gives a
+//     customer's server. Reported per source address (Finding.Source)
 //     for the first 256 distinct sources of a window; further sources (random
 //     spoofing) are reported together under the first of them.
 //   - incorrect_network_config.foreign_address: an internal source address
