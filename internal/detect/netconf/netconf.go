@@ -280,7 +280,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		// from a MAC the inventory gives a customer's server: that server
 		// spoofs (towards another customer of the same edge), as a record
 		// where neither end is internal shows
-		if !o.RemoteInternal && d.nets != nil && !r.SrcMAC.IsZero() && d.customerMAC(r.SrcMAC) {
+		if !r.SrcMAC.IsZero() && !o.RemoteInternal && d.nets != nil && d.customerMAC(r.SrcMAC) {
 			d.ObserveForeign(r, o.Start, o.End)
 		}
 		return

@@ -961,14 +961,6 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	// million clients of a network seen through sFlow do not each keep a
 	// table of the servers they download from.
 	sampledData := answer && r.Proto == flow.ProtoTCP && r.SamplingRate > 1
-	// Such an answered contact of a connection the remote began — the
-	// host on the lower port, serving it (clients of a service on 8443) —
-	// is a remote's contact (fPeer): it answers nothing the host began and
-	// must not weigh against a scan of the host's.
-	first := uint8(fAnswered)
-	if r.Proto != flow.ProtoICMP && r.Proto != flow.ProtoICMPv6 && o.LocalPort < o.RemotePort {
-		first |= fPeer
-	}
 	var s *hostState
 	if d.maybe(o.Host, detector.Hash16(&dst, uint32(r.Proto)<<16|uint32(port))) {
 		s = d.state(o.Host, false)
@@ -978,10 +970,10 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 			d.aggAnswer(o, port, r.Proto)
 		}
 		if early {
-			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), first)
+			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 		} else if sampledData {
 			if s = d.state(o.Host, false); s != nil && int(s.open) >= d.trigger/8 {
-				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), first)
+				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 			}
 		} else if udpFirst {
 			if s = d.state(o.Host, false); s != nil {
@@ -1006,10 +998,22 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		d.aggAnswer(o, port, r.Proto)
 	}
 	if !found && (early || sampledData && int(s.open) >= d.trigger/8) {
-		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), first)
+		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 	} else if !found && udpFirst {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
 	}
+}
+
+// answeredBy returns the flags of the answered contact that a flow
+// record's or sample's answer leaves when it finds none: a connection the
+// remote began — the host on the lower port, serving it (clients of a
+// service on 8443) — is a remote's contact (fPeer), which answers nothing
+// the host began and does not weigh against a scan of the host's.
+func answeredBy(r *flow.Record, o *detector.Orientation) uint8 {
+	if r.Proto != flow.ProtoICMP && r.Proto != flow.ProtoICMPv6 && o.LocalPort < o.RemotePort {
+		return fAnswered | fPeer
+	}
+	return fAnswered
 }
 
 // answerFirst records an answer that came before its probe record as an
