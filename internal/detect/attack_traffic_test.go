@@ -38,9 +38,19 @@ func TestReflectionPortOfAClientSocket(t *testing.T) {
 		c.sflow(at, 10, ext(41), 40123, in(41), 37810, flow.ProtoUDP, 0, 60)
 		c.sflow(at+ms, 10, in(41), 37810, ext(41), 40123, flow.ProtoUDP, 0, 1400)
 	}
+	for i := 0; i < 120*600; i++ { // the same at 60,000 packets/s (sFlow 1:100): its answers make it no flood
+		at := time.Duration(i) * time.Second / 600
+		c.sflow(at, 100, in(39), 37810, ext(39), 443, flow.ProtoUDP, 0, 1250)
+		if i%4 == 0 {
+			c.sflow(at+ms, 100, ext(39), 443, in(39), 37810, flow.ProtoUDP, 0, 60)
+		}
+	}
 	fs := run(t, detect.Defaults(), nil, c.sorted())
 	if got := rulesOf(fs, 40); len(got) != 0 {
 		t.Errorf("QUIC upload from port 37810 reported: %v", got)
+	}
+	if got := rulesOf(fs, 39); got[attack.RuleUDPFlood] {
+		t.Errorf("answered QUIC upload of 60,000 packets/s from port 37810 reported: %v", got)
 	}
 	if !rulesOf(fs, 41)[attack.RuleReflection] {
 		t.Errorf("DVR reflection from port 37810 not reported: %v", verdicts(fs))

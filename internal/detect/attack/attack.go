@@ -544,7 +544,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		d.hosts[o.Host] = d.table()
 	}
 	target := o.Remote.As16()
-	if has(&d.services, o.LocalPort) {
+	if has(&d.services, o.LocalPort) && !clientSocket(o.LocalPort, o.RemotePort) {
 		// a request to the host's own service (DNS, NTP, ...), no answer
 		// to a stream of the host's
 		if has(&d.amp, o.LocalPort) { // requests to an amplifier: bytes
