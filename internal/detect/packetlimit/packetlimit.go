@@ -251,12 +251,20 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 		packets = packets / uint64(s1-s0+1) * uint64(d.ring)
 		s0 = s1 - d.ring + 1
 	}
-	d.addCoarse(c, s0, s1, packets)
+	// the coarse meter covers a window: only a long record's last window
+	// goes into it (addCoarse would fold the shares of buckets past its
+	// oldest into its newest)
+	cs0, cpk := s0, packets
+	if s1-s0 >= d.w {
+		cpk = packets / uint64(s1-s0+1) * uint64(d.w)
+		cs0 = s1 - d.w + 1
+	}
+	d.addCoarse(c, cs0, s1, cpk)
 	if *c.hot == 0 {
 		if d.coarseSum(c) < d.promote {
 			return
 		}
-		d.promoteHost(c, o, di, s0, s1, packets, detector.SampledShare(r, packets, r.Packets))
+		d.promoteHost(c, o, di, cs0, cpk, s0, s1, packets, detector.SampledShare(r, packets, r.Packets))
 	} else if d.coarseSum(c) < d.demote {
 		d.release(c)
 		return
@@ -328,10 +336,11 @@ func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 }
 
 // promoteHost gives the host a per-second ring, seeded from the coarse
-// buckets; the record that promoted it (packets over seconds s0..s1) is
-// taken out of them and spread exactly, so that a long record whose first
-// bucket straddles the window's start is not lost with that bucket.
-func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, now int64, packets, smp uint64) {
+// buckets; the record that promoted it (packets over seconds s0..now, of
+// which cpk over cs0..now went into the coarse meter) is taken out of them
+// and spread exactly, so that a long record whose first bucket straddles
+// the window's start is not lost with that bucket.
+func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, cs0 int64, cpk uint64, s0, now int64, packets, smp uint64) {
 	var h *hotState
 	if n := len(d.free); n > 0 {
 		*c.hot = d.free[n-1] + 1
@@ -362,7 +371,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, s0, no
 	// made again into empty buckets with the same newest bucket
 	var own [nCoarse]uint32
 	ownHead := *c.head
-	d.addCoarse(coarse{pk: &own, head: &ownHead}, s0, now, packets)
+	d.addCoarse(coarse{pk: &own, head: &ownHead}, cs0, now, cpk)
 	// Seed the rest from the coarse buckets, each attributed to its first
 	// second: never later than the packets really were, so the sum stays
 	// a lower bound.
@@ -557,13 +566,13 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64, k int) detec
 func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction, from, now int64, sum uint64) *detector.Summary {
 	s := &detector.Summary{Direction: dir, Internal: addr, ThresholdPPS: d.conf.ThresholdPPS}
 	merged := map[detector.Key16]*detector.Counters{}
-	start := now
+	start, end := now, now
 	for i := range h.gen {
 		g := &h.gen[i]
 		if g.sum.Flows == 0 || g.last < from || g.from > now {
 			continue // nothing in the window (a flood that stopped before it)
 		}
-		start = min(start, g.from)
+		start, end = min(start, g.from), max(end, g.last)
 		s.Sum.Merge(g.sum)
 		for _, e := range g.ext {
 			c := merged[e.key]
@@ -581,7 +590,9 @@ func (d *Detector) summary(h *hotState, addr netip.Addr, dir detector.Direction,
 	// below the limit its finding says was exceeded. Shorter (the address
 	// came near its limit recently), it covers its own period and says so.
 	secs := (now - start + 1e9 - 1) / 1e9
-	scale := secs > d.w && s.Sum.Packets > sum
+	// reaching past the window's end too (a window ending before the
+	// newest record): scaled likewise
+	scale := (secs > d.w || end > now) && s.Sum.Packets > sum
 	total := s.Sum.Packets
 	if scale {
 		secs = d.w

@@ -310,3 +310,18 @@ func TestStaggeredFlowRecordsOfALongFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestLongRecordDoesNotInflateTheSeed: a 30-minute NetFlow record (a 30
+// minute active timeout) of 6,000 packets/s and then one second of 27 M
+// packets: the window holds 28.8 M packets, under the 30 M limit. The long
+// record's seconds before the coarse meter's buckets must not be folded
+// into its newest bucket, which seeds the ring at promotion.
+func TestLongRecordDoesNotInflateTheSeed(t *testing.T) {
+	a := netflowRec(t0, 1800, "203.0.113.9", "198.51.100.1", 40000, 9000, 6000)
+	b := netflowRec(a.End, 1, "203.0.113.9", "198.51.100.2", 40001, 9000, 27_000_000)
+	r := detectortest.NewRecorder()
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), sortByEnd([]flow.Record{a, b}))
+	for _, f := range r.Findings {
+		t.Errorf("finding %q for a window of 28.8 M packets (limit 30 M)", f.Detail)
+	}
+}
