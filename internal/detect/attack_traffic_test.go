@@ -81,6 +81,10 @@ func TestNetFlowTunnelIsAConversation(t *testing.T) {
 				back()
 			}
 		}
+		// the answers' record of the last minute a few seconds apart (the
+		// exporter sweeps its cache entries separately)
+		c.netflow(5*time.Minute, 6*time.Minute, in(42), 51820, ext(42), 51820, flow.ProtoUDP, 0, 80000*60, 80000*60*1400)
+		c.netflow(5*time.Minute+3*time.Second, 6*time.Minute+3*time.Second, ext(42), 51820, in(42), 51820, flow.ProtoUDP, 0, 40000*60, 40000*60*120)
 		fs := run(t, detect.Defaults(), nil, c.recs) // in export order
 		if got := rulesOf(fs, 42); got[attack.RuleUDPFlood] {
 			t.Errorf("answers first %v: answered tunnel reported as a UDP flood", answersFirst)

@@ -195,6 +195,8 @@ type Detector struct {
 type waiting struct {
 	host   uint32
 	target detector.Key16
+	due    int64 // the slot's due when the verdict began to wait (a later wait of the slot has its own entry)
+	ripe   bool  // the wait is over: decided at the next tick, after the record that ended it
 }
 
 // answerWait is how long, in event time, a UDP flood verdict that a flow
@@ -458,6 +460,14 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	if sl == nil {
 		sl = d.newSlot(s, &target, class, port, o)
 	}
+	if sl.due != 0 && o.End >= sl.due {
+		// the stream's next record after a verdict's wait: decided on the
+		// window the verdict was about, before this record moves it on
+		sl.due = 0
+		if sum(&sl.pk) > d.limit[classUDP] {
+			d.evaluate(sl, o.Host, sl.last)
+		}
+	}
 	b := uint32(o.End / 1e9 / d.bw)
 	if b+nb <= sl.head {
 		return // older than the window
@@ -497,7 +507,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 		// proven by a flow record: the target's answers, if any, may be
 		// in a record of the same export still to come (Tick decides)
 		sl.due = o.End + answerWait
-		d.waiting = append(d.waiting, waiting{host: o.Host, target: target})
+		d.waiting = append(d.waiting, waiting{host: o.Host, target: target, due: sl.due})
 		return
 	}
 	d.evaluate(sl, o.Host, o.End)
@@ -531,7 +541,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
-		if r.Packets < d.gateAt[0] || !detector.IsFlow(r) {
+		if !detector.IsFlow(r) || d.windowShare(r, o) < d.gateAt[0] {
 			return
 		}
 		// a flow record of answers at a flood's scale, before the
@@ -555,12 +565,22 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		return
 	}
 	sl := d.find(d.hosts[o.Host], &target, classUDP, 0) // answers to a UDP stream: packets
-	if sl == nil && r.Packets >= d.gateAt[0] && detector.IsFlow(r) {
+	if sl == nil && detector.IsFlow(r) && d.windowShare(r, o) >= d.gateAt[0] {
 		sl = d.slot(d.hosts[o.Host], &target, classUDP, 0, o)
 	}
 	if sl != nil {
 		d.received(sl, o, r.Packets)
 	}
+}
+
+// windowShare returns r's packets within a window (a record of 30
+// minutes brings a sixth of its packets to a window of 5).
+func (d *Detector) windowShare(r *flow.Record, o *detector.Orientation) uint64 {
+	secs := o.End/1e9 - o.Start/1e9 + 1
+	if secs <= d.w {
+		return r.Packets
+	}
+	return detector.MulDiv(r.Packets, uint64(d.w), uint64(secs))
 }
 
 // received adds v, counted from the target, to the slot's in buckets.
@@ -657,6 +677,10 @@ func (d *Detector) Tick(now int64) { d.decide(now) }
 // are decided on what was seen.
 func (d *Detector) Flush() { d.decide(1<<63 - 1) }
 
+// decide decides the verdicts whose wait is over. The engine ticks before
+// it observes the record that moved event time on, which may be the
+// answers' own record: a verdict whose wait ends at a tick is decided at
+// the next one (Flush: at once).
 func (d *Detector) decide(now int64) {
 	keep := d.waiting[:0]
 	for _, w := range d.waiting {
@@ -664,15 +688,16 @@ func (d *Detector) decide(now int64) {
 			continue // forgotten
 		}
 		sl := d.find(d.hosts[w.host], &w.target, classUDP, 0)
-		if sl == nil || sl.due == 0 {
-			continue // replaced by another target
+		if sl == nil || sl.due != w.due {
+			continue // decided, or replaced by another target
 		}
-		if sl.due > now {
+		if sl.due > now || !w.ripe && now != 1<<63-1 {
+			w.ripe = sl.due <= now
 			keep = append(keep, w)
 			continue
 		}
 		sl.due = 0
-		if sum(&sl.pk) >= d.limit[classUDP] {
+		if sum(&sl.pk) > d.limit[classUDP] {
 			d.evaluate(sl, w.host, min(now, sl.last))
 		}
 	}
