@@ -86,12 +86,15 @@ func (c Configuration) Validate() error {
 		w   Duration
 	}{{"packet_limit", c.PacketLimit.Window}, {"netscan", c.Netscan.Window}, {"attack", c.Attack.Window},
 		{"spam", c.Spam.Window}, {"incorrect_network_config", c.IncorrectNetworkConfig.Window}}
-	for _, w := range windows {
-		if c.HostExpiry < w.w {
-			errs = append(errs, fmt.Errorf("detect.host_expiry: %s is shorter than detect.%s.window (%s): a host's state would expire inside its window; set host_expiry to at least %s",
-				c.HostExpiry.D(), w.key, w.w.D(), w.w.D()))
-			break
+	longest := windows[0]
+	for _, w := range windows[1:] {
+		if w.w > longest.w {
+			longest = w
 		}
+	}
+	if c.HostExpiry < longest.w {
+		errs = append(errs, fmt.Errorf("detect.host_expiry: %s is shorter than detect.%s.window (%s), the longest window: a host's state would expire inside it; set host_expiry to at least %s",
+			c.HostExpiry.D(), longest.key, longest.w.D(), longest.w.D()))
 	}
 	if c.Evidence.Packets < 1 || c.Evidence.Packets > 10000 {
 		errs = append(errs, errors.New("detect.evidence.packets: must be between 1 and 10000"))

@@ -64,6 +64,7 @@ func TestConfigurationErrorsNameTheKey(t *testing.T) {
 		{"spam: {min_destinations: 600}", "detect.spam.max_destinations"},
 		{"host_expiry: 1m", "detect.host_expiry: 1m0s is shorter than detect.packet_limit.window (5m0s)"},
 		{"packet_limit: {window: 1h}", "detect.host_expiry: 10m0s is shorter than detect.packet_limit.window (1h0m0s)"},
+		{"{host_expiry: 1m, netscan: {window: 20m}}", "detect.host_expiry: 1m0s is shorter than detect.netscan.window (20m0s), the longest window"},
 		{"packet_limit: {directions: []}", "detect.packet_limit.directions: must list out, in or both"},
 		{"netscan: {window: 5}", "invalid duration"},
 		{"netscan: {windw: 5s}", "unknown field \"windw\""},

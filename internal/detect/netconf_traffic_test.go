@@ -33,6 +33,9 @@ func TestLinkChatterIsNoMisconfiguration(t *testing.T) {
 		"an echo reply to the router's fe80::1": func(c *capture, at time.Duration) {
 			c.icmp(at, in6(43), netip.MustParseAddr("fe80::1"), 129, 64)
 		},
+		"a neighbour solicitation to a ULA neighbour": func(c *capture, at time.Duration) {
+			c.icmp(at, in6(45), netip.MustParseAddr("fd00::1"), 135, 72)
+		},
 	}
 	for name, b := range cases {
 		var c capture

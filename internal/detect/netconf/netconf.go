@@ -260,14 +260,23 @@ func distinct(c *counter) string {
 	return fmt.Sprint(c.distinct)
 }
 
+// neighbourDiscovery reports whether r is ICMPv6 router or neighbour
+// discovery (types 133 to 137), which a host sends to its neighbours'
+// unicast addresses too (a ULA neighbour's reachability check).
+func neighbourDiscovery(r *flow.Record) bool {
+	t := r.DstPort >> 8
+	return r.Proto == flow.ProtoICMPv6 && t >= 133 && t <= 137
+}
+
 // onLink reports whether a record to dst never leaves the link it was sent
 // on, so that no destination or source of it is routed anywhere: the
 // limited broadcast 255.255.255.255 (DHCP, LAN discovery), link-local
-// multicast (224.0.0.0/24: VRRP, OSPF; ff02::/16) and, for ICMPv6, a
-// link-local destination (neighbour discovery, the router's echo requests
-// from its link-local address answered from a global one).
+// multicast (224.0.0.0/24: VRRP, OSPF; ff02::/16), IPv6 neighbour
+// discovery to any address and, for ICMPv6, a link-local destination (the
+// router's echo requests from its link-local address answered from a
+// global one).
 func onLink(r *flow.Record, dst netip.Addr) bool {
-	return dst == limitedBroadcast || dst.IsLinkLocalMulticast() ||
+	return dst == limitedBroadcast || dst.IsLinkLocalMulticast() || neighbourDiscovery(r) ||
 		r.Proto == flow.ProtoICMPv6 && dst.IsLinkLocalUnicast()
 }
 
