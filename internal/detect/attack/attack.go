@@ -399,17 +399,9 @@ func sum[T uint32 | uint64](a *[nb]T) uint64 {
 	return s
 }
 
-// slot returns the host's slot for (target, class, port), taking a new one
-// while there are fewer than Targets, then the quietest (space-saving).
-func (d *Detector) slot(s *hostState, target *detector.Key16, class uint8, port uint16, o *detector.Orientation) *slot {
-	if sl := d.find(s, target, class, port); sl != nil {
-		return sl
-	}
-	return d.newSlot(s, target, class, port, o)
-}
-
 // newSlot takes a slot for (target, class, port), which the host has none
-// for.
+// for: a new one while there are fewer than Targets, then the quietest
+// (space-saving).
 func (d *Detector) newSlot(s *hostState, target *detector.Key16, class uint8, port uint16, o *detector.Orientation) *slot {
 	b := uint32(o.End / 1e9 / d.bw)
 	var q *slot
@@ -463,10 +455,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	if sl.due != 0 && o.End >= sl.due {
 		// the stream's next record after a verdict's wait: decided on the
 		// window the verdict was about, before this record moves it on
-		sl.due = 0
-		if sum(&sl.pk) > d.limit[classUDP] {
-			d.evaluate(sl, o.Host, sl.last)
-		}
+		d.settle(sl, o.Host)
 	}
 	b := uint32(o.End / 1e9 / d.bw)
 	if b+nb <= sl.head {
@@ -505,7 +494,8 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	}
 	if class == classUDP && port == 0 && detector.IsFlow(r) {
 		// proven by a flow record: the target's answers, if any, may be
-		// in a record of the same export still to come (Tick decides)
+		// in a record of the same export still to come (the stream's next
+		// record or a tick decides: see decide)
 		sl.due = o.End + answerWait
 		d.waiting = append(d.waiting, waiting{host: o.Host, target: target, due: sl.due})
 		return
@@ -566,7 +556,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	}
 	sl := d.find(d.hosts[o.Host], &target, classUDP, 0) // answers to a UDP stream: packets
 	if sl == nil && detector.IsFlow(r) && d.windowShare(r, o) >= d.gateAt[0] {
-		sl = d.slot(d.hosts[o.Host], &target, classUDP, 0, o)
+		sl = d.newSlot(d.hosts[o.Host], &target, classUDP, 0, o)
 	}
 	if sl != nil {
 		d.received(sl, o, r.Packets)
@@ -671,17 +661,17 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 
 // Tick implements detector.Detector: UDP flood verdicts that waited for
 // answers long enough are decided.
-func (d *Detector) Tick(now int64) { d.decide(now) }
+func (d *Detector) Tick(now int64) { d.decide(now, false) }
 
 // Flush implements detector.Detector: verdicts still waiting for answers
 // are decided on what was seen.
-func (d *Detector) Flush() { d.decide(1<<63 - 1) }
+func (d *Detector) Flush() { d.decide(1<<63-1, true) }
 
 // decide decides the verdicts whose wait is over. The engine ticks before
 // it observes the record that moved event time on, which may be the
 // answers' own record: a verdict whose wait ends at a tick is decided at
-// the next one (Flush: at once).
-func (d *Detector) decide(now int64) {
+// the next one (at the end of the input, at once).
+func (d *Detector) decide(now int64, final bool) {
 	keep := d.waiting[:0]
 	for _, w := range d.waiting {
 		if int(w.host) >= len(d.hosts) || d.hosts[w.host] == nil {
@@ -691,17 +681,23 @@ func (d *Detector) decide(now int64) {
 		if sl == nil || sl.due != w.due {
 			continue // decided, or replaced by another target
 		}
-		if sl.due > now || !w.ripe && now != 1<<63-1 {
+		if !final && (sl.due > now || !w.ripe) {
 			w.ripe = sl.due <= now
 			keep = append(keep, w)
 			continue
 		}
-		sl.due = 0
-		if sum(&sl.pk) > d.limit[classUDP] {
-			d.evaluate(sl, w.host, min(now, sl.last))
-		}
+		d.settle(sl, w.host)
 	}
 	d.waiting = keep
+}
+
+// settle ends the wait of a slot's UDP flood verdict and decides it on the
+// slot's window as it stands (its answers counted), as of its last record.
+func (d *Detector) settle(sl *slot, host uint32) {
+	sl.due = 0
+	if sum(&sl.pk) > d.limit[classUDP] {
+		d.evaluate(sl, host, sl.last)
+	}
 }
 
 // Forget implements detector.Detector.
