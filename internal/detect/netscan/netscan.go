@@ -75,8 +75,8 @@
 // SYN or RST) answers its contact, and for a host with a few dozen
 // unanswered contacts leaves an answered one where there was none (the
 // connection's SYN was not sampled), so a crawler's sampled data weighs
-// against the few contacts its sampled SYNs open. The thresholds count sampled contacts
-// unscaled.
+// against the few contacts its sampled SYNs open. The thresholds count
+// sampled contacts unscaled.
 package netscan
 
 import (
@@ -972,7 +972,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		if early {
 			d.answerFirst(d.state(o.Host, true), dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 		} else if sampledData {
-			if s = d.state(o.Host, false); s != nil && int(s.open) >= d.trigger/8 {
+			if s = d.state(o.Host, false); s != nil && d.keepsAnswers(s) {
 				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 			}
 		} else if udpFirst {
@@ -997,12 +997,17 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		// busy peer (the host's own resolver) does not answer a port
 		d.aggAnswer(o, port, r.Proto)
 	}
-	if !found && (early || sampledData && int(s.open) >= d.trigger/8) {
+	if !found && (early || sampledData && d.keepsAnswers(s)) {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 	} else if !found && udpFirst {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
 	}
 }
+
+// keepsAnswers reports whether a sampled TCP answer that finds no contact
+// leaves one for the host: only with a few dozen unanswered contacts (see
+// inbound).
+func (d *Detector) keepsAnswers(s *hostState) bool { return int(s.open) >= d.trigger/8 }
 
 // answeredBy returns the flags of the answered contact that a flow
 // record's or sample's answer leaves when it finds none: a connection the
@@ -1324,7 +1329,7 @@ func (d *Detector) evaluate(s *hostState, p *pending, sec uint32, rules uint8) (
 
 func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
 	if s.pend.at != 0 && now >= s.pend.at { // inlined: every probe asks
-		d.confirmDue(s, host, now)
+		d.confirmDue(s, host, now, false)
 	}
 }
 
@@ -1332,13 +1337,15 @@ func (d *Detector) checkPending(s *hostState, host uint32, now int64) {
 // as of the time it was proposed (the contacts it counted may have aged
 // out of the window by a late now: the next records of an input that
 // continues a day later), and the verdict that confirm proposes after it
-// when that is due too.
-func (d *Detector) confirmDue(s *hostState, host uint32, now int64) {
+// when that is due too. At the end of the input (final) they are
+// confirmed without waiting for their grace.
+func (d *Detector) confirmDue(s *hostState, host uint32, now int64, final bool) {
 	for range 3 { // the pending verdict, then at most one per rule
-		if s.pend.at == 0 || now < s.pend.at {
+		if s.pend.at == 0 || !final && now < s.pend.at {
 			return
 		}
-		d.confirm(s, host, now, s.pend.at-d.grace())
+		at := s.pend.at - d.grace()
+		d.confirm(s, host, max(now, at), at)
 	}
 }
 
@@ -1547,7 +1554,7 @@ func (d *Detector) Tick(now int64) {
 			}
 			continue
 		}
-		if d.confirmDue(s, h, now); s.pend.at == 0 {
+		if d.confirmDue(s, h, now, false); s.pend.at == 0 {
 			s.queued = false
 			continue
 		}
@@ -1574,10 +1581,7 @@ func (d *Detector) Flush() {
 		if s == nil {
 			continue
 		}
-		for i := 0; i < 3 && s.pend.at != 0; i++ { // the pending verdict, then what confirm proposes
-			at := s.pend.at - d.grace()
-			d.confirm(s, h, max(at, d.now), at)
-		}
+		d.confirmDue(s, h, d.now, true)
 		s.queued = false
 	}
 	d.queue = d.queue[:0]
