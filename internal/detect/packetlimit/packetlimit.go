@@ -246,19 +246,11 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	}
 	c := meter(hr, di)
 	s0, s1 := o.Start/1e9, o.End/1e9
-	packets := r.Packets
-	if s1-s0 >= d.ring { // only the seconds of the ring can matter
-		packets = packets / uint64(s1-s0+1) * uint64(d.ring)
-		s0 = s1 - d.ring + 1
-	}
-	// the coarse meter covers a window: only a long record's last window
-	// goes into it (addCoarse would fold the shares of buckets past its
-	// oldest into its newest)
-	cs0, cpk := s0, packets
-	if s1-s0 >= d.w {
-		cpk = packets / uint64(s1-s0+1) * uint64(d.w)
-		cs0 = s1 - d.w + 1
-	}
+	// only the seconds of the ring can matter, and the coarse meter covers
+	// a window: only a long record's last window goes into it (addCoarse
+	// would fold the shares of buckets past its oldest into its newest)
+	s0, packets := lastSeconds(s0, s1, r.Packets, d.ring)
+	cs0, cpk := lastSeconds(s0, s1, packets, d.w)
 	d.addCoarse(c, cs0, s1, cpk)
 	if *c.hot == 0 {
 		if d.coarseSum(c) < d.promote {
@@ -274,6 +266,15 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	h := d.hot[*c.hot-1]
 	d.account(h, r, o, s0, packets)
 	d.evaluate(h, o.End)
+}
+
+// lastSeconds returns the start and the packets of the last n seconds of
+// a record of packets over seconds s0..s1, evenly spread.
+func lastSeconds(s0, s1 int64, packets uint64, n int64) (int64, uint64) {
+	if s1-s0 < n {
+		return s0, packets
+	}
+	return s1 - n + 1, packets / uint64(s1-s0+1) * uint64(n)
 }
 
 // scaled is c times part/total (part <= total), at least one flow.
@@ -435,11 +436,17 @@ func (d *Detector) advance(h *hotState, s int64) {
 // the windows that hold sec.
 func (d *Detector) put(h *hotState, sec int64, n uint64) {
 	h.pk[sec%d.ring] += n
-	for k, lag := range d.lags {
-		if end := h.head - lag; sec <= end && sec > end-d.w {
+	for k := range d.lags {
+		if d.holds(h, k, sec) {
 			h.sum[k] += n
 		}
 	}
+}
+
+// holds reports whether window k (see lags) holds second sec.
+func (d *Detector) holds(h *hotState, k int, sec int64) bool {
+	end := h.head - d.lags[k]
+	return sec <= end && sec > end-d.w
 }
 
 func (d *Detector) addFine(h *hotState, s0, s1 int64, packets, smp uint64) {
@@ -455,8 +462,8 @@ func (d *Detector) addFine(h *hotState, s0, s1 int64, packets, smp uint64) {
 	})
 	i := s1 % d.ring
 	v := min(uint64(h.sm[i])+smp, 0xffffffff)
-	for k, lag := range d.lags {
-		if end := h.head - lag; s1 <= end && s1 > end-d.w {
+	for k := range d.lags {
+		if d.holds(h, k, s1) {
 			h.smSum[k] += v - uint64(h.sm[i])
 		}
 	}
