@@ -303,32 +303,23 @@ func replaceEvidence(dir string, findings []detect.Finding) error {
 }
 
 // writeEvidence writes a finding's evidence files into DIR/NNN-kind-addr/
-// (the internal address, or the spoofed source), whole or not at all: the
-// files are written into a temporary directory that is then renamed. It
-// returns the directory's name.
+// (the internal address, or the spoofed source) and returns the
+// directory's name. replaceEvidence writes into its staging directory,
+// which it discards when a write fails.
 func writeEvidence(dir string, n int, f detect.Finding) (string, error) {
 	addr := f.InternalIP
 	if !addr.IsValid() {
 		addr = f.Source
 	}
 	name := fmt.Sprintf("%03d-%s-%s", n, f.Kind, strings.ReplaceAll(addr.String(), ":", "_"))
-	tmp, err := os.MkdirTemp(dir, ".tmp-"+name+"-")
-	if err != nil {
+	path := filepath.Join(dir, name)
+	if err := os.Mkdir(path, 0o755); err != nil {
 		return "", err
 	}
 	for _, file := range evidence.Files(f) {
-		if err := os.WriteFile(filepath.Join(tmp, file.Name), file.Data, 0o644); err != nil {
-			os.RemoveAll(tmp)
+		if err := os.WriteFile(filepath.Join(path, file.Name), file.Data, 0o644); err != nil {
 			return "", err
 		}
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		os.RemoveAll(tmp)
-		return "", err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.RemoveAll(tmp)
-		return "", err
 	}
 	return name, nil
 }
