@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"padlock/internal/detect/detector"
 	"padlock/internal/detect/detector/detectortest"
 	"padlock/internal/detect/netscan"
 	"padlock/internal/flow"
@@ -162,14 +163,6 @@ func TestProbeTimesWithinWindow(t *testing.T) {
 	for i := 0; i < 300; i++ {
 		recs = append(recs, pkt(14*time.Minute+time.Duration(i)*100*ms, me, 40001, dst(i), 22, flow.ProtoTCP, flow.TCPSyn))
 	}
-	recs = merge(recs)
-	r := detectortest.NewRecorder()
-	r.Feed(netscan.New(netscan.Defaults(), r.Env()), recs)
-	if len(r.Findings) == 0 {
-		t.Fatal("no finding for a scan of 300 hosts")
-	}
-	f := r.Findings[0]
-	for _, e := range detectortest.OutsideWindow(f, netscan.Defaults().Window.D()) {
-		t.Error(e)
-	}
+	detectortest.FirstWithinWindow(t, func(env detector.Env) detector.Detector { return netscan.New(netscan.Defaults(), env) },
+		merge(recs), netscan.Defaults().Window.D())
 }

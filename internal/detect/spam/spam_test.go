@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"padlock/internal/detect/detector"
 	"padlock/internal/detect/detector/detectortest"
 	"padlock/internal/detect/spam"
 	"padlock/internal/flow"
@@ -110,13 +111,6 @@ func TestFirstSeenWithinWindow(t *testing.T) {
 			}
 		}
 	}
-	r := detectortest.NewRecorder()
-	r.Feed(spam.New(spam.Defaults(), r.Env()), recs)
-	if len(r.Findings) == 0 {
-		t.Fatal("no finding for 120 mail servers in a minute")
-	}
-	f := r.Findings[0]
-	for _, e := range detectortest.OutsideWindow(f, spam.Defaults().Window.D()) {
-		t.Error(e)
-	}
+	detectortest.FirstWithinWindow(t, func(env detector.Env) detector.Detector { return spam.New(spam.Defaults(), env) },
+		recs, spam.Defaults().Window.D())
 }

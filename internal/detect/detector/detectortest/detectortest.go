@@ -8,6 +8,7 @@ package detectortest
 import (
 	"fmt"
 	"net/netip"
+	"testing"
 	"time"
 
 	"padlock/internal/detect/detector"
@@ -103,6 +104,21 @@ func (r *Recorder) Rules() []string {
 		}
 	}
 	return s
+}
+
+// FirstWithinWindow feeds recs to the detector newDet makes (with a
+// Recorder's Env) and fails t unless it reports a finding, the first of
+// which lies within its window of length w (see OutsideWindow).
+func FirstWithinWindow(t testing.TB, newDet func(detector.Env) detector.Detector, recs []flow.Record, w time.Duration) {
+	t.Helper()
+	r := NewRecorder()
+	r.Feed(newDet(r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding")
+	}
+	for _, e := range OutsideWindow(r.Findings[0], w) {
+		t.Error(e)
+	}
 }
 
 // OutsideWindow describes what of f lies outside its window of length w
