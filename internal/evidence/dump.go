@@ -217,6 +217,11 @@ func (d *Dumper) ipv4(data []byte) (string, bool) {
 	if ip.FragOffset != 0 {
 		return fmt.Sprintf("IP %s > %s: ip-proto-%d", src, dst, uint8(ip.Protocol)), true
 	}
+	if ip.Flags&layers.IPv4MoreFragments != 0 && ip.Protocol == layers.IPProtocolUDP {
+		// a first fragment: the UDP length covers the datagram, not this
+		// fragment, and tcpdump takes it as it stands
+		length = ^uint32(0)
+	}
 	return "IP " + d.transport(src, dst, uint8(ip.Protocol), ip.Payload, length), true
 }
 
@@ -295,20 +300,25 @@ func (d *Dumper) transport(src, dst netip.Addr, proto uint8, data []byte, length
 }
 
 func udpLine(src, dst netip.Addr, data []byte, length uint32) string {
-	var u layers.UDP
-	if err := u.DecodeFromBytes(data, gopacket.NilDecodeFeedback); err != nil {
-		return fmt.Sprintf("%s > %s: [|udp]", src, dst)
+	if len(data) < 8 {
+		if len(data) >= 4 {
+			sp, dp := binary.BigEndian.Uint16(data), binary.BigEndian.Uint16(data[2:])
+			return addrPort(src, sp) + " > " + addrPort(dst, dp) + ":  [|udp]"
+		}
+		return fmt.Sprintf("%s > %s:  [|udp]", src, dst)
 	}
-	head := addrPort(src, uint16(u.SrcPort)) + " > " + addrPort(dst, uint16(u.DstPort)) + ": "
-	ulen := uint32(u.Length)
+	sport, dport := binary.BigEndian.Uint16(data), binary.BigEndian.Uint16(data[2:])
+	head := addrPort(src, sport) + " > " + addrPort(dst, dport) + ": "
+	ulen := uint32(binary.BigEndian.Uint16(data[4:]))
 	if ulen < 8 {
-		return head + fmt.Sprintf("UDP, bad length %d < 8", ulen)
+		return head + fmt.Sprintf("truncated-udplength %d", ulen)
 	}
+	// tcpdump states the lengths of the payloads, not of the datagrams
 	if ulen > length {
-		return head + fmt.Sprintf("UDP, bad length %d > %d", ulen, length)
+		return head + fmt.Sprintf("UDP, bad length %d > %d", ulen-8, length-min(length, 8))
 	}
-	if u.SrcPort == 53 || u.DstPort == 53 {
-		return head + strings.TrimPrefix(dnsLine(u.Payload, ulen-8), " ")
+	if sport == 53 || dport == 53 {
+		return head + strings.TrimPrefix(dnsLine(data[8:min(len(data), int(ulen))], ulen-8), " ")
 	}
 	return head + fmt.Sprintf("UDP, length %d", ulen-8)
 }

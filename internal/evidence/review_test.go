@@ -1,0 +1,174 @@
+package evidence
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"padlock/internal/flow"
+)
+
+// Raw-byte packet builders: they make packets gopacket's serialisers refuse
+// (wrong lengths, fragments, unusual options), as they arrive on the wire.
+
+func rvCsum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return ^uint16(s)
+}
+
+// rvIP4 is an IPv4 header with options opts (a multiple of 4 bytes) before
+// payload; flagsFrag is the flags-and-fragment-offset field.
+func rvIP4(src, dst string, proto byte, flagsFrag uint16, opts, payload []byte) []byte {
+	ihl := 5 + len(opts)/4
+	h := make([]byte, 20, 20+len(opts)+len(payload))
+	h[0] = 0x40 | byte(ihl)
+	binary.BigEndian.PutUint16(h[2:], uint16(ihl*4+len(payload)))
+	binary.BigEndian.PutUint16(h[4:], 1)
+	binary.BigEndian.PutUint16(h[6:], flagsFrag)
+	h[8], h[9] = 64, proto
+	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
+	copy(h[12:], s[:])
+	copy(h[16:], d[:])
+	h = append(h, opts...)
+	binary.BigEndian.PutUint16(h[10:], rvCsum(h))
+	return append(h, payload...)
+}
+
+func rvIP6(src, dst string, next byte, payload []byte) []byte {
+	h := make([]byte, 40, 40+len(payload))
+	h[0] = 0x60
+	binary.BigEndian.PutUint16(h[4:], uint16(len(payload)))
+	h[6], h[7] = next, 64
+	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
+	copy(h[8:], s[:])
+	copy(h[24:], d[:])
+	return append(h, payload...)
+}
+
+// rvUDP is a UDP header with the given length field (0: the true length).
+func rvUDP(sp, dp uint16, ulen int, data []byte) []byte {
+	if ulen == 0 {
+		ulen = 8 + len(data)
+	}
+	h := make([]byte, 8, 8+len(data))
+	binary.BigEndian.PutUint16(h, sp)
+	binary.BigEndian.PutUint16(h[2:], dp)
+	binary.BigEndian.PutUint16(h[4:], uint16(ulen))
+	return append(h, data...)
+}
+
+func rvTCP(sp, dp uint16, seq, ack uint32, flags byte, opts, data []byte) []byte {
+	h := make([]byte, 20, 20+len(opts)+len(data))
+	binary.BigEndian.PutUint16(h, sp)
+	binary.BigEndian.PutUint16(h[2:], dp)
+	binary.BigEndian.PutUint32(h[4:], seq)
+	binary.BigEndian.PutUint32(h[8:], ack)
+	h[12] = byte((20+len(opts))/4) << 4
+	h[13] = flags
+	binary.BigEndian.PutUint16(h[14:], 65535)
+	h = append(h, opts...)
+	return append(h, data...)
+}
+
+func rvEth(etype uint16, p []byte) []byte {
+	h := []byte{2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 0x0a, byte(etype >> 8), byte(etype)}
+	return append(h, p...)
+}
+
+// rvCheck renders frames (one record each, as the pcap decoder makes them)
+// and compares with want, lines tcpdump 4.99 -n -r prints for the same
+// packets; where tcpdump is installed it also checks want against it.
+func rvCheck(t *testing.T, frames [][]byte, want []string) {
+	t.Helper()
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	var recs []flow.Record
+	var file bytes.Buffer
+	hdr := make([]byte, 24)
+	binary.LittleEndian.PutUint32(hdr, 0xa1b2c3d4)
+	binary.LittleEndian.PutUint16(hdr[4:], 2)
+	binary.LittleEndian.PutUint16(hdr[6:], 4)
+	binary.LittleEndian.PutUint32(hdr[16:], 65535)
+	binary.LittleEndian.PutUint32(hdr[20:], 1)
+	file.Write(hdr)
+	for i, fr := range frames {
+		ts := base.Add(time.Duration(i) * time.Second)
+		r := flow.Record{Start: ts, End: ts, Format: flow.FormatPcap, SamplingRate: 1, Packets: 1,
+			Bytes: uint64(len(fr)), FrameLength: uint32(len(fr))}
+		r.SetHeader(fr)
+		recs = append(recs, r)
+		ph := make([]byte, 16)
+		binary.LittleEndian.PutUint32(ph, uint32(ts.Unix()))
+		binary.LittleEndian.PutUint32(ph[8:], uint32(len(fr)))
+		binary.LittleEndian.PutUint32(ph[12:], uint32(len(fr)))
+		file.Write(ph)
+		file.Write(fr)
+	}
+	var b strings.Builder
+	if err := TrafficDump(&b, recs, 0, Limits{MaxPacketLines: len(recs)}); err != nil {
+		t.Fatal(err)
+	}
+	var full []string
+	for i, w := range want {
+		full = append(full, base.Add(time.Duration(i)*time.Second).Format(dumpTimeLayout)+" "+w)
+	}
+	got := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if diff := cmp.Diff(full, got); diff != "" {
+		t.Errorf("traffic dump differs from tcpdump's lines (-tcpdump +ours):\n%s", diff)
+	}
+	bin, err := exec.LookPath("tcpdump")
+	if err != nil {
+		return
+	}
+	path := filepath.Join(t.TempDir(), "p.pcap")
+	if err := os.WriteFile(path, file.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-n", "-r", path)
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tcpdump: %v", err)
+	}
+	td := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if diff := cmp.Diff(full, td); diff != "" {
+		t.Logf("note: this tcpdump prints otherwise than the expected lines (-expected +tcpdump):\n%s", diff)
+	}
+}
+
+// A UDP datagram cut into IPv4 fragments: the first fragment's UDP length
+// covers the whole datagram, and tcpdump prints it ("UDP, length 2000"),
+// not a bad length; a datagram whose UDP length exceeds an unfragmented IP
+// packet is "bad length" in payload bytes, and a UDP length below 8 is
+// "truncated-udplength".
+func TestReviewUDPLengthInFragmentsAndBadLengths(t *testing.T) {
+	const s, d = "198.51.100.1", "203.0.113.9"
+	x := bytes.Repeat([]byte("x"), 100)
+	rvCheck(t, [][]byte{
+		rvEth(0x0800, rvIP4(s, d, 17, 0x2000, nil, rvUDP(5000, 9999, 2008, x))), // MF, offset 0
+		rvEth(0x0800, rvIP4(s, d, 17, 0x2000, nil, rvUDP(5000, 9999, 50, x))),
+		rvEth(0x0800, rvIP4(s, d, 17, 0, nil, rvUDP(5000, 9999, 2008, x))),
+		rvEth(0x0800, rvIP4(s, d, 17, 0, nil, rvUDP(5000, 9999, 4, x))),
+	}, []string{
+		"IP 198.51.100.1.5000 > 203.0.113.9.9999: UDP, length 2000",
+		"IP 198.51.100.1.5000 > 203.0.113.9.9999: UDP, length 42",
+		"IP 198.51.100.1.5000 > 203.0.113.9.9999: UDP, bad length 2000 > 100",
+		"IP 198.51.100.1.5000 > 203.0.113.9.9999: truncated-udplength 4",
+	})
+}
