@@ -36,7 +36,8 @@ const dumpTimeLayout = "15:04:05.000000"
 // Not reproduced: tcpdump's other dissectors (NTP, SNMP, BGP, Redis/RESP,
 // mDNS, VXLAN, EDNS and SOA/SRV details, ...), which print more than
 // "UDP, length N" or "length N" for their ports; IPv6 extension headers
-// other than hop-by-hop; IP fragments after the first.
+// other than hop-by-hop, destination options and fragment (routing);
+// IP fragments after the first.
 func TrafficDump(w io.Writer, recs []flow.Record, omitted int, l Limits) error {
 	var b strings.Builder
 	writeTrafficDump(&b, recs, omitted, l)
@@ -233,25 +234,42 @@ func (d *Dumper) ipv6(data []byte) (string, bool) {
 	src, _ := netip.AddrFromSlice(ip.SrcIP)
 	dst, _ := netip.AddrFromSlice(ip.DstIP)
 	length := uint32(ip.Length)
-	if ip.NextHeader == layers.IPProtocolIPv6Fragment {
-		return "IP6 " + d.fragment6(src, dst, ip.Payload, length), true
+	p := data[40:min(len(data), 40+int(ip.Length))]
+	next := uint8(ip.NextHeader)
+	// tcpdump prints the hop-by-hop and destination options headers by
+	// name after the addresses, and then the transport without them: TCP
+	// and UDP with their bare ports, because the IPv6 header's next header
+	// is not theirs ("IP6 a > b: HBH 5000 > 6000: UDP, length 10").
+	prefix := src.String() + " > " + dst.String() + ": "
+	exts := ""
+	for next == 0 || next == 60 {
+		name := map[uint8]string{0: "HBH", 60: "DSTOPT"}[next]
+		if len(p) < 2 || (int(p[1])+1)*8 > len(p) {
+			return "IP6 " + prefix + exts + "[|" + strings.ToLower(name) + "]", true
+		}
+		hl := (int(p[1]) + 1) * 8
+		exts += name + " "
+		next, p = p[0], p[hl:]
+		length -= min(length, uint32(hl))
 	}
-	if ip.HopByHop == nil {
-		return "IP6 " + d.transport(src, dst, uint8(ip.NextHeader), ip.Payload, length), true
+	if next == 44 { // fragment
+		line := d.fragment6(src, dst, p, length)
+		return "IP6 " + prefix + exts + strings.TrimPrefix(line, prefix), true
 	}
-	// tcpdump prints extension headers after the addresses, except for TCP
-	// and UDP, whose printers write the addresses (with ports) themselves:
-	// "IP6 a > b: HBH ICMP6, ..." but "IP6 HBH a.1 > b.2: UDP, ...".
-	length -= min(length, uint32(ip.HopByHop.ActualLength))
-	proto := uint8(ip.HopByHop.NextHeader)
-	line := d.transport(src, dst, proto, ip.Payload, length)
-	if proto == flow.ProtoTCP || proto == flow.ProtoUDP {
-		return "IP6 HBH " + line, true
+	if exts == "" {
+		return "IP6 " + d.transport(src, dst, next, p, length), true
 	}
-	if i := strings.Index(line, ": "); i >= 0 {
-		return "IP6 " + line[:i+2] + "HBH " + line[i+2:], true
+	if next == 59 {
+		return "IP6 " + prefix + exts + "no next header", true
 	}
-	return "IP6 HBH " + line, true
+	line := d.transport(src, dst, next, p, length)
+	if strings.HasPrefix(line, prefix) {
+		line = line[len(prefix):]
+	} else if next == flow.ProtoTCP || next == flow.ProtoUDP {
+		line = strings.Replace(line, src.String()+".", "", 1)
+		line = strings.Replace(line, " > "+dst.String()+".", " > ", 1)
+	}
+	return "IP6 " + prefix + exts + line, true
 }
 
 // fragment6 renders an IPv6 packet behind a fragment header as tcpdump

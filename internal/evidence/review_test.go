@@ -172,3 +172,33 @@ func TestReviewUDPLengthInFragmentsAndBadLengths(t *testing.T) {
 		"IP 198.51.100.1.5000 > 203.0.113.9.9999: truncated-udplength 4",
 	})
 }
+
+// IPv6 extension headers: tcpdump prints hop-by-hop and destination
+// options by name after the addresses and TCP/UDP with bare ports behind
+// them; a fragment header behind them keeps the names.
+func TestReviewIPv6ExtensionHeaders(t *testing.T) {
+	const s, d = "2001:db8::1", "2001:db8::2"
+	hbh := func(next byte) []byte { return []byte{next, 0, 5, 2, 0, 0, 1, 0} }
+	dst := func(next byte) []byte { return []byte{next, 0, 1, 4, 0, 0, 0, 0} }
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	z := bytes.Repeat([]byte("z"), 10)
+	echo := []byte{128, 0, 0, 0, 0, 1, 0, 2}
+	frag := []byte{17, 0, 0, 1, 0, 0, 0, 5}
+	rvCheck(t, [][]byte{
+		rvEth(0x86dd, rvIP6(s, d, 0, cat(hbh(17), rvUDP(5000, 6000, 0, z)))),
+		rvEth(0x86dd, rvIP6(s, d, 0, cat(hbh(6), rvTCP(40000, 443, 1, 0, 2, nil, nil)))),
+		rvEth(0x86dd, rvIP6(s, d, 60, cat(dst(17), rvUDP(5000, 6000, 0, z)))),
+		rvEth(0x86dd, rvIP6(s, d, 60, cat(dst(58), echo))),
+		rvEth(0x86dd, rvIP6(s, d, 0, cat(hbh(60), dst(6), rvTCP(40000, 443, 1, 0, 2, nil, nil)))),
+		rvEth(0x86dd, rvIP6(s, d, 0, cat(hbh(44), frag, rvUDP(5000, 6000, 0, z)))),
+		rvEth(0x86dd, rvIP6(s, d, 60, dst(59))),
+	}, []string{
+		"IP6 2001:db8::1 > 2001:db8::2: HBH 5000 > 6000: UDP, length 10",
+		"IP6 2001:db8::1 > 2001:db8::2: HBH 40000 > 443: Flags [S], seq 1, win 65535, length 0",
+		"IP6 2001:db8::1 > 2001:db8::2: DSTOPT 5000 > 6000: UDP, length 10",
+		"IP6 2001:db8::1 > 2001:db8::2: DSTOPT ICMP6, echo request, id 1, seq 2, length 8",
+		"IP6 2001:db8::1 > 2001:db8::2: HBH DSTOPT 40000 > 443: Flags [S], seq 1, win 65535, length 0",
+		"IP6 2001:db8::1 > 2001:db8::2: HBH frag (0|18) 5000 > 6000: UDP, length 10",
+		"IP6 2001:db8::1 > 2001:db8::2: DSTOPT no next header",
+	})
+}
