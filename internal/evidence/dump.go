@@ -438,6 +438,7 @@ func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uin
 				return false
 			}
 		}
+		first := sep == ""
 		sep = ","
 		name, known := tcpOptionNames[opt]
 		if !known {
@@ -482,6 +483,31 @@ func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uin
 					fmt.Fprintf(b, "{%d:%d}", s, e)
 				}
 			}
+		case 28: // user timeout: minutes when the low bit is set
+			want = 2
+			if len(v) >= 2 {
+				u := binary.BigEndian.Uint16(v)
+				secs := uint32(u >> 1)
+				if u&1 != 0 {
+					secs *= 60
+				}
+				fmt.Fprintf(b, " 0x%x %d", u, secs)
+			}
+		case 34: // TCP Fast Open
+			b.WriteString(" " + tfoOption(v))
+		case 254: // experiment (RFC 6994), named by its magic
+			if len(v) < 2 {
+				b.WriteString("[bad opt]")
+				if !first {
+					b.WriteString("]")
+				}
+				return false
+			}
+			if m := binary.BigEndian.Uint16(v); m == 0xf989 {
+				b.WriteString("-tfo" + tfoOption(v[2:]))
+			} else {
+				fmt.Fprintf(b, "-%04x", m)
+			}
 		case 8: // timestamp
 			want = 8
 			if len(v) >= 8 {
@@ -503,10 +529,21 @@ func writeTCPOptions(b *strings.Builder, opts []byte, rev bool, thseq, thack uin
 	return true
 }
 
+// tfoOption is what tcpdump prints of a TCP Fast Open option's cookie.
+func tfoOption(c []byte) string {
+	switch {
+	case len(c) == 0:
+		return " cookiereq"
+	case len(c)%2 != 0 || len(c) < 4 || len(c) > 16:
+		return " (invalid)"
+	}
+	return fmt.Sprintf(" cookie %x", c)
+}
+
 var tcpOptionNames = map[byte]string{
 	0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack",
 	6: "echo", 7: "echoreply", 8: "TS", 11: "cc", 12: "ccnew", 13: "ccecho",
-	19: "md5", 27: "qs", 28: "uto", 29: "tcp-ao", 30: "mptcp", 34: "tfo",
+	19: "md5", 28: "uto", 29: "tcp-ao", 30: "mptcp", 34: "tfo",
 	254: "exp",
 }
 

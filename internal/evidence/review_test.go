@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,42 @@ func TestReviewIPv6ExtensionHeaders(t *testing.T) {
 		"IP6 2001:db8::1 > 2001:db8::2: HBH DSTOPT 40000 > 443: Flags [S], seq 1, win 65535, length 0",
 		"IP6 2001:db8::1 > 2001:db8::2: HBH frag (0|18) 5000 > 6000: UDP, length 10",
 		"IP6 2001:db8::1 > 2001:db8::2: DSTOPT no next header",
+	})
+}
+
+// TCP options tcpdump decodes beyond a hex dump: TCP Fast Open (option 34
+// and the experimental option 254 with magic 0xf989), the user timeout in
+// seconds, other experimental options by magic; option 27 has no name in
+// tcpdump.
+func TestReviewTCPOptions(t *testing.T) {
+	const s, d = "198.51.100.1", "203.0.113.9"
+	opts := [][]byte{
+		{34, 2, 1, 1}, // TFO cookie request
+		append(append([]byte{34, 10}, bytes.Repeat([]byte{0x11}, 8)...), 0, 0),
+		{34, 5, 'a', 'b', 'c', 0, 0, 0}, // odd cookie: invalid
+		{254, 4, 0xf9, 0x89},            // experimental TFO, cookie request
+		append(append([]byte{254, 12, 0xf9, 0x89}, bytes.Repeat([]byte{0x22}, 8)...), 1, 1, 1, 1),
+		{254, 8, 0x12, 0x34, 1, 2, 3, 4}, // another experiment
+		{28, 4, 0x80, 0x11},              // user timeout 0x4008 minutes
+		{28, 4, 0x00, 0x20},              // user timeout 16 seconds
+		{27, 8, 0, 0, 0, 0, 0, 0},
+	}
+	var frames [][]byte
+	for i, o := range opts {
+		frames = append(frames, rvEth(0x0800, rvIP4(s, d, 6, 0, nil, rvTCP(uint16(41000+i), 80, 1, 0, 2, o, nil))))
+	}
+	pre := func(port int, rest string) string {
+		return "IP 198.51.100.1." + strconv.Itoa(port) + " > 203.0.113.9.80: Flags [S], seq 1, win 65535, options [" + rest + "], length 0"
+	}
+	rvCheck(t, frames, []string{
+		pre(41000, "tfo  cookiereq,nop,nop"),
+		pre(41001, "tfo  cookie 1111111111111111,eol"),
+		pre(41002, "tfo  (invalid),eol"),
+		pre(41003, "exp-tfo cookiereq"),
+		pre(41004, "exp-tfo cookie 2222222222222222,nop,nop,nop,nop"),
+		pre(41005, "exp-1234"),
+		pre(41006, "uto 0x8011 983520"),
+		pre(41007, "uto 0x20 16"),
+		pre(41008, "unknown-27 0x000000000000"),
 	})
 }
