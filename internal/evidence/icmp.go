@@ -30,26 +30,73 @@ func icmpLine(src, dst netip.Addr, p []byte, length uint32) string {
 		if len(p) > 8 {
 			inner = p[8:]
 		}
-		msg = icmpUnreach(code, inner)
+		msg = icmpUnreach(code, p, inner)
+	case 4:
+		msg = "source quench"
+	case 5:
+		if len(p) < 28 {
+			return head + "[|icmp]"
+		}
+		inner, _ := netip.AddrFromSlice(p[8+16 : 8+20])
+		gw, _ := netip.AddrFromSlice(p[4:8])
+		kinds := [...]string{"redirect %s to net %s", "redirect %s to host %s",
+			"redirect-tos %s to net %s", "redirect-tos %s to host %s"}
+		if int(code) < len(kinds) {
+			msg = fmt.Sprintf(kinds[code], inner, gw)
+		} else {
+			msg = fmt.Sprintf("redirect-#%d %s to %s", code, inner, gw)
+		}
+	case 10:
+		msg = "router solicitation"
+	case 12:
+		if code != 0 {
+			msg = fmt.Sprintf("parameter problem - code %d", code)
+		} else if len(p) >= 5 {
+			msg = fmt.Sprintf("parameter problem - octet %d", p[4])
+		} else {
+			return head + "[|icmp]"
+		}
+	case 15:
+		msg = "information request"
+	case 16:
+		msg = "information reply"
+	case 17:
+		msg = "address mask request"
+	case 18:
+		if len(p) < 12 {
+			return head + "[|icmp]"
+		}
+		msg = fmt.Sprintf("address mask is 0x%08x", binary.BigEndian.Uint32(p[8:]))
 	case 11:
 		if code == 0 {
 			msg = "time exceeded in-transit"
 		} else {
 			msg = "ip reassembly time exceeded"
 		}
-	case 13:
-		msg = "time stamp request"
-	case 14:
-		msg = "time stamp reply"
+	case 13, 14:
+		if len(p) < 8 {
+			return head + "[|icmp]"
+		}
+		id, seq := binary.BigEndian.Uint16(p[4:]), binary.BigEndian.Uint16(p[6:])
+		if typ == 13 {
+			msg = fmt.Sprintf("time stamp query id %d seq %d", id, seq)
+			break
+		}
+		if len(p) < 20 {
+			return head + "[|icmp]"
+		}
+		msg = fmt.Sprintf("time stamp reply id %d seq %d: org %s, recv %s, xmit %s", id, seq,
+			icmpTime(p[8:]), icmpTime(p[12:]), icmpTime(p[16:]))
 	default:
 		msg = fmt.Sprintf("type-#%d", typ)
 	}
 	return head + msg + fmt.Sprintf(", length %d", length)
 }
 
-// icmpUnreach renders a destination-unreachable message from the quoted
+// icmpUnreach renders a destination-unreachable message (hdr is the ICMP
+// message, for the next-hop MTU) from the quoted
 // packet (inner IPv4 header and the first 8 bytes of its payload).
-func icmpUnreach(code byte, inner []byte) string {
+func icmpUnreach(code byte, hdr, inner []byte) string {
 	if len(inner) < 20 {
 		return "dest_unreach [|icmp]"
 	}
@@ -63,6 +110,11 @@ func icmpUnreach(code byte, inner []byte) string {
 		return fmt.Sprintf("host %s unreachable", dst)
 	case 2:
 		return fmt.Sprintf("%s protocol %d unreachable", dst, proto)
+	case 4:
+		if mtu := binary.BigEndian.Uint16(hdr[6:]); mtu != 0 {
+			return fmt.Sprintf("%s unreachable - need to frag (mtu %d)", dst, mtu)
+		}
+		return fmt.Sprintf("%s unreachable - need to frag", dst)
 	case 3:
 		if len(inner) < ihl+4 {
 			return "dest_unreach [|icmp]"
@@ -75,14 +127,30 @@ func icmpUnreach(code byte, inner []byte) string {
 			return fmt.Sprintf("%s udp port %d unreachable", dst, port)
 		}
 		return fmt.Sprintf("%s protocol %d port %d unreachable", dst, proto, port)
-	case 9:
-		return fmt.Sprintf("net %s unreachable - admin prohibited", dst)
-	case 10:
-		return fmt.Sprintf("host %s unreachable - admin prohibited", dst)
-	case 13:
-		return fmt.Sprintf("host %s unreachable - admin prohibited filter", dst)
+	}
+	if f, ok := icmpUnreachCodes[code]; ok {
+		return fmt.Sprintf(f, dst)
 	}
 	return fmt.Sprintf("%s unreachable - #%d", dst, code)
+}
+
+// icmpUnreachCodes are tcpdump's texts of the unreachable codes that say
+// no more than the quoted destination.
+var icmpUnreachCodes = map[byte]string{
+	5: "%s unreachable - source route failed", 6: "net %s unreachable - unknown",
+	7: "host %s unreachable - unknown", 8: "%s unreachable - source host isolated",
+	9: "net %s unreachable - admin prohibited", 10: "host %s unreachable - admin prohibited",
+	11: "net %s unreachable - tos prohibited", 12: "host %s unreachable - tos prohibited",
+	13: "host %s unreachable - admin prohibited filter", 14: "host %s unreachable - host precedence violation",
+	15: "host %s unreachable - precedence cutoff",
+}
+
+// icmpTime renders an ICMP time stamp (milliseconds since midnight UTC)
+// as tcpdump does.
+func icmpTime(b []byte) string {
+	ms := binary.BigEndian.Uint32(b)
+	sec := ms / 1000
+	return fmt.Sprintf("%02d:%02d:%02d.%03d", sec/3600, sec/60%60, sec%60, ms%1000)
 }
 
 var icmp6Types = map[byte]string{

@@ -240,3 +240,47 @@ func TestReviewTCPOptions(t *testing.T) {
 		pre(41008, "unknown-27 0x000000000000"),
 	})
 }
+
+// ICMP messages tcpdump names: unreachable codes (need to frag with the
+// next-hop MTU a path-MTU problem turns on), redirects with the gateway,
+// parameter problems, source quench, time stamps, information and address
+// mask messages.
+func TestReviewICMPTypes(t *testing.T) {
+	const s, d = "203.0.113.9", "198.51.100.1"
+	quoted := rvIP4(d, s, 17, 0, nil, rvUDP(5353, 33434, 0, []byte("qqqq")))[:28]
+	icmp := func(typ, code byte, rest4 uint32, body []byte) []byte {
+		m := []byte{typ, code, 0, 0, byte(rest4 >> 24), byte(rest4 >> 16), byte(rest4 >> 8), byte(rest4)}
+		return rvEth(0x0800, rvIP4(s, d, 1, 0, nil, append(m, body...)))
+	}
+	var frames [][]byte
+	var want []string
+	add := func(f []byte, w string) {
+		frames = append(frames, f)
+		want = append(want, "IP 203.0.113.9 > 198.51.100.1: ICMP "+w)
+	}
+	add(icmp(3, 4, 1400, quoted), "203.0.113.9 unreachable - need to frag (mtu 1400), length 36")
+	add(icmp(3, 4, 0, quoted), "203.0.113.9 unreachable - need to frag, length 36")
+	add(icmp(3, 5, 0, quoted), "203.0.113.9 unreachable - source route failed, length 36")
+	add(icmp(3, 6, 0, quoted), "net 203.0.113.9 unreachable - unknown, length 36")
+	add(icmp(3, 7, 0, quoted), "host 203.0.113.9 unreachable - unknown, length 36")
+	add(icmp(3, 8, 0, quoted), "203.0.113.9 unreachable - source host isolated, length 36")
+	add(icmp(3, 11, 0, quoted), "net 203.0.113.9 unreachable - tos prohibited, length 36")
+	add(icmp(3, 12, 0, quoted), "host 203.0.113.9 unreachable - tos prohibited, length 36")
+	add(icmp(3, 14, 0, quoted), "host 203.0.113.9 unreachable - host precedence violation, length 36")
+	add(icmp(3, 15, 0, quoted), "host 203.0.113.9 unreachable - precedence cutoff, length 36")
+	add(icmp(5, 0, 0x0a000001, quoted), "redirect 203.0.113.9 to net 10.0.0.1, length 36")
+	add(icmp(5, 1, 0x0a000001, quoted), "redirect 203.0.113.9 to host 10.0.0.1, length 36")
+	add(icmp(5, 3, 0x0a000001, quoted), "redirect-tos 203.0.113.9 to host 10.0.0.1, length 36")
+	add(icmp(12, 0, 0x05000000, quoted), "parameter problem - octet 5, length 36")
+	add(icmp(12, 1, 0, quoted), "parameter problem - code 1, length 36")
+	add(icmp(4, 0, 0, quoted), "source quench, length 36")
+	add(icmp(13, 0, 0x00010002, []byte{0, 0x38, 0xce, 0xfc, 0, 0, 0, 0, 0, 0, 0, 0}), "time stamp query id 1 seq 2, length 20")
+	add(icmp(14, 0, 0x00010002, []byte{0, 0x38, 0xce, 0xfc, 0, 0x38, 0xce, 0xfd, 0, 0x38, 0xce, 0xfe}),
+		"time stamp reply id 1 seq 2: org 01:02:03.004, recv 01:02:03.005, xmit 01:02:03.006, length 20")
+	add(icmp(10, 0, 0, nil), "router solicitation, length 8")
+	add(icmp(15, 0, 0x00010002, nil), "information request, length 8")
+	add(icmp(16, 0, 0x00010002, nil), "information reply, length 8")
+	add(icmp(17, 0, 0x00010002, []byte{0, 0, 0, 0}), "address mask request, length 12")
+	add(icmp(18, 0, 0x00010002, []byte{0xff, 0xff, 0xff, 0}), "address mask is 0xffffff00, length 12")
+	rvCheck(t, frames, want)
+}
