@@ -33,7 +33,8 @@ const dumpTimeLayout = "15:04:05.000000"
 // Application payloads are printed as tcpdump prints them for DNS over UDP
 // and TCP (queries and answers with A, AAAA, NS, CNAME, PTR, MX, TXT), the
 // first text line of HTTP, RTSP, FTP, SMTP and WHOIS, and the SSH banner.
-// Not reproduced: tcpdump's other dissectors (NTP, SNMP, BGP, Redis/RESP,
+// NTP prints its version, mode and length as tcpdump does.
+// Not reproduced: tcpdump's other dissectors (SNMP, BGP, Redis/RESP,
 // mDNS, VXLAN, EDNS and SOA/SRV details, ...), which print more than
 // "UDP, length N" or "length N" for their ports; IPv6 extension headers
 // other than hop-by-hop, destination options and fragment (routing);
@@ -338,7 +339,21 @@ func udpLine(src, dst netip.Addr, data []byte, length uint32) string {
 	if sport == 53 || dport == 53 {
 		return head + strings.TrimPrefix(dnsLine(data[8:min(len(data), int(ulen))], ulen-8), " ")
 	}
+	if sport == 123 || dport == 123 {
+		return head + ntpLine(data[8:], ulen-8)
+	}
 	return head + fmt.Sprintf("UDP, length %d", ulen-8)
+}
+
+// ntpLine is tcpdump's NTP line at default verbosity: version, mode and
+// length (an NTP reflection attack's monlist answers are "NTPv2, Reserved").
+func ntpLine(p []byte, length uint32) string {
+	if len(p) == 0 || length == 0 {
+		return " [|ntp]"
+	}
+	modes := [...]string{"unspecified", "symmetric active", "symmetric passive", "Client",
+		"Server", "Broadcast", "Control Message", "Reserved"}
+	return fmt.Sprintf("NTPv%d, %s, length %d", p[0]>>3&7, modes[p[0]&7], length)
 }
 
 func (d *Dumper) tcp(src, dst netip.Addr, data []byte, length uint32) string {

@@ -284,3 +284,26 @@ func TestReviewICMPTypes(t *testing.T) {
 	add(icmp(18, 0, 0x00010002, []byte{0xff, 0xff, 0xff, 0}), "address mask is 0xffffff00, length 12")
 	rvCheck(t, frames, want)
 }
+
+// NTP, the reflection attacks' favourite: tcpdump prints version, mode and
+// length for port 123, not "UDP, length N".
+func TestReviewNTP(t *testing.T) {
+	const s, d = "198.51.100.1", "203.0.113.9"
+	pad := make([]byte, 47)
+	monlist := append([]byte{0x17, 0x80, 0x03, 0x2a}, make([]byte, 436)...)
+	rvCheck(t, [][]byte{
+		rvEth(0x0800, rvIP4(s, d, 17, 0, nil, rvUDP(40000, 123, 0, append([]byte{0x23}, pad...)))),
+		rvEth(0x0800, rvIP4(d, s, 17, 0, nil, rvUDP(123, 40000, 0, append([]byte{0x24}, pad...)))),
+		rvEth(0x0800, rvIP4(d, s, 17, 0, nil, rvUDP(123, 40000, 0, monlist))),
+		rvEth(0x0800, rvIP4(s, d, 17, 0, nil, rvUDP(40000, 123, 0, []byte{0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}))),
+		rvEth(0x0800, rvIP4(s, d, 17, 0, nil, rvUDP(40000, 123, 0, nil))),
+		rvEth(0x86dd, rvIP6("2001:db8::1", "2001:db8::2", 17, rvUDP(40000, 123, 0, append([]byte{0x21}, pad...)))),
+	}, []string{
+		"IP 198.51.100.1.40000 > 203.0.113.9.123: NTPv4, Client, length 48",
+		"IP 203.0.113.9.123 > 198.51.100.1.40000: NTPv4, Server, length 48",
+		"IP 203.0.113.9.123 > 198.51.100.1.40000: NTPv2, Reserved, length 440",
+		"IP 198.51.100.1.40000 > 203.0.113.9.123: NTPv2, Control Message, length 12",
+		"IP 198.51.100.1.40000 > 203.0.113.9.123:  [|ntp]",
+		"IP6 2001:db8::1.40000 > 2001:db8::2.123: NTPv4, symmetric active, length 48",
+	})
+}
