@@ -430,7 +430,7 @@ func (d *Dumper) tcp(src, dst netip.Addr, data []byte, length uint32) string {
 		b.WriteString("]")
 	}
 	fmt.Fprintf(&b, ", length %d", length)
-	if length > 0 && flags&flow.TCPRst == 0 {
+	if length > 0 { // RST data too: tcpdump prints it only with -v, but its payload printers run
 		b.WriteString(tcpPayload(sport, dport, t.Payload, length))
 	}
 	return b.String()

@@ -307,3 +307,16 @@ func TestReviewNTP(t *testing.T) {
 		"IP6 2001:db8::1.40000 > 2001:db8::2.123: NTPv4, symmetric active, length 48",
 	})
 }
+
+// A reset that carries data still goes through tcpdump's payload printers
+// (only -v prints the reset's data instead).
+func TestReviewTCPResetWithPayload(t *testing.T) {
+	const s, d = "198.51.100.1", "203.0.113.9"
+	rvCheck(t, [][]byte{
+		rvEth(0x0800, rvIP4(s, d, 6, 0, nil, rvTCP(40000, 80, 7004, 9001, 0x14, nil, []byte("reset reason")))),
+		rvEth(0x0800, rvIP4(d, s, 6, 0, nil, rvTCP(25, 40001, 1, 0, 0x04, nil, []byte("421 bye\r\n")))),
+	}, []string{
+		"IP 198.51.100.1.40000 > 203.0.113.9.80: Flags [R.], seq 7004:7016, ack 9001, win 65535, length 12: HTTP",
+		"IP 203.0.113.9.25 > 198.51.100.1.40001: Flags [R], seq 1:10, win 65535, length 9: SMTP: 421 bye",
+	})
+}
