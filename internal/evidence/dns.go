@@ -75,11 +75,23 @@ func dnsLine(p []byte, length uint32) string {
 		if b2 := flags; b2&0x6cf != 0 {
 			fmt.Fprintf(&b, " [b2&3=0x%x]", b2)
 		}
-		if qd != 1 {
-			fmt.Fprintf(&b, " [%dq]", qd)
-		}
-		if an != 0 {
-			fmt.Fprintf(&b, " [%da]", an)
+		// tcpdump's order: an inverse query's unusual counts are "no
+		// question" and "not one answer", any other query's are "answers"
+		// and then "not one question"
+		if (flags>>11)&0xf == 1 {
+			if qd != 0 {
+				fmt.Fprintf(&b, " [%dq]", qd)
+			}
+			if an != 1 {
+				fmt.Fprintf(&b, " [%da]", an)
+			}
+		} else {
+			if an != 0 {
+				fmt.Fprintf(&b, " [%da]", an)
+			}
+			if qd != 1 {
+				fmt.Fprintf(&b, " [%dq]", qd)
+			}
 		}
 		if ns != 0 {
 			fmt.Fprintf(&b, " [%dn]", ns)

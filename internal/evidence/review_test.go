@@ -320,3 +320,32 @@ func TestReviewTCPResetWithPayload(t *testing.T) {
 		"IP 203.0.113.9.25 > 198.51.100.1.40001: Flags [R], seq 1:10, win 65535, length 9: SMTP: 421 bye",
 	})
 }
+
+// A DNS query's unusual section counts, as a garbage flood to port 53
+// produces them, come in tcpdump's order: answers before questions, and
+// for an inverse query questions unless zero and answers unless one.
+func TestReviewDNSQueryCounts(t *testing.T) {
+	const s, d = "198.51.100.1", "203.0.113.9"
+	q := []byte{1, 'a', 0, 0, 1, 0, 1}
+	msg := func(flags, qd, an, ns, ar uint16, body []byte) []byte {
+		h := make([]byte, 12)
+		binary.BigEndian.PutUint16(h, 7)
+		binary.BigEndian.PutUint16(h[2:], flags)
+		binary.BigEndian.PutUint16(h[4:], qd)
+		binary.BigEndian.PutUint16(h[6:], an)
+		binary.BigEndian.PutUint16(h[8:], ns)
+		binary.BigEndian.PutUint16(h[10:], ar)
+		return rvEth(0x0800, rvIP4(s, d, 17, 0, nil, rvUDP(40000, 53, 0, append(h, body...))))
+	}
+	rvCheck(t, [][]byte{
+		msg(0x0100, 2, 1, 0, 0, append(append([]byte{}, q...), q...)),
+		msg(0x0100, 0, 2, 1, 1, nil),
+		msg(0x0800, 1, 1, 0, 0, q),
+		msg(0x0800, 0, 1, 0, 0, nil),
+	}, []string{
+		"IP 198.51.100.1.40000 > 203.0.113.9.53: 7+ [1a] [2q] A? a. A? a. (26)",
+		"IP 198.51.100.1.40000 > 203.0.113.9.53: 7+ [2a] [0q] [1n] [1au] (12)",
+		"IP 198.51.100.1.40000 > 203.0.113.9.53: 7 inv_q [1q] A? a. (19)",
+		"IP 198.51.100.1.40000 > 203.0.113.9.53: 7 inv_q (12)",
+	})
+}
