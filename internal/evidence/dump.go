@@ -244,7 +244,10 @@ func (d *Dumper) ipv6(data []byte) (string, bool) {
 	prefix := src.String() + " > " + dst.String() + ": "
 	exts := ""
 	for next == 0 || next == 60 {
-		name := map[uint8]string{0: "HBH", 60: "DSTOPT"}[next]
+		name := "HBH"
+		if next == 60 {
+			name = "DSTOPT"
+		}
 		if len(p) < 2 || (int(p[1])+1)*8 > len(p) {
 			return "IP6 " + prefix + exts + "[|" + strings.ToLower(name) + "]", true
 		}
