@@ -1,0 +1,48 @@
+package packetlimit_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"padlock/internal/detect/detector/detectortest"
+	"padlock/internal/detect/packetlimit"
+	"padlock/internal/flow"
+)
+
+// TestSpoofedDDoSOmittedCount: an inbound flood of 400,000 packets/s to one
+// customer address from 50,000 spoofed sources, sFlow 1:2000 (200 samples
+// a second, each from the next source), for 20 minutes. The summary lists
+// 20 sources; its "..... N more external addresses left out" line must
+// count the sources really left out, not only those among the first 4,096
+// the detector tracks per address (tracked_externals).
+func TestSpoofedDDoSOmittedCount(t *testing.T) {
+	victim := netip.MustParseAddr("203.0.113.50")
+	const sources = 50000
+	var recs []flow.Record
+	for i := 0; i < 1200*200; i++ {
+		ts := t0.Add(time.Duration(i) * time.Second / 200)
+		n := i % sources
+		recs = append(recs, flow.Record{Start: ts, End: ts, Format: flow.FormatSFlow5, SamplingRate: 2000,
+			SrcAddr: netip.AddrFrom4([4]byte{100, 64 + byte(n>>16), byte(n >> 8), byte(n)}), DstAddr: victim,
+			SrcPort: uint16(1024 + n%60000), DstPort: 80, Proto: flow.ProtoUDP, Packets: 2000, Bytes: 2000 * 60,
+			SampledPackets: 1, SampledBytes: 60})
+	}
+	r := detectortest.NewRearming(15 * time.Minute)
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
+	if len(r.Findings) != 2 {
+		t.Fatalf("%d findings in 20 minutes with a rearm period of 15, want 2", len(r.Findings))
+	}
+	for _, f := range r.Findings {
+		s := f.Summary
+		// every sample in the summary's period came from the next source:
+		// as many distinct sources as samples (flows) while under 50,000
+		secs := int(s.Window / time.Second)
+		want := min(int(s.Sum.Flows), sources)
+		got := len(s.Externals) + s.ExternalsOmitted
+		if d := got - want; d < -want/50 || d > want/50 {
+			t.Errorf("finding at %s: summary of %ds lists %d sources and says %d more were left out (%d in all); the period had %d distinct sources",
+				f.LastSeen.Sub(t0), secs, len(s.Externals), s.ExternalsOmitted, got, want)
+		}
+	}
+}
