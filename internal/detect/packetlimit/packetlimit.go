@@ -263,6 +263,14 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	}
 	c := meter(hr, di)
 	s0, s1 := o.Start/1e9, o.End/1e9
+	if *c.head > d.bucket(s1)+2*nCoarse {
+		// The record ended more than two windows (the ring) before the
+		// meter's newest bucket: nothing measured can share a window with
+		// it. The exporter's clock was set back (it ran ahead): measure
+		// from the record's time on, or every record would be dropped
+		// until true time caught up with the wrong one.
+		d.restart(c)
+	}
 	// only the seconds of the ring can matter, and the coarse meter covers
 	// a window: only a long record's last window goes into it (addCoarse
 	// would fold the shares of buckets past its oldest into its newest)
@@ -412,6 +420,14 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, cs0 in
 		}
 	}
 	d.addFine(h, s0, now, packets, smp) // the promoting record, exactly
+}
+
+// restart empties the host's meter and gives up its ring.
+func (d *Detector) restart(c coarse) {
+	if *c.hot != 0 {
+		d.release(c)
+	}
+	*c.pk, *c.head = [nCoarse]uint32{}, 0
 }
 
 func (d *Detector) release(c coarse) {

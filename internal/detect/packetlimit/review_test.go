@@ -46,3 +46,29 @@ func TestSpoofedDDoSOmittedCount(t *testing.T) {
 		}
 	}
 }
+
+// TestClockSetBackAnHour: an exporter whose clock ran an hour ahead
+// (summer time set twice) reports a host's ordinary traffic for two
+// minutes, then its clock is fixed and it reports, with true times, a
+// flood of 300,000 packets/s for 30 minutes. The records are an hour
+// older than the newest the host's meter has seen; they must still be
+// measured, not dropped until the clock catches up with the wrong one.
+func TestClockSetBackAnHour(t *testing.T) {
+	var recs []flow.Record
+	for s := range 120 {
+		recs = append(recs, netflowRec(t0.Add(time.Hour+time.Duration(s)*time.Second), 1, "203.0.113.9", "198.51.100.1", 40000, 9000, 50000))
+	}
+	for s := 120; s < 1920; s++ {
+		recs = append(recs, netflowRec(t0.Add(time.Duration(s)*time.Second), 1, "203.0.113.9", "198.51.100.2", 40000, 9000, 300000))
+	}
+	r := detectortest.NewRearming(15 * time.Minute)
+	r.Feed(packetlimit.New(packetlimit.Defaults(), r.Env()), recs)
+	if len(r.Findings) == 0 {
+		t.Fatal("a 30-minute flood of 300,000 packets/s after the exporter's clock was set back an hour never reported")
+	}
+	if f := r.Findings[0]; f.LastSeen.After(t0.Add(5*time.Minute)) || f.Measured <= 100000 ||
+		len(f.Summary.Externals) != 1 || f.Summary.Externals[0].Addr != netip.MustParseAddr("198.51.100.2") {
+		t.Errorf("first finding at %s measuring %.0f packets/s, summary %+v; want one within 3 minutes of the flood's start, of its traffic alone",
+			f.LastSeen.Sub(t0), f.Measured, f.Summary.Externals)
+	}
+}
