@@ -180,6 +180,7 @@ type hotState struct {
 	sum     [nWin]uint64 // packets of window k: seconds (head-lags[k]-w, head-lags[k]]
 	smSum   [nWin]uint64 // samples of window k
 	first   int64        // ns of the first record since promotion
+	newest  int64        // ns: the latest record end since promotion (in second head)
 	maxRate uint32
 	muted   int64 // ns; no evaluation before
 	gen     [2]extGen
@@ -289,6 +290,7 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 		d.addFine(d.hot[*c.hot-1], s0, s1, packets, detector.SampledShare(r, packets, r.Packets))
 	}
 	h := d.hot[*c.hot-1]
+	h.newest = max(h.newest, o.End)
 	d.account(h, r, o, s0, packets)
 	d.evaluate(h, o.End)
 }
@@ -388,7 +390,7 @@ func (d *Detector) promoteHost(c coarse, o *detector.Orientation, di int, cs0 in
 	clear(h.pk)
 	clear(h.sm)
 	h.head, h.sum, h.smSum, h.maxRate, h.muted = now, [nWin]uint64{}, [nWin]uint64{}, 0, 0
-	h.first = o.Start
+	h.first, h.newest = o.Start, o.End
 	h.gen[0].reset(o.End)
 	h.gen[1].reset(0)
 	h.cur = 0
@@ -569,7 +571,9 @@ func (d *Detector) finding(h *hotState, addr netip.Addr, now int64, k int) detec
 	dir := h.dir.Direction()
 	end := h.head - d.lags[k]     // the window's last second
 	from := (end - d.w + 1) * 1e9 // its first second, ns
-	last := now
+	// the window ends at the newest record measured, not at the one that
+	// tipped it over the limit (a flow record that came late)
+	last := max(now, h.newest)
 	if k > 0 {
 		last = end * 1e9
 	}

@@ -2,6 +2,7 @@ package packetlimit_test
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -70,5 +71,51 @@ func TestClockSetBackAnHour(t *testing.T) {
 		len(f.Summary.Externals) != 1 || f.Summary.Externals[0].Addr != netip.MustParseAddr("198.51.100.2") {
 		t.Errorf("first finding at %s measuring %.0f packets/s, summary %+v; want one within 3 minutes of the flood's start, of its traffic alone",
 			f.LastSeen.Sub(t0), f.Measured, f.Summary.Externals)
+	}
+}
+
+// TestLastSeenOfAFindingTriggeredByALateRecord: a host sends 70,000
+// packets/s seen by an sFlow agent (1:1000, on time) and 40,000 packets/s
+// exported by a router in NetFlow records of 60 s that reach the collector
+// 30 s after they end. A late NetFlow record tips the window over the
+// limit; the window measured ends at the newest sample, and so must the
+// finding's last_seen: the headline's packets/300s are not those of a
+// period that ended 30 s earlier.
+func TestLastSeenOfAFindingTriggeredByALateRecord(t *testing.T) {
+	type arrival struct {
+		at time.Time
+		r  flow.Record
+	}
+	var recs []arrival
+	for i := 0; i < 900*70; i++ {
+		ts := t0.Add(time.Duration(i) * time.Second / 70)
+		recs = append(recs, arrival{ts, flow.Record{Start: ts, End: ts, Format: flow.FormatSFlow5, SamplingRate: 1000,
+			SrcAddr: netip.MustParseAddr("203.0.113.9"), DstAddr: netip.MustParseAddr("198.51.100.1"), SrcPort: 123, DstPort: 80,
+			Proto: flow.ProtoUDP, Packets: 1000, Bytes: 500000, SampledPackets: 1, SampledBytes: 500}})
+	}
+	for from := 0; from+60 <= 900; from += 60 {
+		r := netflowRec(t0.Add(time.Duration(from)*time.Second), 60, "203.0.113.9", "198.51.100.2", 40000, 9000, 40000)
+		recs = append(recs, arrival{r.End.Add(30 * time.Second), r})
+	}
+	slices.SortStableFunc(recs, func(a, b arrival) int { return a.at.Compare(b.at) })
+	r := detectortest.NewRearming(15 * time.Minute)
+	d := packetlimit.New(packetlimit.Defaults(), r.Env())
+	var newest time.Time
+	for i := range recs {
+		r.Record(d, &recs[i].r)
+		if recs[i].r.End.After(newest) {
+			newest = recs[i].r.End
+		}
+		if len(r.Findings) > 0 {
+			break
+		}
+	}
+	if len(r.Findings) == 0 {
+		t.Fatal("no finding for 110,000 packets/s")
+	}
+	f := r.Findings[0]
+	if newest.Sub(f.LastSeen) >= time.Second || f.LastSeen.Sub(f.FirstSeen) < 299*time.Second {
+		t.Errorf("finding %q: first_seen %s, last_seen %s; the newest record measured ended at %s",
+			f.Detail, f.FirstSeen.Sub(t0), f.LastSeen.Sub(t0), newest.Sub(t0))
 	}
 }
