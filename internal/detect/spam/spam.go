@@ -192,6 +192,10 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		d.refs = append(d.refs, 0)
 	}
 	sec := uint32(o.End / 1e9)
+	// a flow record's contact began at its start (a tarpitted session's
+	// record ends a minute later): the mail server's line and the
+	// finding's first_seen say so, as netscan dates its probes
+	from := min(uint32(o.Start/1e9), sec)
 	dst := o.Remote.As16()
 	var s *hostState
 	if ref := d.refs[o.Host]; ref&stateBit != 0 {
@@ -202,7 +206,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		}
 	}
 	if s == nil {
-		if s = d.admit(o.Host, &dst, o.RemotePort, sec); s == nil {
+		if s = d.admit(o.Host, &dst, o.RemotePort, from, sec); s == nil {
 			return
 		}
 	}
@@ -214,7 +218,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	} else if rate == s.maxRate {
 		s.rateAt = max(s.rateAt, sec)
 	}
-	isNew := d.insert(s, &dst, o.RemotePort, sec)
+	isNew := d.insert(s, &dst, o.RemotePort, from, sec)
 	if s.samples != nil {
 		s.samples.Add(r)
 	}
@@ -263,7 +267,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // with the logged contacts, when it is the gate-th distinct mail server
 // within the window; before that it is logged and admit returns nil.
 // Entries that went stale are unlinked from the host's chain on the way.
-func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32) *hostState {
+func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, from, sec uint32) *hostState {
 	n, cut := 0, false
 	link := &d.refs[h]
 	// The chain holds at most gate-1 live entries and those that went
@@ -280,7 +284,7 @@ func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32)
 			continue
 		}
 		if e.dst == *dst {
-			e.first, e.last = min(e.first, sec), max(e.last, sec)
+			e.first, e.last = min(e.first, from), max(e.last, sec)
 			e.conns++
 			e.port = port
 			return nil
@@ -294,7 +298,7 @@ func (d *Detector) admit(h uint32, dst *detector.Key16, port uint16, sec uint32)
 	// entries and still has another live mail server besides this one gets
 	// its table now.
 	if n+1 < d.gate && (!cut || n == 0) {
-		d.push(h, dst, port, sec)
+		d.push(h, dst, port, from, sec)
 		return nil
 	}
 	s := d.newState(h)
@@ -325,7 +329,7 @@ func (d *Detector) entry(seq, h uint32) *logged {
 }
 
 // push logs a contact of host h to a new mail server as its newest entry.
-func (d *Detector) push(h uint32, dst *detector.Key16, port uint16, sec uint32) {
+func (d *Detector) push(h uint32, dst *detector.Key16, port uint16, from, sec uint32) {
 	if len(d.log) == 0 {
 		d.log = make([]logged, logMin)
 	}
@@ -335,7 +339,7 @@ func (d *Detector) push(h uint32, dst *detector.Key16, port uint16, sec uint32) 
 		d.growLog()
 		e = &d.log[seq&uint32(len(d.log)-1)]
 	}
-	*e = logged{server: server{dst: *dst, first: sec, last: sec, conns: 1, port: port}, seq: seq, prev: d.refs[h], host: h}
+	*e = logged{server: server{dst: *dst, first: from, last: sec, conns: 1, port: port}, seq: seq, prev: d.refs[h], host: h}
 	d.refs[h] = seq
 	if d.seq++; d.seq == stateBit {
 		d.seq = 1
@@ -441,7 +445,7 @@ func (d *Detector) finding(s *hostState, o *detector.Orientation, sec uint32, n 
 	return f
 }
 
-func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, sec uint32) bool {
+func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, from, sec uint32) bool {
 	s.last = max(s.last, sec)
 	mask := len(s.tab) - 1
 	i := int(detector.Hash16(dst, 25)) & mask
@@ -449,8 +453,9 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, sec ui
 		if c := &s.tab[i]; c.dst == *dst {
 			isNew := c.last+d.w <= sec
 			if isNew {
-				c.first, c.conns = sec, 0
+				c.first, c.conns = from, 0
 			}
+			c.first = min(c.first, from)
 			c.last = max(c.last, sec)
 			c.conns++
 			c.port = port
@@ -466,9 +471,9 @@ func (d *Detector) insert(s *hostState, dst *detector.Key16, port uint16, sec ui
 		if (s.n+1)*4 > len(s.tab)*3 {
 			return false // full of live destinations: the verdict is long proven
 		}
-		return d.insert(s, dst, port, sec)
+		return d.insert(s, dst, port, from, sec)
 	}
-	s.tab[i] = server{dst: *dst, first: sec, last: sec, conns: 1, port: port}
+	s.tab[i] = server{dst: *dst, first: from, last: sec, conns: 1, port: port}
 	s.n++
 	return true
 }
