@@ -32,3 +32,28 @@ func TestSpamLongFlowRecordsDatedAtTheirStart(t *testing.T) {
 		t.Errorf("first mail server line %+v, want %s at 0s", f.Probes[0], ext(7000))
 	}
 }
+
+// With min_samples above min_destinations (documented: "the verdict also
+// needs repeated contacts"), a bot that delivers to the same 100 mail
+// servers over and over — three rounds, 300 connection attempts to 100
+// mail servers within two minutes — proves spam at its 250th attempt. The
+// verdict was only looked at when a new mail server appeared, so repeated
+// contacts never completed it.
+func TestSpamMinSamplesMetByRepeatedContacts(t *testing.T) {
+	var c capture
+	for round := range 3 {
+		for i := range 100 {
+			at := time.Duration(round)*time.Minute + time.Duration(i)*300*ms
+			c.pkt(at, in(86), 40000+uint16(round*100+i), ext(7000+i), 25, flow.ProtoTCP, syn, 60)
+		}
+	}
+	conf := detect.Defaults()
+	conf.Spam.MinSamples = 250
+	got := run(t, conf, nil, c.sorted())
+	if len(got) != 1 || got[0].Rule != "spam.smtp_fanout" {
+		t.Fatalf("findings %v, want one spam.smtp_fanout", verdicts(got))
+	}
+	if f := got[0]; f.Measured != 100 || f.Samples < 250 || f.Samples > 251 {
+		t.Errorf("measured %v mail servers, %d samples; want 100 and 250", f.Measured, f.Samples)
+	}
+}

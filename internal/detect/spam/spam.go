@@ -139,6 +139,11 @@ type hostState struct {
 	muted   int64
 	maxRate uint32
 	rateAt  uint32 // the last second a record had maxRate
+	// wait is the number of contacts still missing when the last look at
+	// the verdict found min_destinations but too few contact records
+	// (min_samples above min_destinations): after that many more, repeated
+	// contacts included, the verdict is looked at again. 0: none pending.
+	wait    uint64
 	samples *detector.Samples
 }
 
@@ -222,7 +227,12 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if s.samples != nil {
 		s.samples.Add(r)
 	}
-	if !isNew || s.n < d.conf.MinDestinations/2 {
+	due := false
+	if s.wait > 0 { // each contact adds at most one live contact record
+		s.wait--
+		due = s.wait == 0
+	}
+	if !isNew && !due || s.n < d.conf.MinDestinations/2 {
 		return
 	}
 	if s.samples == nil {
@@ -247,6 +257,9 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		}
 	}
 	if n < d.conf.MinDestinations || conns < d.conf.MinSamples {
+		if n >= d.conf.MinDestinations {
+			s.wait = d.conf.MinSamples - conns
+		}
 		return
 	}
 	s.muted = o.End + 1e9
@@ -258,7 +271,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	// carries evidence of its own: its dump starts empty and its sampling
 	// rate is that of its own records.
 	s.samples.Reset()
-	s.maxRate = 0
+	s.maxRate, s.wait = 0, 0
 }
 
 // admit passes a contact of a host without a table through the gate. A
