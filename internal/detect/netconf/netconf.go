@@ -335,6 +335,13 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		}
 		c = &counter{mac: r.SrcMAC, owner: macOwner}
 		d.mismatch[o.Host] = c
+	} else if c.mac != r.SrcMAC && (c.recs == 0 || o.Start-c.first > d.w) {
+		// a new window names its own sender, as ObserveForeign's do: the
+		// server that misused the address before may not be the one now
+		if macOwner == "" {
+			macOwner, _ = d.nets.MACOwner(r.SrcMAC)
+		}
+		c.mac, c.owner = r.SrcMAC, macOwner
 	}
 	if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RuleForeignAddress, detector.DirOut, o.End) {
 		f := d.finding(c, RuleForeignAddress, o.End)

@@ -1,0 +1,48 @@
+package detect_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"padlock/internal/detect"
+	"padlock/internal/flow"
+)
+
+// An address of one customer's server used by another customer's server
+// (its MAC in the inventory) is reported naming that server; when, an
+// hour later, a third customer's server misuses the same address, the
+// second finding must name the third server's MAC and owner, not the
+// first's (whose owner would be blamed for someone else's fault).
+func TestForeignAddressNamesTheCurrentSender(t *testing.T) {
+	nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"),
+		netip.MustParsePrefix("203.0.113.128/26"), netip.MustParsePrefix("203.0.113.192/26")})
+	macA, macB, own := flow.MAC{2, 0, 0, 0, 0, 0xa}, flow.MAC{2, 0, 0, 0, 0, 0xb}, flow.MAC{2, 0, 0, 0, 0, 0xc}
+	nets.AddMAC(macA, "203.0.113.0/25")
+	nets.AddMAC(macB, "203.0.113.128/26")
+	nets.AddMAC(own, "203.0.113.192/26")
+	var c capture
+	send := func(at time.Duration, mac flow.MAC) {
+		c.pkt(at, in(200), 40000, ext(5), 443, flow.ProtoTCP, syn, 60)
+		c.recs[len(c.recs)-1].SrcMAC = mac
+	}
+	for s := 0; s < 2*3600; s += 30 { // the address's own server, all along
+		send(time.Duration(s)*time.Second, own)
+	}
+	for i := range 20 {
+		send(time.Duration(i)*time.Second+ms, macA)
+		send(time.Hour+time.Duration(i)*time.Second+ms, macB)
+	}
+	got := run(t, detect.Defaults(), nets, c.sorted())
+	if len(got) != 2 {
+		t.Fatalf("findings %v, want two foreign_address", verdicts(got))
+	}
+	for i, want := range []struct {
+		mac   flow.MAC
+		owner string
+	}{{macA, "203.0.113.0/25"}, {macB, "203.0.113.128/26"}} {
+		if f := got[i]; f.Rule != "incorrect_network_config.foreign_address" || f.MAC != want.mac || f.Owner != want.owner {
+			t.Errorf("finding %d: %s MAC %s owner %s, want foreign_address MAC %s owner %s", i, f.Rule, f.MAC, f.Owner, want.mac, want.owner)
+		}
+	}
+}
