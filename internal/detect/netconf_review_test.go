@@ -46,3 +46,26 @@ func TestForeignAddressNamesTheCurrentSender(t *testing.T) {
 		}
 	}
 }
+
+// Two exporters see a server's DNS queries to 10.0.0.2 leaving a public
+// interface (ECMP over two routers); the second exports 3 s behind the
+// first, so records arrive with time going back and forth by 3 s. The
+// finding must span every record it counts: first_seen at the earliest
+// (97 s), last_seen at the latest (104 s) — not a last_seen before its
+// own first_seen.
+func TestPrivateDestinationSpanWithLaggingExporter(t *testing.T) {
+	var c capture
+	for i := range 5 {
+		at := time.Duration(100+i) * time.Second
+		c.pkt(at, in(44), 30000, netip.MustParseAddr("10.0.0.2"), 53, flow.ProtoUDP, 0, 70)
+		c.pkt(at-3*time.Second, in(44), 30001, netip.MustParseAddr("10.0.0.2"), 53, flow.ProtoUDP, 0, 70)
+	}
+	got := run(t, detect.Defaults(), nil, c.recs) // in arrival order
+	if len(got) != 1 || got[0].Rule != "incorrect_network_config.private_destination" {
+		t.Fatalf("findings %v, want one private_destination", verdicts(got))
+	}
+	f := got[0]
+	if first, last := f.FirstSeen.Sub(t0), f.LastSeen.Sub(t0); first != 97*time.Second || last != 104*time.Second {
+		t.Errorf("finding spans %s .. %s, want 1m37s .. 1m44s", first, last)
+	}
+}

@@ -211,7 +211,7 @@ func (d *Detector) count(c *counter, r *flow.Record, start, end int64, other net
 		c.samples = detector.NewSamples(d.env.EvidencePackets).Within(d.w)
 		c.samples.Missed(c.recs)
 	}
-	if c.recs == 0 {
+	if c.recs == 0 || start < c.first { // a second exporter may lag
 		c.first = start
 	}
 	c.recs++
@@ -241,7 +241,7 @@ func (d *Detector) finding(c *counter, rule string, end int64) detector.Finding 
 	f := detector.Finding{
 		Kind: detector.KindIncorrectConf, Direction: detector.DirOut, Rule: rule,
 		Measured: float64(c.recs), Threshold: float64(d.conf.MinSamples), Unit: "records",
-		FirstSeen: detector.Time(c.first), LastSeen: detector.Time(end),
+		FirstSeen: detector.Time(c.first), LastSeen: detector.Time(c.last),
 		SamplingRate: max(c.maxRate, 1), Samples: c.recs,
 	}
 	f.Packets, f.PacketsOmitted = c.samples.Copy()
