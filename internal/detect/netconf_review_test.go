@@ -69,3 +69,36 @@ func TestPrivateDestinationSpanWithLaggingExporter(t *testing.T) {
 		t.Errorf("finding spans %s .. %s, want 1m37s .. 1m44s", first, last)
 	}
 }
+
+// Docker's default bridge leaking out unmasqueraded on two customers'
+// servers at once: both send from 172.17.0.2, each from its own MAC. The
+// finding naming server X (12 records in a minute) must be made of X's
+// records only: counted towards X's min_samples and shown in X's dump,
+// server Y's packets (6 records, below min_samples alone) are another
+// customer's traffic, not evidence against X.
+func TestSameBogonSourceFromTwoServersIsNotMerged(t *testing.T) {
+	src := netip.MustParseAddr("172.17.0.2")
+	macX, macY := flow.MAC{2, 0, 0, 0, 0, 0x1}, flow.MAC{2, 0, 0, 0, 0, 0x2}
+	var c capture
+	for i := range 12 {
+		c.pkt(time.Duration(i)*5*time.Second, src, 40000, ext(9), 443, flow.ProtoTCP, syn, 60)
+		c.recs[len(c.recs)-1].SrcMAC = macX
+		if i%2 == 0 {
+			c.pkt(time.Duration(i)*5*time.Second+ms, src, 51000, ext(10), 53, flow.ProtoUDP, 0, 70)
+			c.recs[len(c.recs)-1].SrcMAC = macY
+		}
+	}
+	got := run(t, detect.Defaults(), nil, c.sorted())
+	if len(got) != 1 || got[0].Rule != "incorrect_network_config.spoofed_source" || got[0].Source != src || got[0].MAC != macX {
+		t.Fatalf("findings %v, want one spoofed_source %s from MAC %s", verdicts(got), src, macX)
+	}
+	f := got[0]
+	for _, p := range f.Packets {
+		if p.SrcMAC != macX {
+			t.Errorf("the dump against %s shows a packet of %s: %s > %s", macX, p.SrcMAC, p.SrcAddr, p.DstAddr)
+		}
+	}
+	if f.Measured != 10 || f.Samples != 10 || f.LastSeen.Sub(t0) != 45*time.Second {
+		t.Errorf("finding counts %v records (%d samples) up to %s, want X's 10 up to 45s", f.Measured, f.Samples, f.LastSeen.Sub(t0))
+	}
+}

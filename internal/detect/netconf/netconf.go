@@ -5,9 +5,11 @@
 //     internal — at a customer-facing edge the source belongs to no customer
 //     (spoofed or misconfigured) — or a record to a customer whose source
 //     belongs to no customer, sent from a MAC the inventory gives a
-//     customer's server. Reported per source address (Finding.Source)
-//     for the first 256 distinct sources of a window; further sources (random
-//     spoofing) are reported together under the first of them.
+//     customer's server. Reported per source address (Finding.Source) and
+//     MAC (Finding.MAC: two servers leaking the same private source are
+//     two cases) for the first 256 distinct sources of a window; further
+//     sources (random spoofing) are reported together under the first of
+//     them.
 //   - incorrect_network_config.foreign_address: an internal source address
 //     sent from a MAC that the inventory assigns to another owner than the
 //     address (where the data carries MACs; Finding.MAC and Finding.Owner
@@ -150,6 +152,14 @@ type counter struct {
 	samples     *detector.Samples
 }
 
+// foreignKey is a source that belongs to no customer and the MAC it was
+// sent from: two servers leaking the same private source (Docker's
+// 172.17.0.2) are two cases, each with its own records and evidence.
+type foreignKey struct {
+	src detector.Key16
+	mac flow.MAC
+}
+
 type macOwned struct {
 	mac          flow.MAC
 	owned, valid bool
@@ -168,7 +178,7 @@ type Detector struct {
 	nets     Networks
 	w        int64
 	private  map[uint32]*counter
-	foreign  map[detector.Key16]*counter
+	foreign  map[foreignKey]*counter
 	overflow *counter
 	// overflowSrc is the first source of the overflow counter's episode
 	// (random spoofing, until a window without it): its findings' source
@@ -188,7 +198,7 @@ type Detector struct {
 // inventory: foreign_address never fires).
 func New(conf Configuration, env detector.Env, nets Networks) *Detector {
 	return &Detector{conf: conf, env: env, nets: nets, w: conf.Window.D().Nanoseconds(),
-		private: map[uint32]*counter{}, foreign: map[detector.Key16]*counter{}, mismatch: map[uint32]*counter{}}
+		private: map[uint32]*counter{}, foreign: map[foreignKey]*counter{}, mismatch: map[uint32]*counter{}}
 }
 
 // count adds r to c (resetting it when its window is over) and reports
@@ -379,7 +389,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	if from.IsUnspecified() || from.IsLinkLocalUnicast() || onLink(r, to) {
 		return
 	}
-	k := from.As16()
+	k := foreignKey{from.As16(), r.SrcMAC}
 	c := d.foreign[k]
 	if c == nil {
 		if len(d.foreign) >= 256 {
