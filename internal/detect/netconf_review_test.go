@@ -102,3 +102,57 @@ func TestSameBogonSourceFromTwoServersIsNotMerged(t *testing.T) {
 		t.Errorf("finding counts %v records (%d samples) up to %s, want X's 10 up to 45s", f.Measured, f.Samples, f.LastSeen.Sub(t0))
 	}
 }
+
+// Packets with private sources reach servers from the internet (a remote
+// router's NAT leaking 192.168.x.y, unfiltered upstream). A web server
+// answers such SYNs with SYN-ACKs, retransmitted five times; a DNS
+// server answers queries from spoofed 10.x sources; a host answers
+// pings and sends port unreachables back. Every answer goes to a private
+// destination, but the server originated nothing: its configuration is
+// fine, and it must not be reported. The same servers opening
+// connections to a private address still are.
+func TestAnswersToPrivateSourcesAreNoMisconfiguration(t *testing.T) {
+	cases := map[string]func(c *capture){
+		"SYN-ACKs to leaked NAT clients": func(c *capture) {
+			for k := range 3 {
+				cl := netip.AddrFrom4([4]byte{192, 168, 1, byte(5 + k)})
+				at := time.Duration(k) * 50 * time.Second
+				c.pkt(at, cl, 51000+uint16(k), in(50), 443, flow.ProtoTCP, syn, 60)
+				for _, rt := range []int{0, 1, 3, 7, 15, 31} {
+					c.pkt(at+time.Duration(rt)*time.Second+ms, in(50), 443, cl, 51000+uint16(k), flow.ProtoTCP, synAck, 60)
+				}
+			}
+		},
+		"DNS answers to spoofed 10.x": func(c *capture) {
+			for k := range 15 {
+				cl := netip.AddrFrom4([4]byte{10, 20, 0, byte(k + 1)})
+				c.pkt(time.Duration(k)*5*time.Second, cl, 33000+uint16(k), in(51), 53, flow.ProtoUDP, 0, 70)
+				c.pkt(time.Duration(k)*5*time.Second+ms, in(51), 53, cl, 33000+uint16(k), flow.ProtoUDP, 0, 300)
+			}
+		},
+		"RSTs, port unreachables and echo replies": func(c *capture) {
+			for k := range 15 {
+				cl := netip.AddrFrom4([4]byte{172, 16, 0, byte(k + 1)})
+				at := time.Duration(k) * 5 * time.Second
+				c.pkt(at, in(52), 0, cl, 0, flow.ProtoTCP, rstAck, 54)
+				c.icmp(at+ms, in(52), cl, 3, 70)
+				c.icmp(at+2*ms, in(52), cl, 0, 84)
+			}
+		},
+	}
+	for name, b := range cases {
+		var c capture
+		b(&c)
+		if got := run(t, detect.Defaults(), nil, c.sorted()); len(got) > 0 {
+			t.Errorf("%s: %v", name, verdicts(got))
+		}
+	}
+	// a server that itself connects to private addresses still is reported
+	var c capture
+	for k := range 12 {
+		c.pkt(time.Duration(k)*5*time.Second, in(50), 40000+uint16(k), netip.MustParseAddr("192.168.1.10"), 3306, flow.ProtoTCP, syn, 60)
+	}
+	if got := run(t, detect.Defaults(), nil, c.sorted()); len(got) != 1 || got[0].Rule != "incorrect_network_config.private_destination" {
+		t.Errorf("connections to 192.168.1.10:3306: %v, want one private_destination", verdicts(got))
+	}
+}

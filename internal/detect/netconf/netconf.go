@@ -17,7 +17,10 @@
 //   - incorrect_network_config.private_destination: an internal address
 //     sending to private, CGNAT or bogon destinations (private_destinations)
 //     on a public interface — a misconfiguration hint, e.g. P2P software.
-//     These records are never netscan probes.
+//     These records are never netscan probes. Answers (SYN-ACKs, resets,
+//     a service's UDP replies, ICMP replies and errors) to packets that
+//     reached the host from private sources are not counted: the host
+//     originated nothing.
 //
 // Each rule needs min_samples records within the window before it fires.
 package netconf
@@ -290,6 +293,29 @@ func onLink(r *flow.Record, dst netip.Addr) bool {
 		r.Proto == flow.ProtoICMPv6 && dst.IsLinkLocalUnicast()
 }
 
+// answers reports whether r, which an internal host sends, answers a
+// packet the remote sent: a TCP reset, a TCP segment with ACK from the
+// host's (lower) service port, UDP from a well-known port to a higher
+// one, an ICMP echo reply or error. Packets with private sources reach
+// servers from the internet (a remote NAT leaking, spoofing), and the
+// server's SYN-ACKs, answers and port unreachables then go to a private
+// destination: the server originated nothing, its configuration is fine.
+func answers(r *flow.Record, o *detector.Orientation) bool {
+	switch r.Proto {
+	case flow.ProtoTCP:
+		return r.TCPFlags&flow.TCPRst != 0 || r.TCPFlags&flow.TCPAck != 0 && o.LocalPort < o.RemotePort
+	case flow.ProtoUDP:
+		return o.LocalPort < 1024 && o.RemotePort >= 1024
+	case flow.ProtoICMP:
+		t := r.DstPort >> 8
+		return t == 0 || t == 3 || t == 4 || t == 5 || t == 11 || t == 12
+	case flow.ProtoICMPv6:
+		t := r.DstPort >> 8
+		return t < 128 || t == 129
+	}
+	return false
+}
+
 var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // Observe implements detector.Detector.
@@ -307,7 +333,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	// a private remote that is a customer's address (CGNAT subscribers of
 	// the provider's own, in the customer list) is no misconfiguration,
 	// nor is IPv6 neighbour discovery with the router's link-local address
-	if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) && !onLink(r, o.Remote.Unmap()) {
+	if !o.RemoteInternal && d.env.Private != nil && d.env.Private(o.Remote) && !onLink(r, o.Remote.Unmap()) && !answers(r, o) {
 		c := d.private[o.Host]
 		if c == nil {
 			c = &counter{}
