@@ -57,3 +57,34 @@ func TestSpamMinSamplesMetByRepeatedContacts(t *testing.T) {
 		t.Errorf("measured %v mail servers, %d samples; want 100 and 250", f.Measured, f.Samples)
 	}
 }
+
+// A bot mailing the same 300 mail servers round robin, each one again
+// every 4 minutes, for 40 minutes: after the first round no mail server
+// is ever new again. It is reported at once and again after each rearm
+// period (15 minutes) while it goes on — a warned customer's recurrence
+// is what escalates to a lock — not once and never again.
+func TestSpamReportedAgainWhileCyclingTheSameMailServers(t *testing.T) {
+	var c capture
+	const mx = 300
+	period := 240 * time.Second / mx
+	for i := 0; i < int(40*time.Minute/period); i++ {
+		c.pkt(time.Duration(i)*period, in(87), 30000+uint16(i%30000), ext(7000+i%mx), 25, flow.ProtoTCP, syn, 60)
+	}
+	var got []detect.Finding
+	for _, f := range run(t, detect.Defaults(), nil, c.sorted()) {
+		if f.Kind == "spam" {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d findings in 40 minutes, want 3 (rearm 15 minutes): %v", len(got), verdicts(got))
+	}
+	for i, f := range got {
+		if f.Rule != "spam.smtp_fanout" || f.Measured < 100 {
+			t.Errorf("finding %d: %s measured %v", i, f.Rule, f.Measured)
+		}
+	}
+	if d := got[1].LastSeen.Sub(got[0].LastSeen); d < 15*time.Minute || d > 15*time.Minute+10*time.Second {
+		t.Errorf("second finding %s after the first, want 15m", d)
+	}
+}

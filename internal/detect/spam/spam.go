@@ -143,7 +143,14 @@ type hostState struct {
 	// the verdict found min_destinations but too few contact records
 	// (min_samples above min_destinations): after that many more, repeated
 	// contacts included, the verdict is looked at again. 0: none pending.
-	wait    uint64
+	wait uint64
+	// again: the host was reported in this episode; from muted on, its
+	// repeated contacts have the verdict looked at too (once a second at
+	// most: looked is the last second they did), so that a bot cycling
+	// through the same mail servers, none of them ever new again, is
+	// reported again after the rearm period
+	again   bool
+	looked  uint32
 	samples *detector.Samples
 }
 
@@ -232,7 +239,13 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		s.wait--
 		due = s.wait == 0
 	}
-	if !isNew && !due || s.n < d.conf.MinDestinations/2 {
+	if !isNew && !due {
+		if !s.again || o.End < s.muted || sec == s.looked {
+			return
+		}
+		s.looked = sec
+	}
+	if s.n < d.conf.MinDestinations/2 {
 		return
 	}
 	if s.samples == nil {
@@ -264,9 +277,12 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	}
 	s.muted = o.End + 1e9
 	if !d.env.Reporter.Armed(o.Addr, Rule, detector.DirOut, o.End) {
+		s.muted = max(s.muted, d.env.Reporter.Rearmed(o.Addr, Rule, detector.DirOut))
 		return
 	}
 	d.env.Reporter.Report(d.finding(s, o, sec, n, conns))
+	s.again = true
+	s.muted = max(s.muted, d.env.Reporter.Rearmed(o.Addr, Rule, detector.DirOut))
 	// The next finding for the host (after the engine's rearm period)
 	// carries evidence of its own: its dump starts empty and its sampling
 	// rate is that of its own records.
