@@ -156,3 +156,36 @@ func TestAnswersToPrivateSourcesAreNoMisconfiguration(t *testing.T) {
 		t.Errorf("connections to 192.168.1.10:3306: %v, want one private_destination", verdicts(got))
 	}
 }
+
+// Server A spoofs random sources (a DDoS, 50 packets/s for 20 minutes);
+// two minutes in, server B's Docker bridge starts leaking 172.17.0.2 (a
+// packet a second). Both are cases of their own: B must be reported
+// under 172.17.0.2 with its MAC within seconds, not merged into A's
+// random-spoofing episode (under one of A's random addresses, muted by
+// its rearm) until A stops.
+func TestFixedLeakDuringRandomSpoofing(t *testing.T) {
+	macA, macB := flow.MAC{2, 0, 0, 0, 0, 0xa}, flow.MAC{2, 0, 0, 0, 0, 0xb}
+	leak := netip.MustParseAddr("172.17.0.2")
+	var c capture
+	for i := range 20 * 60 * 50 {
+		a := netip.AddrFrom4([4]byte{byte(11 + i%200), byte(i >> 8), byte(i), byte(i * 7)})
+		c.pkt(time.Duration(i)*20*ms, a, uint16(i), ext(7), 80, flow.ProtoTCP, syn, 60)
+		c.recs[len(c.recs)-1].SrcMAC = macA
+	}
+	for s := 120; s < 20*60; s++ {
+		c.pkt(time.Duration(s)*time.Second+5*ms, leak, 40000, ext(8), 443, flow.ProtoTCP, syn, 60)
+		c.recs[len(c.recs)-1].SrcMAC = macB
+	}
+	var b []detect.Finding
+	for _, f := range run(t, detect.Defaults(), nil, c.sorted()) {
+		if f.MAC == macB || f.Source == leak {
+			b = append(b, f)
+		}
+	}
+	if len(b) == 0 {
+		t.Fatal("the leak of 172.17.0.2 from server B is not reported")
+	}
+	if f := b[0]; f.Source != leak || f.MAC != macB || f.LastSeen.Sub(t0) > 140*time.Second {
+		t.Errorf("first finding about B: source %s MAC %s at %s, want %s from %s by 2m20s", f.Source, f.MAC, f.LastSeen.Sub(t0), leak, macB)
+	}
+}

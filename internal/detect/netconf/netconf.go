@@ -9,7 +9,8 @@
 //     MAC (Finding.MAC: two servers leaking the same private source are
 //     two cases) for the first 256 distinct sources of a window; further
 //     sources (random spoofing) are reported together under the first of
-//     them.
+//     them, per MAC they were sent from (another server's leak that
+//     starts meanwhile is a case of its own).
 //   - incorrect_network_config.foreign_address: an internal source address
 //     sent from a MAC that the inventory assigns to another owner than the
 //     address (where the data carries MACs; Finding.MAC and Finding.Owner
@@ -163,6 +164,18 @@ type foreignKey struct {
 	mac flow.MAC
 }
 
+// overflow is the counter of the sources beyond the table's that one MAC
+// sent. src is the first source of its episode (random spoofing, until
+// a window without it): its findings' source and rearm key, so one
+// episode is one case, not one per window under another random address.
+type overflow struct {
+	mac flow.MAC
+	src netip.Addr
+	c   *counter
+}
+
+const maxOverflows = 8
+
 type macOwned struct {
 	mac          flow.MAC
 	owned, valid bool
@@ -176,20 +189,20 @@ type macCache struct {
 
 // Detector is the incorrect_network_config detector.
 type Detector struct {
-	conf     Configuration
-	env      detector.Env
-	nets     Networks
-	w        int64
-	private  map[uint32]*counter
-	foreign  map[foreignKey]*counter
-	overflow *counter
-	// overflowSrc is the first source of the overflow counter's episode
-	// (random spoofing, until a window without it): its findings' source
-	// and rearm key, so one episode is one case, not one per window under
-	// another random address
-	overflowSrc netip.Addr
-	mismatch    map[uint32]*counter
-	macs        []macCache
+	conf    Configuration
+	env     detector.Env
+	nets    Networks
+	w       int64
+	private map[uint32]*counter
+	foreign map[foreignKey]*counter
+	// overflows count the sources beyond the first 256, per MAC they
+	// were sent from (a server spoofing random sources fills the table;
+	// another server's fixed leak that starts meanwhile is a case of its
+	// own, not part of the first one's episode); at most maxOverflows,
+	// further MACs share the last
+	overflows []overflow
+	mismatch  map[uint32]*counter
+	macs      []macCache
 	// inMACs are the last source MACs of records to an internal address
 	// and whether a customer's server owns them (an edge's inbound traffic
 	// comes from one or two router MACs: asked once, not per record)
@@ -417,27 +430,22 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	}
 	k := foreignKey{from.As16(), r.SrcMAC}
 	c := d.foreign[k]
+	src, over := from, false
 	if c == nil {
 		if len(d.foreign) >= 256 {
-			if d.overflow == nil {
-				d.overflow, d.overflowSrc = &counter{}, from
-			}
-			c = d.overflow
+			o := d.overflowOf(r.SrcMAC, from)
+			c, src, over = o.c, o.src, true
 		} else {
 			c = &counter{mac: r.SrcMAC}
 			d.foreign[k] = c
 		}
 	}
-	if c.recs == 0 || (c == d.overflow && start-c.first > d.w) { // a new window, as count opens it
+	if c.recs == 0 || (over && start-c.first > d.w) { // a new window, as count opens it
 		c.mac = r.SrcMAC
 	}
-	src := from
-	if c == d.overflow {
-		src = d.overflowSrc
-	}
-	// for the overflow counter, distinct counts sources; otherwise destinations
+	// for an overflow counter, distinct counts sources; otherwise destinations
 	other := to
-	if c == d.overflow {
+	if over {
 		other = from
 	}
 	if !d.count(c, r, start, end, other) || !d.env.Reporter.Armed(src, RuleSpoofedSource, detector.DirOut, end) {
@@ -445,7 +453,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	}
 	f := d.finding(c, RuleSpoofedSource, end)
 	f.Source, f.MAC = src, c.mac
-	if c == d.overflow {
+	if over {
 		f.Detail = fmt.Sprintf("%d records from %s distinct source addresses that belong to no customer (spoofed), e.g. %s", c.recs, distinct(c), c.first1())
 	} else {
 		f.Remote = c.first1()
@@ -461,9 +469,29 @@ func (d *Detector) Tick(now int64) {
 			delete(d.foreign, k)
 		}
 	}
-	if d.overflow != nil && now-d.overflow.last > d.w {
-		d.overflow, d.overflowSrc = nil, netip.Addr{}
+	for i := 0; i < len(d.overflows); {
+		if now-d.overflows[i].c.last > d.w {
+			d.overflows[i] = d.overflows[len(d.overflows)-1]
+			d.overflows = d.overflows[:len(d.overflows)-1]
+			continue
+		}
+		i++
 	}
+}
+
+// overflowOf returns the overflow counter of the sources mac sent, made
+// with from as its first source when there is none.
+func (d *Detector) overflowOf(mac flow.MAC, from netip.Addr) *overflow {
+	for i := range d.overflows {
+		if d.overflows[i].mac == mac {
+			return &d.overflows[i]
+		}
+	}
+	if n := len(d.overflows); n >= maxOverflows {
+		return &d.overflows[n-1]
+	}
+	d.overflows = append(d.overflows, overflow{mac: mac, src: from, c: &counter{}})
+	return &d.overflows[len(d.overflows)-1]
 }
 
 // Flush implements detector.Detector; the rules fire as soon as proven.
