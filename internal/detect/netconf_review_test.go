@@ -189,3 +189,47 @@ func TestFixedLeakDuringRandomSpoofing(t *testing.T) {
 		t.Errorf("first finding about B: source %s MAC %s at %s, want %s from %s by 2m20s", f.Source, f.MAC, f.LastSeen.Sub(t0), leak, macB)
 	}
 }
+
+// A corrected inventory takes effect: a server's new MAC, registered to
+// the wrong server, makes the server's own traffic a foreign_address
+// finding; the staff fix the record after that first finding, and the
+// server, sending all along for an hour, is not reported again after the
+// rearm period (the inventory's answer was cached per host for good, so
+// the fixed server was reported every 15 minutes). Without the fix it is.
+func TestForeignAddressAfterTheInventoryIsFixed(t *testing.T) {
+	for _, fix := range []bool{true, false} {
+		nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("203.0.113.128/26")})
+		mac := flow.MAC{2, 0, 0, 0, 0, 0xd}
+		nets.AddMAC(mac, "203.0.113.0/25") // wrong: the server is 203.0.113.130
+		var got []detect.Finding
+		e, err := detect.New(detect.Defaults(), detect.Dependencies{Networks: nets, OnFinding: func(f detect.Finding) {
+			got = append(got, f)
+			if fix {
+				nets.AddMAC(mac, "203.0.113.128/26")
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+		for i := range 360 {
+			at := t0.Add(time.Duration(i) * 10 * time.Second)
+			r := flow.Record{Start: at, End: at, Format: flow.FormatPcap, SamplingRate: 1, SrcMAC: mac,
+				SrcAddr: in(130), DstAddr: ext(5), SrcPort: uint16(40000 + i), DstPort: 443, Proto: flow.ProtoTCP,
+				TCPFlags: syn, Packets: 1, Bytes: 60, SampledPackets: 1, SampledBytes: 60}
+			e.Record(&r)
+		}
+		e.Flush()
+		for _, f := range got {
+			if f.Rule != "incorrect_network_config.foreign_address" {
+				t.Errorf("fix %v: %v", fix, verdicts(got))
+			}
+		}
+		if fix && len(got) != 1 {
+			t.Errorf("fixed after the first finding: %d findings, want 1", len(got))
+		}
+		if !fix && len(got) < 3 {
+			t.Errorf("never fixed: %d findings in an hour, want one per rearm period", len(got))
+		}
+	}
+}

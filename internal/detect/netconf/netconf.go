@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"padlock/internal/detect/detector"
@@ -179,12 +180,29 @@ const maxOverflows = 8
 type macOwned struct {
 	mac          flow.MAC
 	owned, valid bool
+	at           int64 // ns: event time of the lookup (see macRecheck)
 }
 
 type macCache struct {
 	mac      flow.MAC
 	mismatch bool
 	valid    bool
+	at       int64 // ns: event time of the lookup (see macRecheck)
+}
+
+// macRecheck is how long (event time) an answer of the inventory about a
+// MAC is reused: a corrected inventory (a server's new MAC, an address
+// moved to another server) takes effect within it, instead of a cached
+// mismatch reporting the fixed server again.
+const macRecheck = int64(60 * time.Second)
+
+// SameOwner reports whether an address held by addrOwner may be sent from
+// a MAC held by macOwner: the same holder, or a holder the address's
+// contains ("customer:7" holds "customer:7/server:12": a customer's
+// standalone address may be used by any of its servers, a server's
+// address only by that server).
+func SameOwner(addrOwner, macOwner string) bool {
+	return addrOwner == macOwner || strings.HasPrefix(macOwner, addrOwner) && macOwner[len(addrOwner)] == '/'
 }
 
 // Detector is the incorrect_network_config detector.
@@ -338,7 +356,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		// from a MAC the inventory gives a customer's server: that server
 		// spoofs (towards another customer of the same edge), as a record
 		// where neither end is internal shows
-		if !r.SrcMAC.IsZero() && !o.RemoteInternal && d.nets != nil && d.customerMAC(r.SrcMAC) {
+		if !r.SrcMAC.IsZero() && !o.RemoteInternal && d.nets != nil && d.customerMAC(r.SrcMAC, o.End) {
 			d.ObserveForeign(r, o.Start, o.End)
 		}
 		return
@@ -367,11 +385,11 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	}
 	mc := &d.macs[o.Host]
 	var macOwner string
-	if !mc.valid || mc.mac != r.SrcMAC {
-		mc.valid, mc.mac, mc.mismatch = true, r.SrcMAC, false
+	if !mc.valid || mc.mac != r.SrcMAC || o.End-mc.at > macRecheck {
+		mc.valid, mc.mac, mc.mismatch, mc.at = true, r.SrcMAC, false, o.End
 		a, ok1 := d.nets.MACOwner(r.SrcMAC)
 		b, ok2 := d.nets.Owner(o.Addr)
-		mc.mismatch = ok1 && ok2 && a != b
+		mc.mismatch = ok1 && ok2 && !SameOwner(b, a)
 		macOwner = a
 	}
 	if !mc.mismatch {
@@ -402,15 +420,22 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 }
 
 // customerMAC reports whether the inventory assigns mac to an owner.
-func (d *Detector) customerMAC(mac flow.MAC) bool {
+func (d *Detector) customerMAC(mac flow.MAC, now int64) bool {
+	slot := d.inNext
 	for i := range d.inMACs {
 		if c := &d.inMACs[i]; c.valid && c.mac == mac {
-			return c.owned
+			if now-c.at <= macRecheck {
+				return c.owned
+			}
+			slot = i // asked again in its own place
+			break
 		}
 	}
 	_, owned := d.nets.MACOwner(mac)
-	d.inMACs[d.inNext] = macOwned{mac: mac, owned: owned, valid: true}
-	d.inNext = (d.inNext + 1) % len(d.inMACs)
+	d.inMACs[slot] = macOwned{mac: mac, owned: owned, valid: true, at: now}
+	if slot == d.inNext {
+		d.inNext = (d.inNext + 1) % len(d.inMACs)
+	}
 	return owned
 }
 
