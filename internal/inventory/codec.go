@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -92,6 +93,25 @@ func (s *Snapshot) Entries() []Entry {
 	}
 	for _, a := range s.Addresses {
 		out = append(out, Entry{Prefix: a.Prefix, CustomerID: a.CustomerID, Type: ProductAddress, ProductID: a.ID})
+	}
+	return out
+}
+
+// MACs returns the servers of the snapshot's MAC addresses (servers
+// without addresses left out: they send nothing the index could own).
+func (s *Snapshot) MACs() map[[6]byte]MACEntry {
+	out := map[[6]byte]MACEntry{}
+	for _, sv := range s.Servers {
+		if len(sv.IPs) == 0 {
+			continue
+		}
+		for _, m := range sv.MACs {
+			hw, err := net.ParseMAC(m)
+			if err != nil || len(hw) != 6 {
+				continue // the store keeps them normalised: never
+			}
+			out[[6]byte(hw)] = MACEntry{CustomerID: sv.CustomerID, ServerID: sv.ID}
+		}
 	}
 	return out
 }

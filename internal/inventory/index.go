@@ -29,6 +29,13 @@ type Index struct {
 	size   int
 	byProd map[productKey][]netip.Prefix
 	filter netset.V4Filter // rejects most IPv4 misses (external addresses) with one bit test
+	macs   map[[6]byte]MACEntry
+}
+
+// MACEntry is the server a MAC address is registered to.
+type MACEntry struct {
+	CustomerID int64 `json:"customer_id"`
+	ServerID   int64 `json:"server_id"`
 }
 
 type productKey struct {
@@ -50,8 +57,13 @@ type v6level struct {
 
 // Build returns an Index over entries. When two entries carry the same
 // prefix the later one wins (the store forbids that anyway).
-func Build(entries []Entry) *Index {
-	x := &Index{byProd: map[productKey][]netip.Prefix{}}
+func Build(entries []Entry) *Index { return BuildWithMACs(entries, nil) }
+
+// BuildWithMACs returns an Index over entries that also answers which
+// server a MAC address is registered to (LookupMAC); macs is kept, not
+// copied.
+func BuildWithMACs(entries []Entry, macs map[[6]byte]MACEntry) *Index {
+	x := &Index{byProd: map[productKey][]netip.Prefix{}, macs: macs}
 	l4 := map[int]map[uint32]int32{}
 	l6 := map[int]map[v6key]int32{}
 	// Size each level's map up front: growing big maps dominates Build.
@@ -182,6 +194,15 @@ func (x *Index) LookupPrefix(p netip.Prefix) (Entry, bool) {
 		}
 	}
 	return Entry{}, false
+}
+
+// LookupMAC returns the server the MAC address mac is registered to.
+func (x *Index) LookupMAC(mac [6]byte) (MACEntry, bool) {
+	if x == nil {
+		return MACEntry{}, false
+	}
+	e, ok := x.macs[mac]
+	return e, ok
 }
 
 // Prefixes returns the prefixes of one product (nil when it has none).

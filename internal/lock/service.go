@@ -135,7 +135,7 @@ func (s *Service) RefreshIndex(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("lock: load inventory: %w", err)
 	}
-	s.index.Store(inventory.Build(snap.Entries()))
+	s.index.Store(inventory.BuildWithMACs(snap.Entries(), snap.MACs()))
 	return nil
 }
 

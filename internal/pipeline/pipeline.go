@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -35,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"padlock/internal/detect"
+	"padlock/internal/detect/netconf"
 	"padlock/internal/evidence"
 	"padlock/internal/flow"
 	"padlock/internal/ingest"
@@ -96,8 +96,8 @@ type Locks interface {
 	CreateLock(ctx context.Context, a lock.Actor, req lock.CreateLockRequest, idempotencyKey string) (lock.Lock, error)
 	GetLock(ctx context.Context, a lock.Actor, id int64) (lock.Lock, error)
 	ListLocks(ctx context.Context, a lock.Actor, f lock.LockFilter) ([]lock.Lock, error)
-	// ListServers finds the server behind a spoofing MAC.
-	ListServers(ctx context.Context, a lock.Actor, f lock.InventoryFilter) ([]inventory.Server, error)
+	// GetServer returns the server behind a MAC (the index's LookupMAC).
+	GetServer(ctx context.Context, a lock.Actor, id int64) (inventory.Server, error)
 	Unlock(ctx context.Context, a lock.Actor, lockID int64, note string) (lock.Lock, error)
 	LockOverdue(ctx context.Context) (int, error)
 	ExpireWhitelists(ctx context.Context) (int, error)
@@ -148,9 +148,6 @@ type Pipeline struct {
 	// kick wakes the sweeper to send a breaker alert at once.
 	kick chan struct{}
 
-	// macs maps server MACs to servers, rebuilt when the inventory index
-	// changes; used by Handle only (one goroutine).
-	macs *macTable
 	// alertMu guards alerted: the Since of the last breaker trip a staff
 	// mail was queued for.
 	alertMu sync.Mutex
@@ -231,14 +228,27 @@ func (n *networks) Internal(a netip.Addr) bool {
 	return ok
 }
 
+// Owner names an address's holder as netconf compares it (see
+// netconf.SameOwner): "customer:C/server:S" for a server's address, whose
+// server alone may send from it, and "customer:C" for a standalone address
+// (an additional IP or subnet), which any of the customer's servers may.
 func (n *networks) Owner(a netip.Addr) (string, bool) {
 	if e, ok := n.locks.Index().Lookup(a); ok {
-		return fmt.Sprintf("%s:%d", e.Type, e.ProductID), true
+		if e.Type == inventory.ProductServer {
+			return fmt.Sprintf("customer:%d/server:%d", e.CustomerID, e.ProductID), true
+		}
+		return fmt.Sprintf("customer:%d", e.CustomerID), true
 	}
 	return n.prefixes.Owner(a)
 }
 
-func (n *networks) MACOwner(m flow.MAC) (string, bool) { return n.prefixes.MACOwner(m) }
+// MACOwner names the server an inventory MAC belongs to, as Owner does.
+func (n *networks) MACOwner(m flow.MAC) (string, bool) {
+	if e, ok := n.locks.Index().LookupMAC(m); ok {
+		return fmt.Sprintf("customer:%d/server:%d", e.CustomerID, e.ServerID), true
+	}
+	return n.prefixes.MACOwner(m)
+}
 
 // Start recovers interrupted actions and starts the ingest path, the
 // finding handler and the sweeper.
@@ -311,11 +321,12 @@ type detail struct {
 	// belongs to nobody (Finding.Source); the case is keyed by the server
 	// the sender's MAC belongs to, or else by the spoofed address itself.
 	SpoofedSource bool `json:"spoofed_source,omitempty"`
-	// AttributedBy says how the case found its owner: "mac" (the
-	// inventory knows the sender's MAC) or "none" (keyed by the spoofed
-	// source address, customer 0, for review).
+	// AttributedBy says how a spoofed source's or a foreign address's
+	// case found its owner: "mac" (the inventory knows the sender's MAC)
+	// or "none" (keyed by the address, customer 0, for review).
 	AttributedBy string `json:"attributed_by,omitempty"`
-	// Server is the server the sender's MAC belongs to.
+	// Server is the server the sender's MAC belongs to (spoofed sources,
+	// foreign addresses).
 	Server   *serverRef   `json:"server,omitempty"`
 	Decision decisionJSON `json:"decision"`
 }
@@ -371,10 +382,20 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 			att.by, att.server, ip, customer = "mac", &sv, serverAddr(sv), sv.CustomerID
 		}
 	}
+	if f.Rule == netconf.RuleForeignAddress && ip.IsValid() {
+		// A server sent from another's address: the case is the sender's
+		// (the server its MAC belongs to), not the address holder's, who
+		// only had its address misused. A sender the inventory no longer
+		// knows leaves the case to review (customer 0), keyed by the address.
+		att.by = "none"
+		if sv, ok := p.serverOfMAC(ctx, f.MAC); ok {
+			att.by, att.server, ip, customer = "mac", &sv, serverAddr(sv), sv.CustomerID
+		}
+	}
 	if !ip.IsValid() {
 		return fmt.Errorf("finding %s (%s) has neither an internal address nor a source", f.Kind, f.Rule)
 	}
-	if att.server == nil {
+	if att.server == nil && att.by == "" {
 		if e, ok := p.deps.Locks.Index().Lookup(ip); ok {
 			customer = e.CustomerID
 		}
@@ -469,11 +490,9 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 		dj.Key = fmt.Sprintf("finding:%s:%s:%d:%d", f.Kind, ip, count, now.UnixMicro())
 	}
 	dt := detail{Finding: slim, Decision: dj}
-	if att.spoofed {
-		dt.SpoofedSource, dt.AttributedBy = true, att.by
-		if att.server != nil {
-			dt.Server = &serverRef{ID: att.server.ID, Name: att.server.Name}
-		}
+	dt.SpoofedSource, dt.AttributedBy = att.spoofed, att.by
+	if att.server != nil {
+		dt.Server = &serverRef{ID: att.server.ID, Name: att.server.Name}
 	}
 	raw, err := json.Marshal(dt)
 	if err != nil {
@@ -506,7 +525,10 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	log := p.log.With("finding_id", fc.ID, "kind", string(f.Kind), "rule", f.Rule, "internal_ip", ip.String(),
 		"customer_id", customer, "action", string(d.Action), "why", d.Why)
 	if att.spoofed {
-		log = log.With("spoofed_source", f.Source.String(), "attributed_by", att.by)
+		log = log.With("spoofed_source", f.Source.String())
+	}
+	if att.by != "" {
+		log = log.With("attributed_by", att.by)
 	}
 	switch d.Action {
 	case policy.ActionNotify, policy.ActionReview:
@@ -540,49 +562,19 @@ func (p *Pipeline) Handle(ctx context.Context, f detect.Finding) error {
 	return nil
 }
 
-// macTable maps the MACs of the inventory's servers to their server.
-type macTable struct {
-	idx   *inventory.Index
-	byMAC map[flow.MAC]inventory.Server
-}
-
-// serverOfMAC returns the server the inventory assigns mac to. The table
-// is rebuilt when the lock service's index changed since it was built.
+// serverOfMAC returns the server the inventory assigns mac to.
 func (p *Pipeline) serverOfMAC(ctx context.Context, mac flow.MAC) (inventory.Server, bool) {
-	if mac.IsZero() {
+	e, ok := p.deps.Locks.Index().LookupMAC(mac)
+	if !ok || mac.IsZero() {
 		return inventory.Server{}, false
 	}
-	if idx := p.deps.Locks.Index(); p.macs == nil || p.macs.idx != idx {
-		t := &macTable{idx: idx, byMAC: map[flow.MAC]inventory.Server{}}
-		var after int64
-		for {
-			svs, err := p.deps.Locks.ListServers(ctx, lock.System, lock.InventoryFilter{Limit: 1000, AfterID: after})
-			if err != nil {
-				p.m.errors.WithLabelValues("store").Inc()
-				p.log.Error("servers by MAC", "err", err)
-				return inventory.Server{}, false // try again with the next finding
-			}
-			for _, sv := range svs {
-				after = max(after, sv.ID)
-				if len(sv.IPs) == 0 {
-					continue
-				}
-				for _, m := range sv.MACs {
-					hw, err := net.ParseMAC(m)
-					if err != nil || len(hw) != 6 {
-						continue
-					}
-					t.byMAC[flow.MAC(hw)] = sv
-				}
-			}
-			if len(svs) < 1000 {
-				break
-			}
-		}
-		p.macs = t
+	sv, err := p.deps.Locks.GetServer(ctx, lock.System, e.ServerID)
+	if err != nil {
+		p.m.errors.WithLabelValues("store").Inc()
+		p.log.Error("server of a MAC", "server", e.ServerID, "err", err)
+		return inventory.Server{}, false
 	}
-	sv, ok := p.macs.byMAC[mac]
-	return sv, ok
+	return sv, true
 }
 
 // serverAddr is the address a server's case is keyed by: its first single
