@@ -42,7 +42,8 @@ type BruteForce struct {
 	Ports []uint16 `yaml:"ports"`
 	// MinConnections is the number of new connections to one target's login
 	// port within the window that makes brute force (SYN packets scaled by
-	// sampling; one per flow record of a connection). Default 100.
+	// sampling, a SYN the kernel retransmits from the same port counted
+	// once; one per flow record of a connection). Default 100.
 	MinConnections uint64 `yaml:"min_connections"`
 }
 
@@ -164,9 +165,34 @@ type slot struct {
 	first   int64
 	last    int64
 	maxRate uint32
+	// lports are the host's ports of the latest distinct connections a
+	// brute-force slot counted (lport: the next to overwrite): a SYN from
+	// one of them is the kernel retransmitting an attempt the target did
+	// not answer (Linux sends up to seven SYNs in a minute), not a new
+	// connection
+	lport   uint8
+	lports  [lportsKept]uint16
 	muted   int64
 	due     int64 // a flood verdict waits for answers until this event time (ns); 0: none
 	samples *detector.Samples
+}
+
+// lportsKept is how many connection attempts in flight at once a
+// brute-force slot tells retransmissions of apart (12: the slot stays in
+// its allocation size class of 288 bytes).
+const lportsKept = 12
+
+// retransmitted reports whether a connection from the host's port lport
+// was counted already; if not, it remembers lport.
+func (sl *slot) retransmitted(lport uint16) bool {
+	for _, p := range sl.lports {
+		if p == lport && lport != 0 {
+			return true
+		}
+	}
+	sl.lports[sl.lport] = lport
+	sl.lport = (sl.lport + 1) % lportsKept
+	return false
 }
 
 type hostState struct{ slots []slot }
@@ -451,6 +477,9 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	sl := d.find(s, &target, class, port)
 	if sl == nil {
 		sl = d.newSlot(s, &target, class, port, o)
+	}
+	if class == classBrute && sl.retransmitted(o.LocalPort) {
+		return // the same connection attempt again: no new connection
 	}
 	if sl.due != 0 && o.End >= sl.due {
 		// the stream's next record after a verdict's wait: decided on the

@@ -1,0 +1,54 @@
+package detect_test
+
+import (
+	"testing"
+	"time"
+
+	"padlock/internal/detect"
+	"padlock/internal/detect/attack"
+	"padlock/internal/flow"
+)
+
+// synAttempts adds, captured whole, connection attempts from host to
+// target:port that nobody answers: each attempt's SYN and the kernel's
+// retransmissions of it (Linux: 1, 3, 7 and 15 s later, the attempt
+// given up after 20 s), one attempt every `every` from each of `workers`
+// sockets, for `secs` seconds.
+func synAttempts(c *capture, host int, target int, port uint16, workers int, every time.Duration, secs int) int {
+	n := 0
+	for w := range workers {
+		for a := 0; time.Duration(a)*every < time.Duration(secs)*time.Second; a++ {
+			at := time.Duration(a)*every + time.Duration(w)*100*ms
+			sp := uint16(40000 + n)
+			n++
+			for _, r := range []time.Duration{0, 1, 3, 7, 15} {
+				c.pkt(at+r*time.Second, in(host), sp, ext(target), port, flow.ProtoTCP, syn, 60)
+			}
+		}
+	}
+	return n
+}
+
+// A backup job with 10 workers retrying an SFTP server behind a firewall
+// that drops them every 20 s makes 30 connection attempts a minute; the
+// kernel sends each attempt's SYN five times. That is 30 new connections
+// a minute, not the 100 that make brute force: retransmissions of one
+// attempt (same source port, same target and port) are one connection.
+// 150 attempts a minute, retransmitted as well, stay brute force.
+func TestBruteForceCountsRetransmittedSYNOnce(t *testing.T) {
+	var c capture
+	synAttempts(&c, 70, 70, 22, 10, 20*time.Second, 180)
+	synAttempts(&c, 71, 71, 22, 50, 20*time.Second, 180)
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	if r := rulesOf(fs, 70); r[attack.RuleBruteForce] {
+		for _, f := range fs {
+			if f.InternalIP == in(70) {
+				t.Logf("%s: %s", f.Rule, f.Detail)
+			}
+		}
+		t.Errorf("30 connection attempts a minute, each SYN retransmitted, reported as brute force")
+	}
+	if r := rulesOf(fs, 71); !r[attack.RuleBruteForce] {
+		t.Errorf("150 connection attempts a minute not reported as brute force: %v", verdicts(fs))
+	}
+}
