@@ -52,3 +52,41 @@ func TestBruteForceCountsRetransmittedSYNOnce(t *testing.T) {
 		t.Errorf("150 connection attempts a minute not reported as brute force: %v", verdicts(fs))
 	}
 }
+
+// Two routers export the two directions of a WireGuard backup at 80,000
+// packets/s, acknowledged with one packet in two: router A the host's
+// records (a minute each), router B the answers'. B's record of each
+// minute reaches padlock `lag` after A's, while A's records of other
+// flows (here: another host's short connections) move event time on.
+// A lag of a few seconds between two exporters makes the tunnel no flood;
+// the same stream unanswered still is one.
+func TestNetFlowAnswersFromASecondExporter(t *testing.T) {
+	for _, lag := range []time.Duration{3 * time.Second, 5 * time.Second, 8 * time.Second} {
+		var a, b capture
+		for m := range 5 {
+			from, to := time.Duration(m)*time.Minute, time.Duration(m+1)*time.Minute-time.Second
+			a.netflow(from, to, in(72), 51820, ext(72), 51820, flow.ProtoUDP, 0, 80000*60, 80000*60*1400)
+			a.netflow(from, to, in(73), 51820, ext(73), 51820, flow.ProtoUDP, 0, 80000*60, 80000*60*1400)
+			b.netflow(from, to, ext(72), 51820, in(72), 51820, flow.ProtoUDP, 0, 40000*60, 40000*60*120)
+		}
+		for at := time.Duration(0); at < 6*time.Minute; at += 100 * ms {
+			a.netflow(at-2*time.Second, at, in(74), 40000, ext(74), 443, flow.ProtoTCP, syn|pshAck|flow.TCPFin, 10, 4000)
+		}
+		var recs []flow.Record // in the order padlock receives them
+		late := b.sorted()
+		for _, r := range a.sorted() {
+			for len(late) > 0 && !r.End.Before(late[0].End.Add(lag)) {
+				recs, late = append(recs, late[0]), late[1:]
+			}
+			recs = append(recs, r)
+		}
+		recs = append(recs, late...)
+		fs := run(t, detect.Defaults(), nil, recs)
+		if rulesOf(fs, 72)[attack.RuleUDPFlood] {
+			t.Errorf("answers %s late: answered tunnel reported as a UDP flood", lag)
+		}
+		if !rulesOf(fs, 73)[attack.RuleUDPFlood] {
+			t.Errorf("answers %s late: unanswered stream not reported: %v", lag, verdicts(fs))
+		}
+	}
+}

@@ -229,8 +229,12 @@ type waiting struct {
 // record proved waits for the target's answers: NetFlow and IPFIX export
 // the two directions of a conversation as two records, together but in
 // either order, so the answers of a tunnel can follow the record that
-// proves its packet rate.
-const answerWait = 2e9
+// proves its packet rate — and where the two directions cross different
+// routers, the answers' exporter expires and sends its records on its
+// own schedule, seconds after the other's (which move event time on
+// meanwhile). A flood proven by a record of a minute is reported ten
+// seconds of event time later.
+const answerWait = 10e9
 
 // New returns the detector; conf must be valid.
 func New(conf Configuration, env detector.Env) *Detector {
