@@ -3,9 +3,10 @@
 // (horizontal) or many ports on one destination (vertical) within a window.
 // It imports internal/flow and internal/detect/detector only.
 //
-// A probe is contact the internal address initiates: TCP SYN without ACK,
-// UDP to a service port (not a reply from a low source port to a high
-// one), ICMP/ICMPv6 echo request. Replies (SYN-ACK, RST, ICMP errors, echo
+// A probe is contact the internal address initiates: TCP SYN without ACK
+// (or nmap's FIN and Xmas probes: neither SYN, ACK nor RST), UDP to
+// a service port (not a reply from a low source port to a high one),
+// ICMP/ICMPv6 echo request. Replies (SYN-ACK, RST, ICMP errors, echo
 // replies, UDP answers of a local service) are never probes. A contact is
 // answered when the handshake completes (an outbound ACK without RST, or a
 // NetFlow/IPFIX record of a whole client connection), when the destination
@@ -792,6 +793,8 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 				}
 				return
 			}
+		case stealthProbe(r):
+			port = o.RemotePort
 		default:
 			return
 		}
@@ -1028,6 +1031,16 @@ func (d *Detector) answerFirst(s *hostState, dst detector.Key16, port uint16, pr
 	if c, isNew := d.insert(s, &dst, port, proto, sec); c != nil && isNew {
 		c.flags |= flags
 	}
+}
+
+// stealthProbe reports whether a TCP record is of nmap's FIN or Xmas
+// scans (-sF, -sX): flags, but neither SYN nor ACK nor RST, which no
+// segment of a connection lacks (every one after the SYN carries ACK). A
+// record without flags is left out: some exporters send none, a later
+// fragment has no TCP header and a header cut short (a small snap
+// length) none of its flags, so a NULL scan (-sN) is missed.
+func stealthProbe(r *flow.Record) bool {
+	return r.TCPFlags != 0 && r.TCPFlags&(flow.TCPSyn|flow.TCPAck|flow.TCPRst) == 0
 }
 
 // localService reports whether the record is between a service on the
