@@ -59,3 +59,41 @@ func TestStealthScansAreProbes(t *testing.T) {
 		}
 	}
 }
+
+// A ping monitor (smokeping, blackbox ICMP probes) pings 400 hosts every
+// minute, each answering in 20 ms. Its requests and the echo replies are
+// captured at two taps (or exported by two agents) whose clocks differ
+// by `lead`: the replies' records carry earlier times than the requests
+// they answer, so they come first. A reply before its request still
+// answers it (as a UDP answer before its query does), over IPv4 and IPv6;
+// a ping sweep whose few answers come first is still a sweep.
+func TestEchoRepliesBeforeTheirRequests(t *testing.T) {
+	for _, lead := range []time.Duration{500 * ms, 2 * time.Second} {
+		var c capture
+		for m := range 6 {
+			for i := range 400 {
+				at := 3*time.Second + time.Duration(m)*time.Minute + time.Duration(i)*20*ms
+				c.icmp(at, in(78), ext(256+i), 8, 84)
+				c.icmp(at+20*ms-lead, ext(256+i), in(78), 0, 84)
+				c.icmp(at, in6(78), ext6(i), 128, 84)
+				c.icmp(at+20*ms-lead, ext6(i), in6(78), 129, 84)
+			}
+		}
+		for i := range 1000 { // a sweep: one target in ten answers
+			at := 3*time.Second + time.Duration(i)*50*ms
+			c.icmp(at, in(79), ext(2000+i), 8, 84)
+			if i%10 == 0 {
+				c.icmp(at+20*ms-lead, ext(2000+i), in(79), 0, 84)
+			}
+		}
+		fs := run(t, detect.Defaults(), nil, c.sorted())
+		for _, f := range fs {
+			if f.InternalIP == in(78) || f.InternalIP == in6(78) {
+				t.Errorf("replies %s ahead: ping monitor of 400 answering hosts reported: %s %s: %s", lead, f.InternalIP, f.Rule, f.Detail)
+			}
+		}
+		if !rulesOf(fs, 79)[netscan.RuleHorizontal] {
+			t.Errorf("replies %s ahead: ping sweep of 1,000 hosts, one in ten answering, not reported: %v", lead, verdicts(fs))
+		}
+	}
+}

@@ -26,7 +26,8 @@
 // before its probe's record (export order) and still answers it; a UDP
 // packet from a remote the host has no contact with (a client of a game
 // or VPN server on a high port) leaves an answered contact too, so the
-// host's reply is no probe. UDP
+// host's reply is no probe, and so does an echo reply whose request's
+// record comes later (two taps or agents whose times differ). UDP
 // between the same well-known port at both ends (NTP, IKE), UDP without
 // ports (later fragments) and UDP to traceroute's ports are no probes.
 // Contacts to private, CGNAT and bogon destinations are left to
@@ -951,9 +952,14 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	// speaking first — of a game or VPN server on a high port (players
 	// send from 27005 to 27015, WireGuard peers from 51820), a DHT peer —
 	// and leaves an answered contact, so the host's reply opens none.
+	// An echo reply from a remote the host has no contact with answers a
+	// request whose record is still to come: the two directions captured
+	// at two taps, or sampled by two agents, whose times differ by more
+	// than the round trip (a ping monitor's replies would otherwise leave
+	// every request unanswered); it leaves such a contact too.
 	// Only hosts that netscan follows already: background UDP scans reach
 	// every address, and a host's first reply costs one contact at most.
-	udpFirst := !early && r.Proto == flow.ProtoUDP
+	udpFirst := !early && r.Proto != flow.ProtoTCP // UDP, or an echo reply
 	// A sample of a TCP connection's data (sFlow) answers it as a flow
 	// record does, and likewise may come without its SYN: a connection's
 	// SYN is sampled once in sampling-rate times, its data far more often,
