@@ -90,3 +90,54 @@ func TestNetFlowAnswersFromASecondExporter(t *testing.T) {
 		}
 	}
 }
+
+// An ICMP flood need not be of echo requests: BlackNurse sends
+// destination-unreachable (type 3 code 3) messages, which firewalls let
+// through, at 50,000 and more a second; other tools flood with timestamp
+// requests or ICMPv6 errors. A server's own ICMP errors are capped by its
+// kernel (Linux: 1,000 a second in all), so such a stream at flood rates
+// to one target is a flood. Replies are not (echo replies, the timestamp
+// replies Linux sends to every timestamp request): a server answering an
+// inbound ping flood is its victim.
+func TestICMPFloodOfAnyType(t *testing.T) {
+	var c capture
+	for i := 0; i < 70*60; i++ { // 60,000 packets/s, sFlow 1:1000
+		at := time.Duration(i) * time.Second / 60
+		c.sflow(at, 1000, in(81), 0, ext(81), 3<<8|3, flow.ProtoICMP, 0, 70)        // BlackNurse
+		c.sflow(at, 1000, in6(82), 0, ext6(82), 1<<8|4, flow.ProtoICMPv6, 0, 70)    // ICMPv6 port unreachable
+		c.sflow(at, 1000, in(83), 0, ext(83), 13<<8, flow.ProtoICMP, 0, 54)         // timestamp requests
+		c.sflow(at, 1000, ext(84), 0, in(84), 8<<8, flow.ProtoICMP, 0, 84)          // a ping flood against in(84)
+		c.sflow(at+ms, 1000, in(84), 0, ext(84), 0, flow.ProtoICMP, 0, 84)          // and its echo replies
+		c.sflow(at, 1000, ext(88), 0, in(88), 13<<8, flow.ProtoICMP, 0, 54)         // a timestamp flood against in(88)
+		c.sflow(at+ms, 1000, in(88), 0, ext(88), 14<<8, flow.ProtoICMP, 0, 54)      // and its timestamp replies
+		c.sflow(at, 1000, ext6(89), 0, in6(89), 128<<8, flow.ProtoICMPv6, 0, 84)    // an IPv6 ping flood against in6(89)
+		c.sflow(at+ms, 1000, in6(89), 0, ext6(89), 129<<8, flow.ProtoICMPv6, 0, 84) // and its echo replies
+		c.sflow(at, 1000, ext(85), 40000, in(85), uint16(i), flow.ProtoUDP, 0, 512) // a UDP flood against in(85)
+	}
+	for i := 0; i < 70*1000; i++ { // in(85)'s kernel answers with port unreachable, 1,000 a second
+		c.pkt(time.Duration(i)*ms, in(85), 0, ext(85), 3<<8|3, flow.ProtoICMP, 0, 70)
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	for _, x := range []struct {
+		host int
+		six  bool
+		what string
+	}{{81, false, "BlackNurse"}, {82, true, "ICMPv6 errors"}, {83, false, "timestamp requests"}} {
+		addr := in(x.host)
+		if x.six {
+			addr = in6(x.host)
+		}
+		found := false
+		for _, f := range fs {
+			found = found || f.InternalIP == addr && f.Rule == attack.RuleICMPFlood
+		}
+		if !found {
+			t.Errorf("ICMP flood of %s at 60,000 packets/s not reported: %v", x.what, verdicts(fs))
+		}
+	}
+	for _, f := range fs {
+		if f.Rule == attack.RuleICMPFlood && (f.InternalIP == in(84) || f.InternalIP == in(85) || f.InternalIP == in(88) || f.InternalIP == in6(89)) {
+			t.Errorf("%s: a victim's ICMP answers reported as an ICMP flood", f.InternalIP)
+		}
+	}
+}

@@ -74,8 +74,8 @@ type Configuration struct {
 	Enabled bool `yaml:"enabled"`
 	// Window is the sliding window, whole seconds >= 6s. Default 60s.
 	Window detector.Duration `yaml:"window"`
-	// MinPPS is the packet rate towards one target (UDP, SYN or ICMP echo)
-	// that makes a flood. Default 50000.
+	// MinPPS is the packet rate towards one target (UDP, SYN, or ICMP of
+	// any type but replies) that makes a flood. Default 50000.
 	MinPPS uint64 `yaml:"min_pps"`
 	// MinSamples is the number of samples a verdict needs: for floods and
 	// reflection sampled packets as received (one per sFlow sample or
@@ -323,7 +323,11 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 			brute, conns = true, uint64(detector.Rate(r))
 		}
 	case flow.ProtoICMP, flow.ProtoICMPv6:
-		if detector.IsEchoRequest(r) {
+		// any type but replies (an inbound ping flood's victim answers
+		// it): BlackNurse floods with destination-unreachable messages,
+		// and a server's own ICMP errors are capped by its kernel
+		// (Linux: 1,000 a second)
+		if !icmpReply(r) {
 			class = classICMP
 		}
 	}
@@ -677,7 +681,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		f.Summary = summary
 	default:
 		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.MinPPS), "packets/s"
-		what := [...]string{"UDP", "TCP SYN", "ICMP echo"}[sl.class]
+		what := [...]string{"UDP", "TCP SYN", "ICMP"}[sl.class]
 		f.Detail = fmt.Sprintf("%s flood of %d packets/s to %s", what, uint64(pps), target)
 		if sl.port != 0 {
 			f.Detail += fmt.Sprintf(" port %d", sl.port)
@@ -690,6 +694,20 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	}
 	d.env.Reporter.Report(f)
 	sl.maxRate = 0 // the next finding (after the rearm period) shows its own sampling rate
+}
+
+// icmpReply reports whether an ICMP or ICMPv6 record answers a request
+// the remote sent: echo, timestamp, information and address mask
+// replies; ICMPv6 echo replies, MLD reports, neighbour advertisements and
+// node information replies.
+func icmpReply(r *flow.Record) bool {
+	switch t := r.DstPort >> 8; r.Proto {
+	case flow.ProtoICMP:
+		return t == 0 || t == 14 || t == 16 || t == 18
+	case flow.ProtoICMPv6:
+		return t == 129 || t == 131 || t == 136 || t == 140 || t == 143
+	}
+	return false
 }
 
 // Tick implements detector.Detector: UDP flood verdicts that waited for
