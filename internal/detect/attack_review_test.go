@@ -141,3 +141,30 @@ func TestICMPFloodOfAnyType(t *testing.T) {
 		}
 	}
 }
+
+// A SIP flood (inviteflood, a REGISTER flood) of 60,000 requests a second
+// to one VoIP server: the victim answers every request (100 Trying, 401),
+// as a resolver answers a DNS query flood, and its answers make it no
+// conversation. A PBX talking SIP to its trunk provider at a few hundred
+// messages a second, and its RTP streams, are no flood.
+func TestAnsweredSIPFlood(t *testing.T) {
+	var c capture
+	for i := 0; i < 120*60; i++ { // sFlow 1:1000
+		at := time.Duration(i) * time.Second / 60
+		sp := uint16(40000 + i%20000)
+		c.sflow(at, 1000, in(86), sp, ext(86), 5060, flow.ProtoUDP, 0, 700)
+		c.sflow(at+ms, 1000, ext(86), 5060, in(86), sp, flow.ProtoUDP, 0, 450)
+	}
+	for i := 0; i < 120*300; i++ { // a PBX: 300 SIP messages a second to its trunk, answered; captured
+		at := time.Duration(i) * time.Second / 300
+		c.pkt(at, in(87), 5060, ext(87), 5060, flow.ProtoUDP, 0, 700)
+		c.pkt(at+ms, ext(87), 5060, in(87), 5060, flow.ProtoUDP, 0, 450)
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	if !rulesOf(fs, 86)[attack.RuleUDPFlood] {
+		t.Errorf("answered SIP flood of 60,000 requests/s not reported: %v", verdicts(fs))
+	}
+	if r := rulesOf(fs, 87); len(r) != 0 {
+		t.Errorf("PBX reported: %v", r)
+	}
+}

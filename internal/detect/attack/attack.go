@@ -15,8 +15,8 @@
 // before it is proven. A UDP stream the target answers with one packet in
 // ten or more is a conversation (QUIC, VPN tunnels), not a flood — unless
 // it goes to a request/response service of the reflection port list (DNS,
-// NTP, SNMP, memcached, ...): a query flood against an open resolver is
-// answered packet for packet and is still a flood. Such streams are
+// NTP, SNMP, memcached, ...) or SIP: a query flood against an open
+// resolver is answered packet for packet and is still a flood. Such streams are
 // counted per target and port, others per target.
 package attack
 
@@ -205,9 +205,10 @@ type Detector struct {
 	bw    int64 // bucket width seconds
 	login [65536 / 64]uint64
 	amp   [65536 / 64]uint64 // reflection.ports while reflection is enabled
-	// services are reflection.ports whether or not reflection is enabled:
-	// request/response UDP services, a stream to which has a slot of its
-	// own per port, where answers make no conversation (a DNS query flood)
+	// services are reflection.ports whether or not reflection is enabled,
+	// and SIP: request/response UDP services, a stream to which has a
+	// slot of its own per port, where answers make no conversation (a DNS
+	// query flood, a SIP flood)
 	services [65536 / 64]uint64
 	gates    *detector.Hosts // the gate: AttackGen, AttackCur, AttackPrev; counts are floods (packets), brute (connections), reflection (packets)
 	hosts    []*hostState
@@ -224,6 +225,12 @@ type waiting struct {
 	due    int64 // the slot's due when the verdict began to wait (a later wait of the slot has its own entry)
 	ripe   bool  // the wait is over: decided at the next tick, after the record that ended it
 }
+
+// sip is SIP's port: a request/response service like those of
+// reflection.ports, which every request answers (100 Trying, 401), so an
+// INVITE or REGISTER flood is answered packet for packet; not an
+// amplifier, so not among reflection.ports.
+const sip = 5060
 
 // answerWait is how long, in event time, a UDP flood verdict that a flow
 // record proved waits for the target's answers: NetFlow and IPFIX export
@@ -252,7 +259,7 @@ func New(conf Configuration, env detector.Env) *Detector {
 			d.login[p/64] |= 1 << (p % 64)
 		}
 	}
-	for _, p := range conf.Reflection.Ports {
+	for _, p := range append([]uint16{sip}, conf.Reflection.Ports...) {
 		d.services[p/64] |= 1 << (p % 64)
 		if conf.Reflection.Enabled {
 			d.amp[p/64] |= 1 << (p % 64)
