@@ -1515,7 +1515,7 @@ func (d *Detector) finding(s *hostState, addr netip.Addr, p *pending, rule strin
 		SamplingRate: max(s.maxRate, 1),
 		Samples:      hits,
 	}
-	what := map[uint8]string{flow.ProtoTCP: "TCP SYN", flow.ProtoUDP: "UDP", flow.ProtoICMP: "ICMP echo", flow.ProtoICMPv6: "ICMPv6 echo"}[p.proto]
+	what := map[uint8]string{flow.ProtoTCP: "TCP", flow.ProtoUDP: "UDP", flow.ProtoICMP: "ICMP echo", flow.ProtoICMPv6: "ICMPv6 echo"}[p.proto]
 	if p.vertical {
 		f.Threshold, f.Unit = float64(d.conf.MinPorts), "ports"
 		f.Remote = detector.AddrFrom16(p.dst)
