@@ -264,14 +264,6 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 	}
 	c := meter(hr, di)
 	s0, s1 := o.Start/1e9, o.End/1e9
-	if *c.head > d.bucket(s1)+2*nCoarse {
-		// The record ended more than two windows (the ring) before the
-		// meter's newest bucket: nothing measured can share a window with
-		// it. The exporter's clock was set back (it ran ahead): measure
-		// from the record's time on, or every record would be dropped
-		// until true time caught up with the wrong one.
-		d.restart(c)
-	}
 	// only the seconds of the ring can matter, and the coarse meter covers
 	// a window: only a long record's last window goes into it (addCoarse
 	// would fold the shares of buckets past its oldest into its newest)
@@ -329,6 +321,15 @@ func (d *Detector) bucket(s int64) uint32 {
 func (d *Detector) addCoarse(c coarse, s0, s1 int64, packets uint64) {
 	b1 := d.bucket(s1)
 	head := *c.head
+	if head > b1+2*nCoarse {
+		// The record ended more than two windows (the ring) before the
+		// meter's newest bucket: nothing measured can share a window with
+		// it. The exporter's clock was set back (it ran ahead): measure
+		// from the record's time on, or every record would be dropped
+		// until true time caught up with the wrong one.
+		d.restart(c)
+		head = 0
+	}
 	if b1 > head {
 		if head == 0 || b1-head >= nCoarse {
 			*c.pk = [nCoarse]uint32{}
