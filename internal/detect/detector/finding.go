@@ -61,7 +61,9 @@ type Summary struct {
 	Window       time.Duration `json:"window"` // the period the sums cover (300 s in the seed)
 	Sum          Counters      `json:"sum"`
 	Externals    []External    `json:"externals"` // sorted by packets, descending; capped
-	// ExternalsOmitted counts remote addresses left out of Externals.
+	// ExternalsOmitted counts remote addresses left out of Externals
+	// (packet_limit: beyond its tracked addresses an estimate, within a
+	// few per cent).
 	ExternalsOmitted int `json:"externals_omitted,omitempty"`
 }
 

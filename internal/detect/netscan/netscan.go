@@ -959,7 +959,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	// every request unanswered); it leaves such a contact too.
 	// Only hosts that netscan follows already: background UDP scans reach
 	// every address, and a host's first reply costs one contact at most.
-	udpFirst := !early && r.Proto != flow.ProtoTCP // UDP, or an echo reply
+	remoteFirst := !early && r.Proto != flow.ProtoTCP // UDP, or an echo reply: the remote spoke first
 	// A sample of a TCP connection's data (sFlow) answers it as a flow
 	// record does, and likewise may come without its SYN: a connection's
 	// SYN is sampled once in sampling-rate times, its data far more often,
@@ -984,7 +984,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 			if s = d.state(o.Host, false); s != nil && d.keepsAnswers(s) {
 				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
 			}
-		} else if udpFirst {
+		} else if remoteFirst {
 			if s = d.state(o.Host, false); s != nil {
 				d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
 			}
@@ -1008,7 +1008,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	}
 	if !found && (early || sampledData && d.keepsAnswers(s)) {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), answeredBy(r, o))
-	} else if !found && udpFirst {
+	} else if !found && remoteFirst {
 		d.answerFirst(s, dst, port, r.Proto, uint32(o.End/1e9), fAnswered|fPeer)
 	}
 }
