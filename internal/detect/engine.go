@@ -62,6 +62,7 @@ type hostInfo struct {
 
 type rearmKey struct {
 	addr detector.Key16
+	mac  flow.MAC // the sender, for findings that name one (Finding.MAC)
 	rule string
 	dir  detector.Direction
 }
@@ -390,12 +391,21 @@ func (e *Engine) Stats() Stats {
 
 // Armed implements detector.Reporter.
 func (e *Engine) Armed(addr netip.Addr, rule string, dir detector.Direction, t int64) bool {
-	return max(t, e.now) >= e.Rearmed(addr, rule, dir)
+	return max(t, e.now) >= e.rearmed(rearmKey{addr: addr.As16(), rule: rule, dir: dir})
+}
+
+// ArmedMAC implements detector.Reporter.
+func (e *Engine) ArmedMAC(addr netip.Addr, mac flow.MAC, rule string, dir detector.Direction, t int64) bool {
+	return max(t, e.now) >= e.rearmed(rearmKey{addr.As16(), mac, rule, dir})
 }
 
 // Rearmed implements detector.Reporter.
 func (e *Engine) Rearmed(addr netip.Addr, rule string, dir detector.Direction) int64 {
-	last, ok := e.rearm[rearmKey{addr.As16(), rule, dir}]
+	return e.rearmed(rearmKey{addr: addr.As16(), rule: rule, dir: dir})
+}
+
+func (e *Engine) rearmed(k rearmKey) int64 {
+	last, ok := e.rearm[k]
 	if !ok {
 		return 0
 	}
@@ -408,14 +418,15 @@ func (e *Engine) Report(f Finding) {
 	if !addr.IsValid() {
 		addr = f.Source
 	}
-	if !e.Armed(addr, f.Rule, f.Direction, e.now) {
+	k := rearmKey{addr.As16(), f.MAC, f.Rule, f.Direction}
+	if e.now < e.rearmed(k) {
 		e.stats.Suppressed++
 		if e.suppress != nil {
 			e.suppress.Inc()
 		}
 		return
 	}
-	e.rearm[rearmKey{addr.As16(), f.Rule, f.Direction}] = e.now
+	e.rearm[k] = e.now
 	f.Protected = e.protected(addr)
 	e.stats.Findings++
 	if e.findings != nil {

@@ -233,3 +233,55 @@ func TestForeignAddressAfterTheInventoryIsFixed(t *testing.T) {
 		}
 	}
 }
+
+// Re-arm is per sender. Two customers' servers leak Docker's 172.17.0.2
+// unmasqueraded five minutes apart, and two servers misuse a third
+// server's address five minutes apart, all inside the re-arm period
+// (15 minutes by default): each server is its own case and must be
+// reported, the second not silenced by the first one's finding. The same
+// server again inside the period still is silenced.
+func TestRearmIsPerSendingServer(t *testing.T) {
+	nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"),
+		netip.MustParsePrefix("203.0.113.128/26"), netip.MustParsePrefix("203.0.113.192/26")})
+	macA, macB, own := flow.MAC{2, 0, 0, 0, 0, 0xa}, flow.MAC{2, 0, 0, 0, 0, 0xb}, flow.MAC{2, 0, 0, 0, 0, 0xc}
+	nets.AddMAC(macA, "203.0.113.0/25")
+	nets.AddMAC(macB, "203.0.113.128/26")
+	nets.AddMAC(own, "203.0.113.192/26")
+	docker := netip.MustParseAddr("172.17.0.2")
+	var c capture
+	burst := func(from time.Duration, src netip.Addr, mac flow.MAC) {
+		for i := range 20 {
+			c.pkt(from+time.Duration(i)*time.Second, src, 40000, ext(5+i), 443, flow.ProtoTCP, syn, 60)
+			c.recs[len(c.recs)-1].SrcMAC = mac
+		}
+	}
+	burst(0, docker, macA)
+	burst(5*time.Minute, docker, macB)
+	burst(10*time.Minute, docker, macA) // A again: inside its own period
+	burst(0, in(200), macA)
+	burst(5*time.Minute, in(200), macB)
+	burst(10*time.Minute, in(200), macB) // B again: inside its own period
+	got := run(t, detect.Defaults(), nets, c.sorted())
+	type key struct {
+		rule string
+		mac  flow.MAC
+	}
+	n := map[key]int{}
+	for _, f := range got {
+		n[key{f.Rule, f.MAC}]++
+	}
+	want := map[key]int{
+		{"incorrect_network_config.spoofed_source", macA}:  1,
+		{"incorrect_network_config.spoofed_source", macB}:  1,
+		{"incorrect_network_config.foreign_address", macA}: 1,
+		{"incorrect_network_config.foreign_address", macB}: 1,
+	}
+	if len(n) != len(want) || len(got) != 4 {
+		t.Fatalf("findings %v, want one spoofed_source and one foreign_address for each of MAC %s and %s", verdicts(got), macA, macB)
+	}
+	for k, v := range want {
+		if n[k] != v {
+			t.Errorf("%s from %s: %d findings, want %d", k.rule, k.mac, n[k], v)
+		}
+	}
+}

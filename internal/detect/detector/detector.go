@@ -92,8 +92,14 @@ type Reporter interface {
 	// inbound finding does not silence its own outbound flood). Detectors
 	// ask before they build evidence.
 	Armed(addr netip.Addr, rule string, dir Direction, t int64) bool
-	// Report hands over a finding. The engine applies re-arm, marks protected
-	// addresses and passes it on.
+	// ArmedMAC is Armed for a finding that names the MAC its traffic was
+	// sent from (Finding.MAC): its re-arm period is that sender's, so a
+	// second server leaking the same source or misusing the same address
+	// is reported while the first one's period runs.
+	ArmedMAC(addr netip.Addr, mac flow.MAC, rule string, dir Direction, t int64) bool
+	// Report hands over a finding. The engine applies re-arm (keyed by
+	// address, Finding.MAC, rule and direction), marks protected addresses
+	// and passes it on.
 	Report(f Finding)
 	// Rearmed returns the event time (Unix ns) from which a finding for
 	// (addr, rule, dir) is reported again; 0 when it would be reported

@@ -410,7 +410,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 		}
 		c.mac, c.owner = r.SrcMAC, macOwner
 	}
-	if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.Armed(o.Addr, RuleForeignAddress, detector.DirOut, o.End) {
+	if d.count(c, r, o.Start, o.End, o.Remote) && d.env.Reporter.ArmedMAC(o.Addr, c.mac, RuleForeignAddress, detector.DirOut, o.End) {
 		f := d.finding(c, RuleForeignAddress, o.End)
 		f.InternalIP, f.MAC, f.Owner = o.Addr, c.mac, c.owner
 		ipOwner, _ := d.nets.Owner(o.Addr)
@@ -473,7 +473,7 @@ func (d *Detector) ObserveForeign(r *flow.Record, start, end int64) {
 	if over {
 		other = from
 	}
-	if !d.count(c, r, start, end, other) || !d.env.Reporter.Armed(src, RuleSpoofedSource, detector.DirOut, end) {
+	if !d.count(c, r, start, end, other) || !d.env.Reporter.ArmedMAC(src, c.mac, RuleSpoofedSource, detector.DirOut, end) {
 		return
 	}
 	f := d.finding(c, RuleSpoofedSource, end)

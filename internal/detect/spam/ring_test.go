@@ -12,9 +12,12 @@ import (
 type ringReporter struct{ findings []detector.Finding }
 
 func (r *ringReporter) Armed(netip.Addr, string, detector.Direction, int64) bool { return true }
-func (r *ringReporter) Rearmed(netip.Addr, string, detector.Direction) int64     { return 0 }
-func (r *ringReporter) Report(f detector.Finding)                                { r.findings = append(r.findings, f) }
-func (r *ringReporter) Addr(uint32) netip.Addr                                   { return netip.MustParseAddr("203.0.113.25") }
+func (r *ringReporter) ArmedMAC(netip.Addr, flow.MAC, string, detector.Direction, int64) bool {
+	return true
+}
+func (r *ringReporter) Rearmed(netip.Addr, string, detector.Direction) int64 { return 0 }
+func (r *ringReporter) Report(f detector.Finding)                            { r.findings = append(r.findings, f) }
+func (r *ringReporter) Addr(uint32) netip.Addr                               { return netip.MustParseAddr("203.0.113.25") }
 
 // TestSlowSpammerWhileTheLogTurnsOver: 600,000 other hosts each mail one
 // relay once a minute, more hosts below their gate than the shared log

@@ -36,6 +36,11 @@ func (r *Recorder) Env() detector.Env {
 // Armed implements detector.Reporter: always armed.
 func (r *Recorder) Armed(netip.Addr, string, detector.Direction, int64) bool { return true }
 
+// ArmedMAC implements detector.Reporter: always armed.
+func (r *Recorder) ArmedMAC(netip.Addr, flow.MAC, string, detector.Direction, int64) bool {
+	return true
+}
+
 // Rearmed implements detector.Reporter: never muted.
 func (r *Recorder) Rearmed(netip.Addr, string, detector.Direction) int64 { return 0 }
 
@@ -150,6 +155,7 @@ type Rearming struct {
 
 type rearmKey struct {
 	addr netip.Addr
+	mac  flow.MAC
 	rule string
 	dir  detector.Direction
 }
@@ -168,24 +174,39 @@ func (r *Rearming) Env() detector.Env {
 
 // Armed implements detector.Reporter.
 func (r *Rearming) Armed(a netip.Addr, rule string, dir detector.Direction, t int64) bool {
-	return max(t, r.Now) >= r.Rearmed(a, rule, dir)
+	return max(t, r.Now) >= r.rearmed(rearmKey{addr: a, rule: rule, dir: dir})
+}
+
+// ArmedMAC implements detector.Reporter.
+func (r *Rearming) ArmedMAC(a netip.Addr, mac flow.MAC, rule string, dir detector.Direction, t int64) bool {
+	return max(t, r.Now) >= r.rearmed(rearmKey{a, mac, rule, dir})
 }
 
 // Rearmed implements detector.Reporter.
 func (r *Rearming) Rearmed(a netip.Addr, rule string, dir detector.Direction) int64 {
-	if last, ok := r.last[rearmKey{a, rule, dir}]; ok {
+	return r.rearmed(rearmKey{addr: a, rule: rule, dir: dir})
+}
+
+func (r *Rearming) rearmed(k rearmKey) int64 {
+	if last, ok := r.last[k]; ok {
 		return last + r.Rearm.Nanoseconds()
 	}
 	return 0
 }
 
 // Report implements detector.Reporter: reports f unless its rule is not
-// armed for its address and direction.
+// armed for its address (its source when it has no internal address),
+// MAC and direction.
 func (r *Rearming) Report(f detector.Finding) {
-	if !r.Armed(f.InternalIP, f.Rule, f.Direction, r.Now) {
+	a := f.InternalIP
+	if !a.IsValid() {
+		a = f.Source
+	}
+	k := rearmKey{a, f.MAC, f.Rule, f.Direction}
+	if r.Now < r.rearmed(k) {
 		return
 	}
-	r.last[rearmKey{f.InternalIP, f.Rule, f.Direction}] = r.Now
+	r.last[k] = r.Now
 	r.Recorder.Report(f)
 }
 
