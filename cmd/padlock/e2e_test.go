@@ -517,6 +517,7 @@ func TestDemo(t *testing.T) {
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freeTCP(t, "127.0.0.1"))
 	// Free ports instead of the demo's fixed ones, so tests run side by side.
 	conf := fmt.Sprintf(`collect: {netflow: "127.0.0.1:%d", sflow: "", ipfix: ""}
+web: {monitoring_networks: [127.0.0.1/32]}
 enforce:
   bgp: {asn: 65001, router_id: 127.0.0.1, listen: "127.0.0.1:%d", next_hop: 192.0.2.1, peers: [{address: 127.0.0.2, asn: 65002, port: %d}]}
 `, freeUDP(t), freeTCP(t, "127.0.0.1"), freeTCP(t, "127.0.0.2"))
@@ -598,6 +599,30 @@ enforce:
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// The operational endpoints answer web.monitoring_networks only (here
+	// 127.0.0.1): a client connecting from 127.0.0.2 is refused, told
+	// why, while /healthz stays open to it.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
+	for path, want := range map[string]int{"/metrics": 403, "/collector": 403, "/policy/breaker": 403, "/healthz": 200} {
+		res, err := other.Get(api.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want || want == 403 && !strings.Contains(string(body), "web.monitoring_networks") {
+			t.Errorf("GET %s from 127.0.0.2: %d %.100q, want %d", path, res.StatusCode, body, want)
+		}
+		res, err = http.Get(api.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("GET %s from 127.0.0.1: %d, want 200", path, res.StatusCode)
 		}
 	}
 	// The mail waits in the outbox: stop padlock and read the database.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"padlock/internal/policy"
 	"padlock/internal/store"
 	"padlock/internal/web/api"
+	"padlock/internal/web/auth"
 	"padlock/internal/web/ui"
 )
 
@@ -254,8 +256,9 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 
 	// HTTP: API, health, metrics.
 	s.mux.Handle("/api/v1/", api.New(api.Dependencies{Service: s.svc, Auth: storeAuth{db}, Findings: findingSource{db}, Enforcement: s.loop, Logger: logger.With("component", "api")}))
-	s.mux.Handle("GET /collector", s.collector.StatusHandler())
-	s.mux.HandleFunc("GET /policy/breaker", s.breakerState)
+	mon := monitoringOnly(cfg.Web.MonitoringNetworks, cfg.Web.TrustedProxies)
+	s.mux.Handle("GET /collector", mon(s.collector.StatusHandler()))
+	s.mux.Handle("GET /policy/breaker", mon(http.HandlerFunc(s.breakerState)))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	webUI, err := ui.New(ui.Configuration{
 		BaseURL:         cfg.Web.BaseURL,
@@ -277,8 +280,27 @@ func newServer(ctx context.Context, cfg config.Config, logger *slog.Logger) (*se
 	}
 	s.components = append(s.components, named{"web", webUI})
 	s.mux.Handle("/", webUI)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	s.mux.Handle("GET /metrics", mon(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
 	return s, nil
+}
+
+// monitoringOnly serves h to clients in nets only (web.monitoring_networks;
+// the client is the forwarded address behind a trusted proxy, so a proxy
+// on loopback does not open the endpoints to everyone it forwards); the
+// others get 403 naming the setting.
+func monitoringOnly(nets, trusted []netip.Prefix) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ip := auth.ClientIP(r, trusted)
+			for _, p := range nets {
+				if p.Contains(ip) {
+					h.ServeHTTP(w, r)
+					return
+				}
+			}
+			http.Error(w, fmt.Sprintf("forbidden: %s is served to web.monitoring_networks only, and %s is not in them", r.URL.Path, ip), http.StatusForbidden)
+		})
+	}
 }
 
 // healthz answers 200 when the database answers; the body says what runs.

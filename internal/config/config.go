@@ -87,6 +87,13 @@ type Web struct {
 	// SecureCookies marks cookies Secure (serve over HTTPS). Default false
 	// for the loopback demo; set it true in production.
 	SecureCookies bool `yaml:"secure_cookies"`
+	// MonitoringNetworks are the clients (by address, behind a trusted
+	// proxy the forwarded one) that may read the operational endpoints
+	// /metrics, /collector and /policy/breaker, which name exporters,
+	// traffic volumes and lock rates: the listener also serves the client
+	// area to the internet. Default loopback only (127.0.0.0/8, ::1/128);
+	// add the Prometheus server's address. /healthz is open to all.
+	MonitoringNetworks []netip.Prefix `yaml:"monitoring_networks"`
 }
 
 // Default returns the configuration an empty file gives.
@@ -100,7 +107,8 @@ func Default() Config {
 		Pipeline: pipeline.DefaultConfiguration(),
 		Enforce:  Enforce{Configuration: enforce.DefaultConfiguration()},
 		Notify:   notify.DefaultConfiguration(),
-		Web:      Web{SessionLifetime: 12 * time.Hour},
+		Web: Web{SessionLifetime: 12 * time.Hour, MonitoringNetworks: []netip.Prefix{
+			netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
 	}
 }
 
@@ -196,6 +204,11 @@ func (c Config) Validate() error {
 	for i, p := range c.Protected {
 		if p.Masked() != p {
 			return &KeyError{Key: fmt.Sprintf("protected[%d]", i), Msg: fmt.Sprintf("%s has host bits set (did you mean %s?)", p, p.Masked())}
+		}
+	}
+	for i, p := range c.Web.MonitoringNetworks {
+		if p.Masked() != p {
+			return &KeyError{Key: fmt.Sprintf("web.monitoring_networks[%d]", i), Msg: fmt.Sprintf("%s has host bits set (did you mean %s?)", p, p.Masked())}
 		}
 	}
 	for k, v := range c.SamplingOverride {

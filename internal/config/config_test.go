@@ -35,6 +35,13 @@ func TestFullFile(t *testing.T) {
 	if c.Notify.SMTP.Host != "127.0.0.1" || c.Collect.NetFlow != ":2055" {
 		t.Errorf("notify/collect: %+v %+v", c.Notify.SMTP, c.Collect)
 	}
+	// the file's list replaces the loopback default, it does not add to it
+	if m := c.Web.MonitoringNetworks; len(m) != 1 || m[0] != netip.MustParsePrefix("198.51.100.0/28") {
+		t.Errorf("web.monitoring_networks = %v, want [198.51.100.0/28]", m)
+	}
+	if m := Default().Web.MonitoringNetworks; len(m) != 2 || !m[0].Contains(netip.MustParseAddr("127.0.0.1")) || !m[1].Contains(netip.IPv6Loopback()) {
+		t.Errorf("default web.monitoring_networks = %v, want loopback", m)
+	}
 }
 
 // TestPolicySection: the issue's keys and the group/breaker keys decode
@@ -114,6 +121,7 @@ func TestBadConfigsNameTheKey(t *testing.T) {
 		{"misspelt lock method", "non_payment: {method: blackhole}", "non_payment: {method: nftabels}",
 			`c.yaml: locks.reasons.non_payment.method: unknown method "nftabels" (bgp_blackhole, flowspec, nftables, webhook or a configured webhook name)`},
 		{"unknown key in a lock reason", "spam: {whitelist_ttl: 2h}", "spam: {whitelist_tll: 2h}", "locks.reasons.spam.whitelist_tll: unknown key"},
+		{"monitoring network with host bits", "monitoring_networks: [198.51.100.0/28]", "monitoring_networks: [198.51.100.1/28]", "web.monitoring_networks[0]: 198.51.100.1/28 has host bits set"},
 		{"lock own network with host bits", "own_networks: [203.0.113.0/24]", "own_networks: [203.0.113.9/24]", "locks.own_networks[0]: 203.0.113.9/24 has host bits set"},
 	}
 	for _, tt := range tests {
