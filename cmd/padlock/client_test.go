@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,48 @@ func TestClientCommands(t *testing.T) {
 	t.Setenv("PADLOCK_TOKEN", "pl_wrong")
 	if out := cli(1, "locks"); !strings.Contains(out, "invalid or revoked token") {
 		t.Fatalf("bad token: %s", out)
+	}
+}
+
+// TestUserCommandsAreAudited: web accounts made and changed on the command
+// line are in the audit log under the operating-system account that ran
+// padlock (behind sudo, the one that called sudo).
+func TestUserCommandsAreAudited(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("a staff password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SUDO_USER", "mallory")
+	for _, args := range [][]string{
+		{"user", "create", "--data", dir, "--email", "ops@provider.example", "--role", "staff", "--password-file", pw},
+		{"user", "password", "--data", dir, "--email", "ops@provider.example", "--password-file", pw},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("padlock %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		}
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.DefaultDSN(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var evs []lock.AuditEvent
+	err = db.View(ctx, func(tx lock.Tx) error {
+		evs, err = tx.ListAudit(ctx, lock.AuditFilter{ObjectType: "web_user", Limit: 10})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.Action+" by "+e.Actor)
+	}
+	slices.Sort(got)
+	if want := []string{"user_create by admin:cli:mallory", "user_password by admin:cli:mallory"}; !slices.Equal(got, want) {
+		t.Errorf("audit: %q, want %q", got, want)
 	}
 }

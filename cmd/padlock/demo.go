@@ -259,7 +259,7 @@ func (s *server) loadDemo(ctx context.Context, stdout io.Writer) error {
 		if _, err := s.db.UserByEmail(ctx, u.email); err == nil {
 			continue
 		}
-		if _, err := s.db.CreateUser(ctx, u.email, demoPassword, u.role, u.cust, now); err != nil {
+		if _, err := s.db.CreateUser(ctx, lock.System, u.email, demoPassword, u.role, u.cust, now); err != nil {
 			return fmt.Errorf("demo user %s: %w", u.email, err)
 		}
 	}

@@ -35,7 +35,7 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.Close()
-	admin := lock.Actor{Role: lock.RoleAdmin, Name: "cli"}
+	admin := cliActor()
 	switch sub {
 	case "create":
 		r := lock.Role(*role)

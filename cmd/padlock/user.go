@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -61,7 +62,7 @@ func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		u, err := db.CreateUser(ctx, *email, pw, lock.Role(*role), *customer, time.Now())
+		u, err := db.CreateUser(ctx, cliActor(), *email, pw, lock.Role(*role), *customer, time.Now())
 		if err != nil {
 			return err
 		}
@@ -91,11 +92,27 @@ func cmdUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		if err := db.SetPassword(ctx, u.ID, pw); err != nil {
+		if err := db.SetPassword(ctx, cliActor(), u.ID, pw, time.Now()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "password of %s changed\n", u.Email)
 		return nil
 	}
 	return usageErrorf("unknown user command %q (create, list, password)", sub)
+}
+
+// cliActor is who the audit log names for a change made on the command
+// line: the operating-system account that ran padlock ("cli:root"; behind
+// sudo, the account that called sudo), acting with the admin role.
+func cliActor() lock.Actor {
+	name := os.Getenv("SUDO_USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	if name == "" {
+		return lock.Actor{Role: lock.RoleAdmin, Name: "cli"}
+	}
+	return lock.Actor{Role: lock.RoleAdmin, Name: "cli:" + name}
 }

@@ -53,10 +53,11 @@ func checkPassword(pw string) error {
 	return nil
 }
 
-// CreateUser creates a web account. Role customer needs an existing
-// customer's ID; other roles must not have one. A second account with the
-// same email (case-insensitive) is ErrConflict (field "email").
-func (s *DB) CreateUser(ctx context.Context, email, password string, role lock.Role, customerID int64, now time.Time) (User, error) {
+// CreateUser creates a web account and its audit record (user_create, by
+// actor). Role customer needs an existing customer's ID; other roles must
+// not have one. A second account with the same email (case-insensitive)
+// is ErrConflict (field "email").
+func (s *DB) CreateUser(ctx context.Context, actor lock.Actor, email, password string, role lock.Role, customerID int64, now time.Time) (User, error) {
 	email = strings.TrimSpace(email)
 	if !strings.Contains(email, "@") || len(email) > 320 {
 		return User{}, &lock.Error{Kind: lock.ErrValidation, Field: "email", Message: fmt.Sprintf("%q is not an email address", email)}
@@ -93,7 +94,12 @@ func (s *DB) CreateUser(ctx context.Context, email, password string, role lock.R
 		if e := lock.ErrorDetails(err); e != nil && errors.Is(err, lock.ErrConflict) {
 			return &lock.Error{Kind: lock.ErrConflict, Field: "email", Message: "an account with this email already exists"}
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return t.InsertAudit(ctx, &lock.AuditEvent{At: u.CreatedAt, Actor: actor.String(), ActorRole: actor.Role, Action: "user_create",
+			ObjectType: "web_user", ObjectID: u.ID, CustomerID: customerID,
+			After: fmt.Sprintf(`{"id":%d,"email":%q,"role":%q,"customer_id":%d}`, u.ID, email, role, customerID)})
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("store: create user: %w", err)
@@ -188,8 +194,9 @@ func (s *DB) CheckPassword(ctx context.Context, email, password string) (User, e
 	return u, nil
 }
 
-// SetPassword replaces an account's password.
-func (s *DB) SetPassword(ctx context.Context, userID int64, password string) error {
+// SetPassword replaces an account's password, with an audit record
+// (user_password, by actor; the record holds no password or hash).
+func (s *DB) SetPassword(ctx context.Context, actor lock.Actor, userID int64, password string, now time.Time) error {
 	if err := checkPassword(password); err != nil {
 		return err
 	}
@@ -197,11 +204,50 @@ func (s *DB) SetPassword(ctx context.Context, userID int64, password string) err
 	if err != nil {
 		return fmt.Errorf("store: hash password: %w", err)
 	}
-	r, err := s.db.ExecContext(ctx, s.rebind(`UPDATE web_users SET password_hash = ? WHERE id = ?`), hash, userID)
+	err = s.update(ctx, func(t *txImpl) error {
+		u, err := t.user(ctx, userID)
+		if err != nil {
+			return err
+		}
+		return t.setPassword(ctx, actor, u, hash, "user_password", now)
+	})
 	if err != nil {
 		return fmt.Errorf("store: set password: %w", err)
 	}
-	return mustAffect(r, fmt.Sprintf("user %d", userID))
+	return nil
+}
+
+// user is User inside a transaction.
+func (t *txImpl) user(ctx context.Context, id int64) (User, error) {
+	rows, err := t.query(ctx, "user", `SELECT `+userCols+` FROM web_users WHERE id = ?`, id)
+	if err != nil {
+		return User{}, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return User{}, err
+		}
+		return User{}, &lock.Error{Kind: lock.ErrNotFound, Message: fmt.Sprintf("user %d not found", id)}
+	}
+	var u User
+	var role string
+	var created int64
+	if err := rows.Scan(&u.ID, &u.Email, &role, &u.CustomerID, &created); err != nil {
+		return User{}, err
+	}
+	u.Role, u.CreatedAt = lock.Role(role), fromUS(created)
+	return u, rows.Err()
+}
+
+// setPassword stores u's new password hash and audits the change as
+// action.
+func (t *txImpl) setPassword(ctx context.Context, actor lock.Actor, u User, hash, action string, now time.Time) error {
+	if _, err := t.exec(ctx, "set password", `UPDATE web_users SET password_hash = ? WHERE id = ?`, hash, u.ID); err != nil {
+		return err
+	}
+	return t.InsertAudit(ctx, &lock.AuditEvent{At: now.UTC().Truncate(time.Microsecond), Actor: actor.String(), ActorRole: actor.Role,
+		Action: action, ObjectType: "web_user", ObjectID: u.ID, CustomerID: u.CustomerID})
 }
 
 // CreatePasswordReset returns a new reset secret for the account, valid
@@ -238,7 +284,8 @@ func (s *DB) PasswordResetUser(ctx context.Context, secret string, now time.Time
 }
 
 // ResetPassword uses a reset secret: in one transaction the secret is
-// marked used (a second use is ErrNotFound) and the password replaced.
+// marked used (a second use is ErrNotFound), the password replaced and
+// the change audited (user_password_reset, by the account itself).
 func (s *DB) ResetPassword(ctx context.Context, secret, password string, now time.Time) (User, error) {
 	if err := checkPassword(password); err != nil {
 		return User{}, err
@@ -265,8 +312,11 @@ func (s *DB) ResetPassword(ctx context.Context, secret, password string, now tim
 		if !found {
 			return &lock.Error{Kind: lock.ErrNotFound, Message: "the password reset link is unknown, used or expired"}
 		}
-		_, err = t.exec(ctx, "set password", `UPDATE web_users SET password_hash = ? WHERE id = ?`, hash, uid)
-		return err
+		u, err := t.user(ctx, uid)
+		if err != nil {
+			return err
+		}
+		return t.setPassword(ctx, u.Actor(), u, hash, "user_password_reset", now)
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("store: reset password: %w", err)

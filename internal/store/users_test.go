@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,17 +29,17 @@ func testUsers(t *testing.T, open storetest.Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateUser(ctx, "a@alpha.example", "short", lock.RoleCustomer, cust.ID, now); !errors.Is(err, lock.ErrValidation) {
+	if _, err := db.CreateUser(ctx, lock.System, "a@alpha.example", "short", lock.RoleCustomer, cust.ID, now); !errors.Is(err, lock.ErrValidation) {
 		t.Fatalf("short password: %v", err)
 	}
-	if _, err := db.CreateUser(ctx, "a@alpha.example", "long enough pw", lock.RoleCustomer, 0, now); !errors.Is(err, lock.ErrValidation) {
+	if _, err := db.CreateUser(ctx, lock.System, "a@alpha.example", "long enough pw", lock.RoleCustomer, 0, now); !errors.Is(err, lock.ErrValidation) {
 		t.Fatalf("customer without customer: %v", err)
 	}
-	u, err := db.CreateUser(ctx, "A@Alpha.example", "long enough pw", lock.RoleCustomer, cust.ID, now)
+	u, err := db.CreateUser(ctx, lock.System, "A@Alpha.example", "long enough pw", lock.RoleCustomer, cust.ID, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateUser(ctx, "a@alpha.EXAMPLE", "long enough pw", lock.RoleStaff, 0, now); !errors.Is(err, lock.ErrConflict) {
+	if _, err := db.CreateUser(ctx, lock.System, "a@alpha.EXAMPLE", "long enough pw", lock.RoleStaff, 0, now); !errors.Is(err, lock.ErrConflict) {
 		t.Fatalf("duplicate email: %v", err)
 	}
 	got, err := db.CheckPassword(ctx, "a@alpha.example", "long enough pw")
@@ -66,6 +68,42 @@ func testUsers(t *testing.T, open storetest.Opener) {
 	}
 	if _, err := db.CheckPassword(ctx, "a@alpha.example", "a new password"); err != nil {
 		t.Fatalf("new password: %v", err)
+	}
+
+	// Every change of an account is in the audit log, by whom, without
+	// any password or hash; the refused duplicate left no record.
+	admin := lock.Actor{Role: lock.RoleAdmin, Name: "cli:root"}
+	if err := db.SetPassword(ctx, admin, u.ID, "set by an admin", now.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPassword(ctx, admin, u.ID+100, "set by an admin", now); !errors.Is(err, lock.ErrNotFound) {
+		t.Fatalf("password of a missing account: %v", err)
+	}
+	var evs []lock.AuditEvent
+	err = db.View(ctx, func(tx lock.Tx) error {
+		evs, err = tx.ListAudit(ctx, lock.AuditFilter{ObjectType: "web_user", Limit: 100})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ev struct{ action, actor string }
+	var audited []ev
+	for _, e := range evs {
+		if e.ObjectID != u.ID || e.CustomerID != cust.ID {
+			t.Errorf("audit %s: object %d customer %d, want %d %d", e.Action, e.ObjectID, e.CustomerID, u.ID, cust.ID)
+		}
+		for _, secret := range []string{"long enough pw", "a new password", "set by an admin", "argon2id"} {
+			if strings.Contains(e.Before+e.After+e.Note, secret) {
+				t.Errorf("audit %s holds %q", e.Action, secret)
+			}
+		}
+		audited = append(audited, ev{e.Action, e.Actor})
+	}
+	slices.SortFunc(audited, func(a, b ev) int { return strings.Compare(a.action, b.action) })
+	want := []ev{{"user_create", lock.System.String()}, {"user_password", admin.String()}, {"user_password_reset", u.Actor().String()}}
+	if !slices.Equal(audited, want) {
+		t.Errorf("audit of the account: %v, want %v", audited, want)
 	}
 
 	// Login attempts: failures since the last success.

@@ -175,7 +175,7 @@ func newEnv(t testing.TB) *env {
 		role  lock.Role
 		cid   int64
 	}{{"alice@alpha.example", lock.RoleCustomer, e.A.ID}, {"bob@beta.example", lock.RoleCustomer, e.B.ID}, {"staff@padlock.example", lock.RoleStaff, 0}} {
-		_, err := db.CreateUser(ctx, u.email, password, u.role, u.cid, now)
+		_, err := db.CreateUser(ctx, lock.System, u.email, password, u.role, u.cid, now)
 		must(err)
 	}
 	h, err := ui.New(ui.Configuration{BaseURL: "http://padlock.example", TrustedProxies: []netip.Prefix{pfx("127.0.0.1/32")}},

@@ -203,7 +203,7 @@ func TestResetMailInCustomersLanguage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.db.CreateUser(e.ctx, "greta@gamma.example", "correct horse battery", lock.RoleCustomer, g.ID, time.Now()); err != nil {
+	if _, err := e.db.CreateUser(e.ctx, lock.System, "greta@gamma.example", "correct horse battery", lock.RoleCustomer, g.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client()

@@ -168,7 +168,7 @@ func TestCloseCircuitBreaker(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.srv.Config.Handler = h
-	if _, err := e.db.CreateUser(e.ctx, "auditor@padlock.example", password, lock.RoleReadonly, 0, time.Now()); err != nil {
+	if _, err := e.db.CreateUser(e.ctx, lock.System, "auditor@padlock.example", password, lock.RoleReadonly, 0, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	ro := e.client()
