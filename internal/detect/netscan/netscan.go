@@ -4,7 +4,13 @@
 // It imports internal/flow and internal/detect/detector only.
 //
 // A probe is contact the internal address initiates: TCP SYN without ACK
-// (or nmap's FIN and Xmas probes: neither SYN, ACK nor RST), UDP to
+// (or nmap's FIN and Xmas probes: neither SYN, ACK nor RST; its NULL
+// probe, a captured or sampled header with no flags; its Maimon probe, a
+// bare FIN+ACK — no options, no payload, from the host's higher port —
+// to a destination and port the host has no contact with, which the
+// remote's ACK or FIN answers when it was a close; its ACK and window
+// probes, a bare ACK to such a destination, once the destination refuses
+// it with a RST, on unsampled data: see crafted and refused), UDP to
 // a service port (not a reply from a low source port to a high one),
 // ICMP/ICMPv6 echo request. Replies (SYN-ACK, RST, ICMP errors, echo
 // replies, UDP answers of a local service) are never probes. A contact is
@@ -181,6 +187,12 @@ const (
 	fAnswered = 2
 	fPeer     = 4 // the remote spoke first (UDP): no probe, and left out of a verdict's counts
 	fDropped  = 8 // made again after a full table dropped it answered: counted in dropCounts already
+	// fAwait: opened by a bare ACK (nmap's ACK or window scan, -sA/-sW),
+	// which a segment of a connection whose SYN the window did not see
+	// looks like: no probe (answered and a remote's, as fPeer) until the
+	// destination refuses it with a RST (see refused); any other answer
+	// from it clears the mark
+	fAwait = 16
 )
 
 type contact struct {
@@ -770,7 +782,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 
 func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	var port uint16
-	answered := false
+	answered, await := false, false
 	switch r.Proto {
 	case flow.ProtoTCP:
 		switch {
@@ -779,6 +791,13 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		case r.TCPFlags&flow.TCPAck != 0 && r.TCPFlags&flow.TCPRst == 0:
 			if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
 				port, answered = o.RemotePort, true // a whole client connection
+			} else if r.TCPFlags == flow.TCPFin|flow.TCPAck && crafted(r, o) {
+				// nmap's Maimon probe (-sM), or the close of a connection
+				// whose SYN the window did not see: the remote's ACK or
+				// FIN answers the latter (inbound), a probe gets a RST or
+				// nothing. A close of a connection in the table finds its
+				// contact answered already
+				port = o.RemotePort
 			} else {
 				// the handshake may complete a contact; most such records
 				// are a server's replies, dismissed by their ports or by
@@ -789,12 +808,23 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 				dst := o.Remote.As16()
 				if d.maybe(o.Host, detector.Hash16(&dst, uint32(flow.ProtoTCP)<<16|uint32(o.RemotePort))) {
 					if s := d.state(o.Host, false); s != nil {
-						d.answer(s, dst, o.RemotePort, flow.ProtoTCP)
+						if found, _ := d.answer(s, dst, o.RemotePort, flow.ProtoTCP, false); found {
+							return
+						}
 					}
 				}
-				return
+				if r.TCPFlags != flow.TCPAck || r.SamplingRate > 1 || !crafted(r, o) {
+					return
+				}
+				// a bare ACK to a destination the host has no contact
+				// with: nmap's ACK or window scan (-sA, -sW), or a segment
+				// of a connection whose SYN the window did not see; it is
+				// a probe once the destination refuses it (fAwait)
+				port, await = o.RemotePort, true
 			}
 		case stealthProbe(r):
+			port = o.RemotePort
+		case r.TCPFlags == 0 && nullProbe(r):
 			port = o.RemotePort
 		default:
 			return
@@ -842,7 +872,9 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 		}
 		return
 	}
-	if isNew && !answered {
+	if isNew && await {
+		c.flags |= fAnswered | fPeer | fAwait // a probe once refused
+	} else if isNew && !answered {
 		s.unanswered(c, 1)
 		if aggregated(r) {
 			d.aggProbe(s, port, r.Proto, sec)
@@ -924,8 +956,7 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		// sample (sFlow) of an acknowledgement without SYN or RST is of an
 		// established connection too: most segments of a transfer carry no
 		// PSH, and a sample is of one segment
-		answer = f&flow.TCPAck != 0 && f&flow.TCPRst == 0 &&
-			(f&flow.TCPPsh != 0 || r.SamplingRate > 1 && f&flow.TCPSyn == 0)
+		answer = f&(flow.TCPAck|flow.TCPRst) == flow.TCPAck && (f&flow.TCPPsh != 0 || f&flow.TCPSyn == 0)
 		port = o.RemotePort
 	case flow.ProtoUDP:
 		if localService(o) && !d.serviceProbes(o.Host, o.End) {
@@ -998,9 +1029,12 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		s.samples.Add(r)
 	}
 	if !answer {
+		if r.Proto == flow.ProtoTCP && r.TCPFlags&(flow.TCPRst|flow.TCPSyn|flow.TCPFin|flow.TCPPsh) == flow.TCPRst && r.SamplingRate <= 1 {
+			d.refused(s, &dst, port)
+		}
 		return
 	}
-	found, once := d.answer(s, dst, port, r.Proto)
+	found, once := d.answer(s, dst, port, r.Proto, true)
 	if (once || !found) && aggregated(r) {
 		// a remote whose contact is answered already counts once: a
 		// busy peer (the host's own resolver) does not answer a port
@@ -1044,9 +1078,88 @@ func (d *Detector) answerFirst(s *hostState, dst detector.Key16, port uint16, pr
 // segment of a connection lacks (every one after the SYN carries ACK). A
 // record without flags is left out: some exporters send none, a later
 // fragment has no TCP header and a header cut short (a small snap
-// length) none of its flags, so a NULL scan (-sN) is missed.
+// length) none of its flags; nullProbe tells a NULL scan's (-sN) packets
+// by their header.
 func stealthProbe(r *flow.Record) bool {
 	return r.TCPFlags != 0 && r.TCPFlags&(flow.TCPSyn|flow.TCPAck|flow.TCPRst) == 0
+}
+
+// nullProbe reports whether a TCP record without flags is nmap's NULL
+// scan (-sN): a segment no TCP stack sends. Only a packet whose captured
+// header (pcap, sFlow) holds the TCP flags, and shows them zero, is one: a
+// flow record without flags is of an exporter that sends none, a header
+// cut short or a later fragment has no flags to show.
+func nullProbe(r *flow.Record) bool {
+	hl, _, flags, ok := tcpShape(r)
+	return ok && hl >= 20 && flags == 0
+}
+
+// crafted reports whether a FIN+ACK or ACK record from the host has the
+// shape of nmap's Maimon, ACK and window probes (-sM, -sA, -sW), as a
+// client: from the host's higher port to the remote's lower one (nmap
+// sends from a port above 33000; a server's segments to its clients go
+// the other way), a TCP header without options and no payload (a Linux
+// or BSD stack's segments carry timestamps, segments of data a payload).
+// A packet (pcap, sFlow) is judged by its captured header, none without
+// one; an unsampled flow record by its size: at most 4 packets (a probe
+// and nmap's retries) of 40 bytes each (60 over IPv6).
+func crafted(r *flow.Record, o *detector.Orientation) bool {
+	if o.RemotePort >= o.LocalPort {
+		return false
+	}
+	if !detector.IsFlow(r) {
+		hl, payload, _, ok := tcpShape(r)
+		return ok && hl == 20 && payload == 0
+	}
+	size := uint64(40)
+	if !o.Remote.Is4() && !o.Remote.Is4In6() {
+		size = 60
+	}
+	return r.SamplingRate <= 1 && r.SampledPackets >= 1 && r.SampledPackets <= 4 && r.SampledBytes <= r.SampledPackets*size
+}
+
+// tcpShape reads a TCP packet's captured header (Ethernet, up to two VLAN
+// tags, IPv4 or IPv6 without extension headers): the TCP header's length,
+// the payload's (from the IP length, not the bytes captured) and the
+// flags. ok is false when the header does not reach the TCP flags (none
+// captured, cut short, a later fragment) or is not TCP.
+func tcpShape(r *flow.Record) (hlen, payload int, flags uint8, ok bool) {
+	h := r.Header[:min(int(r.HeaderLength), flow.MaxHeader)]
+	off := 12
+	for range 3 {
+		if len(h) < off+2 {
+			return 0, 0, 0, false
+		}
+		if t := binary.BigEndian.Uint16(h[off:]); t != 0x8100 && t != 0x88a8 && t != 0x9100 {
+			break
+		}
+		off += 4
+	}
+	if len(h) < off+2 {
+		return 0, 0, 0, false
+	}
+	ip := off + 2
+	var tcp, iplen int
+	switch binary.BigEndian.Uint16(h[off:]) {
+	case 0x0800:
+		if len(h) < ip+20 || h[ip]>>4 != 4 || h[ip+9] != flow.ProtoTCP || binary.BigEndian.Uint16(h[ip+6:])&0x1fff != 0 {
+			return 0, 0, 0, false
+		}
+		ihl := int(h[ip]&0xf) * 4
+		tcp, iplen = ip+ihl, int(binary.BigEndian.Uint16(h[ip+2:]))-ihl
+	case 0x86dd:
+		if len(h) < ip+40 || h[ip+6] != flow.ProtoTCP {
+			return 0, 0, 0, false
+		}
+		tcp, iplen = ip+40, int(binary.BigEndian.Uint16(h[ip+4:]))
+	default:
+		return 0, 0, 0, false
+	}
+	if len(h) < tcp+14 {
+		return 0, 0, 0, false
+	}
+	hlen = int(h[tcp+12]>>4) * 4
+	return hlen, iplen - hlen, h[tcp+13], true
 }
 
 // localService reports whether the record is between a service on the
@@ -1092,14 +1205,37 @@ func (d *Detector) serviceProbes(host uint32, end int64) bool {
 
 // answer marks the contact answered: found reports whether there is one,
 // first whether it was unanswered until now.
-func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8) (found, first bool) {
+// An answer from the remote (inbound) also clears fAwait: the bare ACK
+// was of a connection.
+func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8, inbound bool) (found, first bool) {
 	i := d.find(s, &dst, port, proto)
-	if i >= 0 && s.tab[i].flags&fAnswered == 0 {
-		s.tab[i].flags |= fAnswered
-		s.unanswered(&s.tab[i], -1)
+	if i < 0 {
+		return false, false
+	}
+	c := &s.tab[i]
+	if inbound {
+		c.flags &^= fAwait
+	}
+	if c.flags&fAnswered == 0 {
+		c.flags |= fAnswered
+		s.unanswered(c, -1)
 		return true, true
 	}
-	return i >= 0, false
+	return true, false
+}
+
+// refused makes the contact of a bare ACK (fAwait) that the destination
+// refused with a RST, and answered nothing else, a probe: nmap's ACK and
+// window scans (-sA, -sW) get a RST from every host that is up, while a
+// segment of a live connection gets data or an ACK back. Unsampled data
+// only: on sampled data the RST of a sampled probe is itself rarely
+// sampled, and an established connection's sampled ACK is as bare.
+func (d *Detector) refused(s *hostState, dst *detector.Key16, port uint16) {
+	if i := d.find(s, dst, port, flow.ProtoTCP); i >= 0 && s.tab[i].flags&fAwait != 0 {
+		c := &s.tab[i]
+		c.flags &^= fAwait | fAnswered | fPeer
+		s.unanswered(c, 1)
+	}
 }
 
 // mark sets the filter bit of a key hash. The filters live in the shared
