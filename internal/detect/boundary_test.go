@@ -1,6 +1,7 @@
 package detect_test
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -338,5 +339,50 @@ func TestExpiry(t *testing.T) {
 	e.Expire(t0.Add(11 * time.Minute)) // in(5) idle 11m, in(6) 2m
 	if n := e.Stats().Hosts; n != 1 {
 		t.Errorf("after expiry hosts %d, want 1", n)
+	}
+}
+
+// Sampled data only estimates a window's packets: a server sending at
+// exactly its limit, sampled 1:1000 by sFlow (random, ten samples a
+// second here), shows an estimate above the limit in about half of all
+// windows. It must not be locked for that: packet_limit fires only when
+// the estimate exceeds the limit by three standard deviations of the
+// sampling error (12 % here, with 600 samples in the 60 s window; 1.7 %
+// at the default limit and window). A flood at 1.4 times the limit is
+// found every time, and its finding says how far the estimate can err.
+func TestPacketLimitSampledNearTheLimit(t *testing.T) {
+	conf := detect.Defaults()
+	conf.Attack.Enabled = false
+	conf.PacketLimit.Window = detect.Duration(60 * time.Second)
+	conf.PacketLimit.ThresholdPPS = 10000
+	const rate, trials = 1000, 200
+	fired := func(pps float64, seed uint64) []detect.Finding {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		var c capture
+		lambda := pps / rate // samples a second: a Poisson process
+		for at := rng.ExpFloat64() / lambda; at < 150; at += rng.ExpFloat64() / lambda {
+			c.sflow(time.Duration(at*float64(time.Second)), rate, in(60), 40000, ext(7), 53, flow.ProtoUDP, 0, 512)
+		}
+		return run(t, conf, nil, c.recs)
+	}
+	atLimit, over := 0, 0
+	for i := range uint64(trials) {
+		if len(fired(10000, i)) > 0 {
+			atLimit++
+		}
+		fs := fired(14000, i)
+		if len(fs) == 0 {
+			continue
+		}
+		over++
+		if i == 0 && !strings.Contains(fs[0].Detail, "allowing for the sampling error, at least") {
+			t.Errorf("detail %q does not give the estimate's lower bound", fs[0].Detail)
+		}
+	}
+	if atLimit > 3 {
+		t.Errorf("a server at exactly its limit was reported in %d of %d runs", atLimit, trials)
+	}
+	if over != trials {
+		t.Errorf("a flood at 1.4 times the limit was reported in %d of %d runs, want all", over, trials)
 	}
 }
