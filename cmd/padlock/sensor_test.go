@@ -20,56 +20,13 @@ import (
 // scanner flagged as netscan, a JSON finding on stdout, the records in the
 // decoded counter and nothing bound but the given addresses.
 func TestSensorFlagsTheScanner(t *testing.T) {
-	data, err := os.ReadFile("../../" + demoCaptureName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	grams, err := udpPayloads(data)
-	if err != nil || len(grams) == 0 {
-		t.Fatalf("capture: %d datagrams, %v", len(grams), err)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "padlock.yaml")
-	os.WriteFile(cfg, []byte("customers: [203.0.113.0/24]\n"), 0o644)
-	nfPort, httpPort := freeUDP(t), freeTCP(t, "127.0.0.1")
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- cmdSensor(ctx, []string{"--config", cfg,
-			"--netflow-listen", fmt.Sprintf("127.0.0.1:%d", nfPort),
-			"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", httpPort)}, &stdout, &stderr)
-	}()
+	base, nfPort, stdout, stderr := startSensor(t)
+	sendCapture(t, nfPort, "127.0.0.1", "../../"+demoCaptureName)
 	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("sensor: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("sensor did not stop within 10 s of its context ending")
+		if l := grepLines(stderr.String(), "two exporters"); l != "" {
+			t.Errorf("one exporter taken for two: %s", l)
 		}
 	}()
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	waitUntil(t, 10*time.Second, "sensor listening", func() bool {
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-		}
-		return err == nil
-	})
-	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", nfPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := uint32(time.Now().Unix())
-	for _, g := range grams {
-		restampNetFlow9(g, now)
-		conn.Write(g)
-		time.Sleep(time.Millisecond)
-	}
-	conn.Close()
 
 	type flagged struct {
 		Host       string `json:"host"`
@@ -124,6 +81,97 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// startSensor runs `padlock sensor` in-process (customers
+// 203.0.113.0/24) with NetFlow and HTTP on free loopback ports, until the
+// test ends.
+func startSensor(t *testing.T) (base string, nfPort int, stdout, stderr *syncBuffer) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "padlock.yaml")
+	os.WriteFile(cfg, []byte("customers: [203.0.113.0/24]\n"), 0o644)
+	nfPort, httpPort := freeUDP(t), freeTCP(t, "127.0.0.1")
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- cmdSensor(ctx, []string{"--config", cfg,
+			"--netflow-listen", fmt.Sprintf("127.0.0.1:%d", nfPort),
+			"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", httpPort)}, stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("sensor: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("sensor did not stop within 10 s of its context ending")
+		}
+	})
+	base = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	waitUntil(t, 10*time.Second, "sensor listening", func() bool {
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil
+	})
+	return base, nfPort, stdout, stderr
+}
+
+// sendCapture sends the NetFlow v9 datagrams of a capture of softflowd's
+// export to the sensor from the loopback address from, as an exporter
+// there would, with their export time set to now.
+func sendCapture(t *testing.T, nfPort int, from, capture string) {
+	data, err := os.ReadFile(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grams, err := udpPayloads(data)
+	if err != nil || len(grams) == 0 {
+		t.Fatalf("capture: %d datagrams, %v", len(grams), err)
+	}
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(from)}, &net.UDPAddr{IP: net.ParseIP("127.0.0.1"), Port: nfPort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	now := uint32(time.Now().Unix())
+	for _, g := range grams {
+		restampNetFlow9(g, now)
+		conn.Write(g)
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSensorWarnsOfDuplicateExporters: the same softflowd export (of an
+// hping3 SYN flood, 4,000 flows) arriving from two exporters (127.0.0.1
+// and 127.0.0.2, as NetFlow from both ends of one link would) is counted
+// twice by detection; the sensor says so in its log, naming both, and in
+// padlock_ingest_duplicate_exporter_pairs.
+func TestSensorWarnsOfDuplicateExporters(t *testing.T) {
+	base, nfPort, _, stderr := startSensor(t)
+	sendCapture(t, nfPort, "127.0.0.1", "../../testdata/captures/flood-syn.netflow9.pcap")
+	sendCapture(t, nfPort, "127.0.0.2", "../../testdata/captures/flood-syn.netflow9.pcap")
+	waitUntil(t, 15*time.Second, "the duplicate exporters reported", func() bool {
+		return strings.Contains(stderr.String(), "two exporters export the same traffic")
+	})
+	line := grepLines(stderr.String(), "two exporters export the same traffic")
+	if !strings.Contains(line, "127.0.0.1 127.0.0.2") {
+		t.Errorf("the warning does not name both exporters: %s", line)
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m bytes.Buffer
+	m.ReadFrom(res.Body)
+	res.Body.Close()
+	if !strings.Contains(m.String(), "padlock_ingest_duplicate_exporter_pairs 1\n") {
+		t.Errorf("metrics: %s", grepLines(m.String(), "duplicate"))
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.

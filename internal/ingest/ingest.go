@@ -93,6 +93,8 @@ type Ingest struct {
 
 	records, dropped prometheus.Counter
 	findings         *prometheus.CounterVec
+
+	dups *duplicates // engine goroutine only (but its count)
 }
 
 // New builds the ingest path and its detection engine. It does no I/O.
@@ -105,7 +107,7 @@ func New(conf Configuration, deps Dependencies) (*Ingest, error) {
 	}
 	in := &Ingest{conf: conf, deps: deps, now: deps.Clock, log: deps.Logger,
 		batch: make(chan []flow.Record, conf.Queue), free: make(chan []flow.Record, conf.Queue+64),
-		found: make(chan detect.Finding, 1024)}
+		found: make(chan detect.Finding, 1024), dups: newDuplicates()}
 	if in.now == nil {
 		in.now = time.Now
 	}
@@ -130,8 +132,11 @@ func New(conf Configuration, deps Dependencies) (*Ingest, error) {
 		Help: "Findings the engine reported, by kind."}, []string{"kind"})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "padlock_ingest_queue_batches",
 		Help: "Record batches waiting for the engine."}, func() float64 { return float64(len(in.batch)) })
+	dupPairs := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "padlock_ingest_duplicate_exporter_pairs",
+		Help: "Exporter pairs found exporting the same traffic in the last 10 to 20 minutes (the log names them): detection counts it twice."},
+		func() float64 { return float64(in.dups.count.Load()) })
 	if r := deps.Registerer; r != nil {
-		for _, c := range []prometheus.Collector{in.records, in.dropped, in.findings, queue} {
+		for _, c := range []prometheus.Collector{in.records, in.dropped, in.findings, queue, dupPairs} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest: metrics: %w", err)
 			}
@@ -367,7 +372,12 @@ func (in *Ingest) runEngine(ctx context.Context) {
 		case b := <-in.batch:
 			in.feed(b)
 		case <-t.C:
-			in.eng.Expire(in.now())
+			now := in.now()
+			in.eng.Expire(now)
+			for _, p := range in.dups.check(now) {
+				in.log.Warn("two exporters export the same traffic: detection counts it twice (sFlow and NetFlow of one link, or NetFlow on both its ends); export each packet once",
+					"exporters", p.Exporters[0].String()+" "+p.Exporters[1].String(), "flows_seen_by_both", p.Matched, "flows_followed", p.Followed)
+			}
 		case <-ctx.Done():
 			for {
 				select {
@@ -386,6 +396,7 @@ func (in *Ingest) runEngine(ctx context.Context) {
 }
 
 func (in *Ingest) feed(b []flow.Record) {
+	in.dups.observe(b)
 	in.eng.Records(b)
 	select {
 	case in.free <- b[:0]:

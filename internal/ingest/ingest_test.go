@@ -14,7 +14,7 @@ import (
 	"padlock/internal/flow"
 )
 
-func newIngest(t *testing.T, conf Configuration, onChange func(*flow.Record, uint32)) (*Ingest, *prometheus.Registry) {
+func newIngest(t testing.TB, conf Configuration, onChange func(*flow.Record, uint32)) (*Ingest, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	in, err := New(conf, Dependencies{
