@@ -1,6 +1,7 @@
 // Package attack is the network_attack detector: attacks sent from an
-// internal address towards one external target — UDP, SYN and ICMP floods,
-// brute force (many new connections to one target's login port) and
+// internal address towards one external target — UDP, SYN, other TCP (ACK,
+// RST, FIN, PSH/ACK, NULL, flag soup) and ICMP floods, brute force (many
+// new connections to one target's login port) and
 // reflection/amplification (a service on the internal address answering,
 // with many more bytes than it receives, towards one target). It imports
 // internal/flow and internal/detect/detector only.
@@ -18,11 +19,23 @@
 // NTP, SNMP, memcached, ...) or SIP: a query flood against an open
 // resolver is answered packet for packet and is still a flood. Such streams are
 // counted per target and port, others per target.
+//
+// TCP other than connection attempts is most of a server's traffic, so it
+// passes a gate of its own first: per host, one candidate target that
+// takes at least a third of the host's TCP packets (a weighted majority
+// vote), 16 bytes a host; only the candidate's packets reach a target
+// table. A TCP stream the target answers with one packet in a hundred or
+// more (a bulk upload's ACKs, a download's data) is a conversation; RSTs
+// are no answers, as a flood's victim resets every segment of a
+// connection it does not know.
 package attack
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"padlock/internal/detect/detector"
@@ -74,8 +87,9 @@ type Configuration struct {
 	Enabled bool `yaml:"enabled"`
 	// Window is the sliding window, whole seconds >= 6s. Default 60s.
 	Window detector.Duration `yaml:"window"`
-	// MinPPS is the packet rate towards one target (UDP, SYN, or ICMP of
-	// any type but replies) that makes a flood. Default 50000.
+	// MinPPS is the packet rate towards one target (UDP, SYN, other TCP
+	// the target does not answer, or ICMP of any type but replies) that
+	// makes a flood. Default 50000.
 	MinPPS uint64 `yaml:"min_pps"`
 	// MinSamples is the number of samples a verdict needs: for floods and
 	// reflection sampled packets as received (one per sFlow sample or
@@ -136,10 +150,11 @@ const (
 	classICMP
 	classBrute
 	classReflect
+	classTCP // TCP other than connection attempts (SYN without ACK)
 	nClasses
 )
 
-var rules = [nClasses]string{"attack.udp_flood", "attack.syn_flood", "attack.icmp_flood", "attack.brute_force", "attack.reflection"}
+var rules = [nClasses]string{"attack.udp_flood", "attack.syn_flood", "attack.icmp_flood", "attack.brute_force", "attack.reflection", "attack.tcp_flood"}
 
 // Rule names, exported for tests and documentation.
 const (
@@ -148,6 +163,7 @@ const (
 	RuleICMPFlood  = "attack.icmp_flood"
 	RuleBruteForce = "attack.brute_force"
 	RuleReflection = "attack.reflection"
+	RuleTCPFlood   = "attack.tcp_flood"
 )
 
 const nb = 6
@@ -156,12 +172,13 @@ type slot struct {
 	target  detector.Key16
 	port    uint16
 	class   uint8
+	flags   uint8  // TCP flood: the flags of the packets counted since the last finding
 	head    uint32 // bucket number
 	pk      [nb]uint64
 	by      [nb]uint64
 	fl      [nb]uint32
 	sm      [nb]uint32 // samples: sampled packets as received
-	in      [nb]uint64 // received from the target: bytes (reflection), packets (UDP flood)
+	in      [nb]uint64 // received from the target: bytes (reflection), packets (UDP flood), packets but RSTs (TCP flood)
 	first   int64
 	last    int64
 	maxRate uint32
@@ -215,16 +232,42 @@ type Detector struct {
 	pool     []*hostState
 	gateAt   [3]uint64
 	limit    [nClasses]uint64 // per-class verdict threshold on the window sum
-	waiting  []waiting        // UDP flood verdicts that wait for answers (slot.due)
+	waiting  []waiting        // UDP and TCP flood verdicts that wait for answers (slot.due)
+	tcp      []tcpGate        // per host: the TCP flood gate
+	tcpWin   uint32           // the TCP gate's window in units of 2^30 ns
+	answers  uint64           // a flow record of TCP answers this big (window share) is kept for a TCP slot still to come
 }
 
-// waiting names a slot whose UDP flood verdict waits for answers.
+// waiting names a slot whose UDP or TCP flood verdict waits for answers.
 type waiting struct {
 	host   uint32
 	target detector.Key16
 	due    int64 // the slot's due when the verdict began to wait (a later wait of the slot has its own entry)
-	ripe   bool  // the wait is over: decided at the next tick, after the record that ended it
+	class  uint8
+	ripe   bool // the wait is over: decided at the next tick, after the record that ended it
 }
+
+// tcpGate is a host's gate for TCP other than connection attempts: a
+// server's TCP goes to thousands of targets, and a target table would
+// churn through them. One candidate target (a hash of its address) and
+// its packets less half the packets to other targets (a weighted majority
+// vote: a target with more than a third of the host's TCP packets stays
+// the candidate), halved each window. Once its count reaches the flood
+// gate (a sixteenth of the threshold), the candidate's packets are
+// counted in a target slot; other targets' only where they have one.
+type tcpGate struct {
+	until uint32 // when the gate's window ends (2^30 ns units; the counts are halved then)
+	key   uint32 // the candidate target's hash
+	n     uint32 // the candidate's packets, less half of the others'
+	ans   uint32 // packets but RSTs from the candidate in flow records before its slot was made (NetFlow exports a conversation's two records in either order)
+}
+
+// tcpConversation is how many TCP packets to a target make a flood for
+// each packet back from it other than RSTs: a receiver acknowledges every
+// second segment, or one in 20-60 with receive offload at line rate (a
+// 10 Gbit/s backup), a flood's victim answers with RSTs or nothing (a
+// challenge ACK to an RST is rate-limited to two a second per socket).
+const tcpConversation = 100
 
 // sip is SIP's port: a request/response service like those of
 // reflection.ports, which every request answers (100 Trying, 401), so an
@@ -267,7 +310,9 @@ func New(conf Configuration, env detector.Env) *Detector {
 	}
 	flood := conf.MinPPS * uint64(d.w)
 	refl := conf.Reflection.MinPPS * uint64(d.w)
-	d.limit = [nClasses]uint64{flood, flood, flood, conf.BruteForce.MinConnections, refl}
+	d.limit = [nClasses]uint64{flood, flood, flood, conf.BruteForce.MinConnections, refl, flood}
+	d.answers = max(1, flood/tcpConversation/2)
+	d.tcpWin = uint32(max(1, d.w*1e9>>30))
 	d.gateAt = [3]uint64{max(1, flood/16), max(1, conf.BruteForce.MinConnections/16), max(1, refl/16)}
 	return d
 }
@@ -313,7 +358,9 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 			class = classUDP
 		}
 	case flow.ProtoTCP:
-		if detector.IsSYNOnly(r) {
+		if r.TCPFlags&(flow.TCPSyn|flow.TCPAck|flow.TCPRst|flow.TCPFin) == flow.TCPSyn {
+			// a connection attempt (ECN's ECE/CWR, PSH and URG aside); SYN
+			// with FIN or RST is no attempt but the flag soup of a TCP flood
 			class = classSYN
 			if has(&d.login, o.RemotePort) {
 				brute = true
@@ -322,12 +369,21 @@ func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *dete
 					conns = uint64(detector.Rate(r))
 				}
 			}
-		} else if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && has(&d.login, o.RemotePort) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
-			// a flow record of a connection, with its SYN: under packet
-			// sampling 1:N a connection's record carries SYN when its SYN
-			// was sampled, so it stands for N connections, as an sFlow
-			// sample of a SYN does
-			brute, conns = true, uint64(detector.Rate(r))
+		} else {
+			// the TCP gate, its common case inline: a record to another
+			// target than the host's candidate, which outweighs it
+			if k := key32(o.Remote); int(o.Host) < len(d.tcp) && d.tcp[o.Host].key != k && uint64(d.tcp[o.Host].n) > r.Packets/2 {
+				d.tcp[o.Host].n -= uint32(r.Packets / 2)
+			} else {
+				d.tcpFlood(r, o, k)
+			}
+			if r.TCPFlags&flow.TCPSyn != 0 && detector.IsFlow(r) && has(&d.login, o.RemotePort) && detector.IsClientSide(o.LocalPort, o.RemotePort) {
+				// a flow record of a connection, with its SYN: under packet
+				// sampling 1:N a connection's record carries SYN when its SYN
+				// was sampled, so it stands for N connections, as an sFlow
+				// sample of a SYN does
+				brute, conns = true, uint64(detector.Rate(r))
+			}
 		}
 	case flow.ProtoICMP, flow.ProtoICMPv6:
 		// any type but replies (an inbound ping flood's victim answers
@@ -487,12 +543,90 @@ func (d *Detector) fragment(r *flow.Record, o *detector.Orientation) bool {
 	return false
 }
 
+// tcpFlood passes an outbound TCP record other than a connection attempt
+// to target k (key32) through the host's TCP gate, and counts it in a
+// slot once its target is a candidate past the gate. ObserveHost has
+// handled the common case, a record to another target than the candidate
+// that outweighs it (the count is not rolled then: it is halved, or
+// cleared, before it is next compared with the gate).
+func (d *Detector) tcpFlood(r *flow.Record, o *detector.Orientation, k uint32) {
+	if int(o.Host) >= len(d.tcp) {
+		d.growTCP(o.Host)
+	}
+	g := &d.tcp[o.Host]
+	if t := uint32(o.End >> 30); t >= g.until {
+		d.roll(g, t)
+	}
+	switch {
+	case k == g.key:
+		g.n = uint32(min(uint64(g.n)+r.Packets, 0xffffffff))
+		if uint64(g.n) >= d.gateAt[0] {
+			d.tcpCandidate(r, o, g)
+		}
+	case uint64(g.n) > r.Packets/2: // after a roll
+		g.n -= uint32(r.Packets / 2)
+	default:
+		g.key, g.n, g.ans = k, uint32(min(r.Packets, 0xffffffff)), 0
+	}
+}
+
+// tcpCandidate counts a record of the host's TCP candidate, past the
+// gate, in its slot.
+func (d *Detector) tcpCandidate(r *flow.Record, o *detector.Orientation, g *tcpGate) {
+	for int(o.Host) >= len(d.hosts) {
+		d.hosts = append(d.hosts, nil)
+	}
+	if d.hosts[o.Host] == nil {
+		d.hosts[o.Host] = d.table()
+	}
+	s := d.hosts[o.Host]
+	target := o.Remote.As16()
+	sl := d.find(s, &target, classTCP, 0)
+	if sl == nil {
+		sl = d.newSlot(s, &target, classTCP, 0, o)
+	}
+	if g.ans > 0 {
+		// answers whose flow record came first
+		sl.in[sl.head%nb] += uint64(g.ans)
+		g.ans = 0
+	}
+	d.count(sl, r, o, r.Packets)
+}
+
+func (d *Detector) growTCP(host uint32) {
+	d.tcp = append(d.tcp, make([]tcpGate, max(int(host)+1, 2*len(d.tcp), 64)-len(d.tcp))...)
+}
+
+// roll starts the gate's next window at t (units of 2^30 ns, about a
+// second: a shift, not a division, per record).
+func (d *Detector) roll(g *tcpGate, t uint32) {
+	if t < g.until+d.tcpWin {
+		g.n, g.ans = g.n/2, g.ans/2
+	} else {
+		g.n, g.ans = 0, 0
+	}
+	g.until = t + d.tcpWin
+}
+
+// key32 folds an address into the TCP gate's candidate key.
+func key32(a netip.Addr) uint32 {
+	k := a.As16()
+	x := binary.LittleEndian.Uint64(k[:8]) ^ binary.LittleEndian.Uint64(k[8:])
+	return uint32(x) ^ uint32(x>>32)
+}
+
 func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, class uint8, port uint16, n uint64) {
 	target := o.Remote.As16()
 	sl := d.find(s, &target, class, port)
 	if sl == nil {
 		sl = d.newSlot(s, &target, class, port, o)
 	}
+	d.count(sl, r, o, n)
+}
+
+// count adds n, counted of r, to the slot and decides on its window.
+func (d *Detector) count(sl *slot, r *flow.Record, o *detector.Orientation, n uint64) {
+	class, port := sl.class, sl.port
 	if class == classBrute && sl.retransmitted(o.LocalPort) {
 		return // the same connection attempt again: no new connection
 	}
@@ -508,6 +642,9 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	sl.advance(b)
 	i := b % nb
 	by, smp := r.Bytes, detector.SampledPackets(r)
+	if class == classTCP {
+		sl.flags |= r.TCPFlags
+	}
 	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 && class != classBrute {
 		// a flow record lasting several seconds (NetFlow's active timeout
 		// is often 30 minutes): its packets are spread over its seconds,
@@ -526,6 +663,7 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	}
 	total := sum(&sl.pk)
 	lim := d.limit[class]
+	target := sl.target
 	if total*2 >= lim {
 		if sl.samples == nil {
 			sl.samples = detector.NewSamples(d.env.EvidencePackets).Within(d.w * 1e9)
@@ -536,12 +674,12 @@ func (d *Detector) add(s *hostState, r *flow.Record, o *detector.Orientation, cl
 	if o.End < sl.muted || total < lim || (class != classBrute && total == lim) || sl.due != 0 {
 		return
 	}
-	if class == classUDP && port == 0 && detector.IsFlow(r) {
+	if (class == classUDP && port == 0 || class == classTCP) && detector.IsFlow(r) {
 		// proven by a flow record: the target's answers, if any, may be
 		// in a record of the same export still to come (the stream's next
 		// record or a tick decides: see decide)
 		sl.due = o.End + answerWait
-		d.waiting = append(d.waiting, waiting{host: o.Host, target: target, due: sl.due})
+		d.waiting = append(d.waiting, waiting{host: o.Host, target: target, due: sl.due, class: class})
 		return
 	}
 	d.evaluate(sl, o.Host, o.End)
@@ -572,6 +710,9 @@ const conversation = 10
 
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	if r.Proto != flow.ProtoUDP {
+		if r.Proto == flow.ProtoTCP && (r.Packets >= d.answers || int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil) {
+			d.inboundTCP(r, o) // answers to a slot, or a big flow record of answers
+		}
 		return
 	}
 	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
@@ -604,6 +745,54 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 	}
 	if sl != nil {
 		d.received(sl, o, r.Packets)
+	}
+}
+
+// reset reports whether a TCP record is a reset and nothing else (RST,
+// RST/ACK): the kernel's answer to a segment of a connection it does not
+// know (a flood's) or to a connection attempt to a closed port. A flow
+// record with data, SYN or FIN as well is a connection's that ended in a
+// reset.
+func reset(r *flow.Record) bool {
+	return r.TCPFlags&flow.TCPRst != 0 && r.TCPFlags&(flow.TCPSyn|flow.TCPFin|flow.TCPPsh|flow.TCPUrg) == 0
+}
+
+// inboundTCP counts TCP from a target: packets but RSTs answer a TCP
+// stream to it.
+func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
+	rst := reset(r)
+	if int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil {
+		s := d.hosts[o.Host]
+		target := o.Remote.As16()
+		found := false
+		for i := range s.slots {
+			if sl := &s.slots[i]; sl.target == target && sl.class == classTCP && !rst {
+				d.received(sl, o, r.Packets)
+				found = true
+			}
+		}
+		if found {
+			return
+		}
+	}
+	if rst || r.Packets < d.answers || !detector.IsFlow(r) || int(o.Host) >= len(d.tcp) {
+		return
+	}
+	// a flow record of answers at a flood's scale whose stream has no
+	// slot: the record of the other direction, which may make one, may
+	// follow; the gate keeps the answers for it
+	v := d.windowShare(r, o)
+	if v < d.answers {
+		return
+	}
+	g := &d.tcp[o.Host]
+	if t := uint32(o.End >> 30); t >= g.until {
+		d.roll(g, t)
+	}
+	if k := key32(o.Remote); k == g.key {
+		g.ans = uint32(min(uint64(g.ans)+v, 0xffffffff))
+	} else if uint64(g.n) < v {
+		g.key, g.n, g.ans = k, 0, uint32(min(v, 0xffffffff))
 	}
 }
 
@@ -640,19 +829,23 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	}
 	by := sum(&sl.by)
 	in := sum(&sl.in)
+	pk := sum(&sl.pk)
 	if sl.class == classReflect && float64(by) < d.conf.Reflection.MinRatio*float64(in) {
 		return
 	}
-	if sl.class == classUDP && sl.port == 0 && in*conversation >= sum(&sl.pk) {
+	if sl.class == classUDP && sl.port == 0 && in*conversation >= pk {
 		return // answered: a conversation, not a flood
 	}
+	if sl.class == classTCP && in*tcpConversation >= pk {
+		return // answered other than by resets: a conversation, not a flood
+	}
+
 	sl.muted = now + 1e9
 	addr := d.env.Reporter.Addr(host)
 	rule := rules[sl.class]
 	if !d.env.Reporter.Armed(addr, rule, detector.DirOut, now) {
 		return
 	}
-	pk := sum(&sl.pk)
 	target := detector.AddrFrom16(sl.target)
 	span := d.bw * nb
 	f := detector.Finding{
@@ -677,6 +870,7 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	case classBrute:
 		f.Measured, f.Threshold, f.Unit = float64(pk), float64(d.conf.BruteForce.MinConnections), "connections"
 		f.Detail = fmt.Sprintf("%d new connections to %s port %d within %ds", pk, target, sl.port, span)
+
 	case classReflect:
 		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.Reflection.MinPPS), "packets/s"
 		ratio := "no requests seen"
@@ -688,7 +882,13 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		f.Summary = summary
 	default:
 		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.MinPPS), "packets/s"
-		what := [...]string{"UDP", "TCP SYN", "ICMP"}[sl.class]
+		var what string
+		if sl.class == classTCP {
+			what = "TCP " + flagNames(sl.flags)
+			sl.flags = 0 // the next finding names its own
+		} else {
+			what = [...]string{"UDP", "TCP SYN", "ICMP"}[sl.class]
+		}
 		f.Detail = fmt.Sprintf("%s flood of %d packets/s to %s", what, uint64(pps), target)
 		if sl.port != 0 {
 			f.Detail += fmt.Sprintf(" port %d", sl.port)
@@ -701,6 +901,27 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	}
 	d.env.Reporter.Report(f)
 	sl.maxRate = 0 // the next finding (after the rearm period) shows its own sampling rate
+}
+
+// flagNames names TCP flags as a flood's finding shows them: "ACK",
+// "PSH/ACK", "RST", "FIN", "NULL" (none), "FIN/SYN/RST/PSH/ACK/URG".
+func flagNames(f uint8) string {
+	if f == 0 {
+		return "NULL"
+	}
+	var b strings.Builder
+	for _, x := range []struct {
+		bit  uint8
+		name string
+	}{{flow.TCPFin, "FIN"}, {flow.TCPSyn, "SYN"}, {flow.TCPRst, "RST"}, {flow.TCPPsh, "PSH"}, {flow.TCPAck, "ACK"}, {flow.TCPUrg, "URG"}, {flow.TCPEce, "ECE"}, {flow.TCPCwr, "CWR"}} {
+		if f&x.bit != 0 {
+			if b.Len() > 0 {
+				b.WriteByte('/')
+			}
+			b.WriteString(x.name)
+		}
+	}
+	return b.String()
 }
 
 // icmpReply reports whether an ICMP or ICMPv6 record answers a request
@@ -717,7 +938,7 @@ func icmpReply(r *flow.Record) bool {
 	return false
 }
 
-// Tick implements detector.Detector: UDP flood verdicts that waited for
+// Tick implements detector.Detector: UDP and TCP flood verdicts that waited for
 // answers long enough are decided.
 func (d *Detector) Tick(now int64) { d.decide(now, false) }
 
@@ -735,7 +956,7 @@ func (d *Detector) decide(now int64, final bool) {
 		if int(w.host) >= len(d.hosts) || d.hosts[w.host] == nil {
 			continue // forgotten
 		}
-		sl := d.find(d.hosts[w.host], &w.target, classUDP, 0)
+		sl := d.find(d.hosts[w.host], &w.target, w.class, 0)
 		if sl == nil || sl.due != w.due {
 			continue // decided, or replaced by another target
 		}
@@ -749,11 +970,12 @@ func (d *Detector) decide(now int64, final bool) {
 	d.waiting = keep
 }
 
-// settle ends the wait of a slot's UDP flood verdict and decides it on the
-// slot's window as it stands (its answers counted), as of its last record.
+// settle ends the wait of a slot's UDP or TCP flood verdict and decides it
+// on the slot's window as it stands (its answers counted), as of its last
+// record.
 func (d *Detector) settle(sl *slot, host uint32) {
 	sl.due = 0
-	if sum(&sl.pk) > d.limit[classUDP] {
+	if sum(&sl.pk) > d.limit[sl.class] {
 		d.evaluate(sl, host, sl.last)
 	}
 }
@@ -763,6 +985,9 @@ func (d *Detector) Forget(host uint32) {
 	if int(host) < len(d.gates.H) {
 		g := &d.gates.H[host]
 		g.AttackGen, g.AttackCur, g.AttackPrev = 0, [3]uint32{}, [3]uint32{}
+	}
+	if int(host) < len(d.tcp) {
+		d.tcp[host] = tcpGate{}
 	}
 	if int(host) < len(d.hosts) && d.hosts[host] != nil {
 		s := d.hosts[host]

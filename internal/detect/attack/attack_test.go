@@ -2,6 +2,7 @@ package attack_test
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,53 @@ func TestLaterFindingShowsItsOwnTraffic(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// A TCP flood's finding names the flags of its packets (60,000 packets/s
+// sampled 1:1000 for 70 s, nothing answered).
+func TestTCPFloodNamesItsFlags(t *testing.T) {
+	for _, tt := range []struct {
+		flags []uint8
+		want  string
+	}{
+		{[]uint8{flow.TCPAck}, "TCP ACK flood of "},
+		{[]uint8{flow.TCPPsh | flow.TCPAck}, "TCP PSH/ACK flood of "},
+		{[]uint8{flow.TCPRst}, "TCP RST flood of "},
+		{[]uint8{flow.TCPFin}, "TCP FIN flood of "},
+		{[]uint8{0}, "TCP NULL flood of "},
+		{[]uint8{flow.TCPSyn | flow.TCPFin}, "TCP FIN/SYN flood of "}, // no connection attempt
+		{[]uint8{flow.TCPSyn | flow.TCPAck}, "TCP SYN/ACK flood of "},
+		{[]uint8{flow.TCPAck, flow.TCPRst, flow.TCPUrg | flow.TCPFin}, "TCP FIN/RST/ACK/URG flood of "},
+	} {
+		var recs []flow.Record
+		for i := 0; i < 70*60; i++ {
+			recs = append(recs, rec(time.Duration(i)*time.Second/60, server, uint16(1024+i), victim, 80, flow.ProtoTCP, tt.flags[i%len(tt.flags)], 60, 1000))
+		}
+		r := detectortest.NewRecorder()
+		r.Feed(attack.New(attack.Defaults(), r.Env()), recs)
+		if diff := cmp.Diff([]string{attack.RuleTCPFlood}, r.Rules()); diff != "" {
+			t.Errorf("flags %v: rules (-want +got):\n%s", tt.flags, diff)
+			continue
+		}
+		if f := r.Findings[0]; !strings.HasPrefix(f.Detail, tt.want) || f.Unit != "packets/s" || f.Measured < 50000 {
+			t.Errorf("flags %v: %q (%.0f %s), want %q...", tt.flags, f.Detail, f.Measured, f.Unit, tt.want)
+		}
+	}
+}
+
+// A web server sending 100,000 packets/s to thousands of clients gets no
+// target table: the TCP gate's candidate never holds.
+func TestTCPGateKeepsNoTableForAServer(t *testing.T) {
+	var recs []flow.Record
+	for i := 0; i < 120*100; i++ { // sFlow 1:1000
+		client := netip.AddrFrom4([4]byte{198, 18, byte(i % 5000 >> 8), byte(i % 5000)})
+		recs = append(recs, rec(time.Duration(i)*time.Second/100, server, 443, client, uint16(40000+i%20000), flow.ProtoTCP, flow.TCPPsh|flow.TCPAck, 1400, 1000))
+	}
+	r := detectortest.NewRecorder()
+	d := attack.New(attack.Defaults(), r.Env())
+	r.Feed(d, recs)
+	if n := d.Suspicious(); n != 0 || len(r.Findings) != 0 {
+		t.Errorf("%d hosts with a target table, findings %v; want none", n, r.Rules())
 	}
 }
