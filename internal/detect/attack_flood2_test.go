@@ -241,3 +241,91 @@ func TestTCPFloodAmongAServersTraffic(t *testing.T) {
 		t.Fatalf("flood among a web server's traffic not reported against %s: %v", ext(109), verdicts(fs))
 	}
 }
+
+// Connection attempts to a login port, one every 200 ms for 3 minutes
+// from a new port each (300 a minute), captured whole: the target's answer
+// decides whether they are login attempts. A client in a restart loop
+// against a closed port 22 is refused every time (RST/ACK): no brute
+// force. Accepted connections (SYN-ACK) are, also when each ends in the
+// server's reset; so are attempts nobody answers (a firewall dropping
+// them: a brute force towards a filtered port cannot be told apart).
+func TestBruteForceRefusedConnections(t *testing.T) {
+	var c capture
+	for i := 0; i < 900; i++ {
+		at := time.Duration(i) * 200 * ms
+		sp := uint16(40000 + i)
+		// restart loop against a closed port
+		c.pkt(at, in(110), sp, ext(110), 22, flow.ProtoTCP, syn, 74)
+		c.pkt(at+ms, ext(110), 22, in(110), sp, flow.ProtoTCP, rstAck, 54)
+		// SSH brute force: accepted, a login attempt, closed
+		c.tcpSession(at, in(111), sp, ext(111), 22)
+		// brute force against a server that resets each connection after
+		// the failed login
+		c.pkt(at, in(112), sp, ext(112), 22, flow.ProtoTCP, syn, 74)
+		c.pkt(at+ms, ext(112), 22, in(112), sp, flow.ProtoTCP, synAck, 74)
+		c.pkt(at+2*ms, in(112), sp, ext(112), 22, flow.ProtoTCP, ack, 66)
+		c.pkt(at+3*ms, in(112), sp, ext(112), 22, flow.ProtoTCP, pshAck, 300)
+		c.pkt(at+5*ms, ext(112), 22, in(112), sp, flow.ProtoTCP, rstAck, 54)
+		// attempts a firewall drops (each retransmission is the same one)
+		c.pkt(at, in(117), sp, ext(117), 3389, flow.ProtoTCP, syn, 74)
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	if r := rulesOf(fs, 110); r[attack.RuleBruteForce] {
+		f, _ := findingOf(fs, 110, attack.RuleBruteForce)
+		t.Errorf("restart loop against a closed port reported as brute force: %s", f.Detail)
+	}
+	for _, h := range []int{111, 112, 117} {
+		f, ok := findingOf(fs, h, attack.RuleBruteForce)
+		if !ok {
+			t.Errorf("%s: brute force not reported: %v", in(h), verdicts(fs))
+			continue
+		}
+		if f.Measured < 100 || f.Measured > 300 || !strings.Contains(f.Detail, "new connections to "+ext(h).String()) {
+			t.Errorf("%s: %.0f connections (%s), want 100-300 to %s", in(h), f.Measured, f.Detail, ext(h))
+		}
+	}
+}
+
+// The same under sFlow at 1:100 and through unsampled NetFlow with both
+// directions exported: attempts and refusals are sampled alike, so a
+// restart loop of 1,000 attempts a second stays no brute force, and a
+// brute force that the target accepts is still one. Where only the
+// host's direction is exported, refusals are not seen and attempts count.
+func TestBruteForceRefusedSampledAndNetFlow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var c capture
+	for i := 0; i < 120*1000; i++ { // 1,000 attempts a second, sFlow 1:100
+		at := time.Duration(i) * time.Second / 1000
+		sp := uint16(32768 + i%28000)
+		if rng.IntN(100) == 0 {
+			c.sflow(at, 100, in(113), sp, ext(113), 22, flow.ProtoTCP, syn, 74)
+			c.sflow(at, 100, in(114), sp, ext(114), 22, flow.ProtoTCP, syn, 74)
+		}
+		if rng.IntN(100) == 0 {
+			c.sflow(at+ms, 100, ext(113), 22, in(113), sp, flow.ProtoTCP, rstAck, 54)
+		}
+		if rng.IntN(100) == 0 {
+			c.sflow(at+ms, 100, ext(114), 22, in(114), sp, flow.ProtoTCP, synAck, 74)
+		}
+	}
+	for i := 0; i < 600; i++ { // 5 attempts a second, NetFlow
+		at := time.Duration(i) * 200 * ms
+		sp := uint16(40000 + i)
+		c.netflow(at, at, in(115), sp, ext(115), 22, flow.ProtoTCP, syn, 1, 60)
+		c.netflow(at+ms, at+ms, ext(115), 22, in(115), sp, flow.ProtoTCP, rstAck, 1, 40)
+		c.netflow(at, at+2*time.Second, in(116), sp, ext(116), 22, flow.ProtoTCP, synAck|psh|fin, 20, 3000)
+		c.netflow(at, at+2*time.Second, ext(116), 22, in(116), sp, flow.ProtoTCP, synAck|psh|fin, 18, 4000)
+		c.netflow(at, at, in(118), sp, ext(118), 22, flow.ProtoTCP, syn, 1, 60) // the answers' direction not exported
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	for _, h := range []int{113, 115} {
+		if f, ok := findingOf(fs, h, attack.RuleBruteForce); ok {
+			t.Errorf("%s: refused attempts reported as brute force: %s", in(h), f.Detail)
+		}
+	}
+	for _, h := range []int{114, 116, 118} {
+		if !rulesOf(fs, h)[attack.RuleBruteForce] {
+			t.Errorf("%s: brute force not reported: %v", in(h), verdicts(fs))
+		}
+	}
+}

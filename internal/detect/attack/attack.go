@@ -1,7 +1,8 @@
 // Package attack is the network_attack detector: attacks sent from an
 // internal address towards one external target — UDP, SYN, other TCP (ACK,
 // RST, FIN, PSH/ACK, NULL, flag soup) and ICMP floods, brute force (many
-// new connections to one target's login port) and
+// new connections to one target's login port that the target does not
+// refuse) and
 // reflection/amplification (a service on the internal address answering,
 // with many more bytes than it receives, towards one target). It imports
 // internal/flow and internal/detect/detector only.
@@ -56,7 +57,10 @@ type BruteForce struct {
 	// MinConnections is the number of new connections to one target's login
 	// port within the window that makes brute force (SYN packets scaled by
 	// sampling, a SYN the kernel retransmits from the same port counted
-	// once; one per flow record of a connection). Default 100.
+	// once; one per flow record of a connection). Where the target refuses
+	// more connections (RST) than it accepts (SYN-ACK), the attempts count
+	// only by twice the accepted share: a client in a restart loop against
+	// a closed port makes no login attempt. Default 100.
 	MinConnections uint64 `yaml:"min_connections"`
 }
 
@@ -175,10 +179,10 @@ type slot struct {
 	flags   uint8  // TCP flood: the flags of the packets counted since the last finding
 	head    uint32 // bucket number
 	pk      [nb]uint64
-	by      [nb]uint64
+	by      [nb]uint64 // bytes sent; brute force: connections the target accepted (SYN-ACK)
 	fl      [nb]uint32
 	sm      [nb]uint32 // samples: sampled packets as received
-	in      [nb]uint64 // received from the target: bytes (reflection), packets (UDP flood), packets but RSTs (TCP flood)
+	in      [nb]uint64 // received from the target: bytes (reflection), packets (UDP flood), packets but RSTs (TCP flood), refused connections (brute force: RST)
 	first   int64
 	last    int64
 	maxRate uint32
@@ -642,7 +646,15 @@ func (d *Detector) count(sl *slot, r *flow.Record, o *detector.Orientation, n ui
 	sl.advance(b)
 	i := b % nb
 	by, smp := r.Bytes, detector.SampledPackets(r)
-	if class == classTCP {
+	switch class {
+	case classBrute:
+		by = 0
+		if r.TCPFlags&flow.TCPAck != 0 {
+			// a flow record of a connection whose SYN-ACK the host
+			// acknowledged: the target accepted it
+			by = n
+		}
+	case classTCP:
 		sl.flags |= r.TCPFlags
 	}
 	if s0, s1 := o.Start/1e9, o.End/1e9; s1 > s0 && class != classBrute {
@@ -758,7 +770,8 @@ func reset(r *flow.Record) bool {
 }
 
 // inboundTCP counts TCP from a target: packets but RSTs answer a TCP
-// stream to it.
+// stream to it; a login port's SYN-ACK accepts a connection, its RST
+// refuses one.
 func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
 	rst := reset(r)
 	if int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil {
@@ -766,9 +779,16 @@ func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
 		target := o.Remote.As16()
 		found := false
 		for i := range s.slots {
-			if sl := &s.slots[i]; sl.target == target && sl.class == classTCP && !rst {
+			sl := &s.slots[i]
+			if sl.target != target {
+				continue
+			}
+			switch {
+			case sl.class == classTCP && !rst:
 				d.received(sl, o, r.Packets)
 				found = true
+			case sl.class == classBrute && sl.port == o.RemotePort:
+				d.answered(sl, r, o)
 			}
 		}
 		if found {
@@ -794,6 +814,27 @@ func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
 	} else if uint64(g.n) < v {
 		g.key, g.n, g.ans = k, 0, uint32(min(v, 0xffffffff))
 	}
+}
+
+// answered counts a login port's answer to the host's connection
+// attempts: a SYN-ACK (or a flow record with SYN and ACK) accepts one, a
+// reset refuses one; scaled by sampling, as the attempts are.
+func (d *Detector) answered(sl *slot, r *flow.Record, o *detector.Orientation) {
+	var into *[nb]uint64
+	switch {
+	case r.TCPFlags&(flow.TCPSyn|flow.TCPAck) == flow.TCPSyn|flow.TCPAck:
+		into = &sl.by
+	case reset(r):
+		into = &sl.in
+	default:
+		return
+	}
+	b := uint32(o.End / 1e9 / d.bw)
+	if b+nb <= sl.head {
+		return
+	}
+	sl.advance(b)
+	into[b%nb] += uint64(detector.Rate(r))
 }
 
 // windowShare returns r's packets within a window (a record of 30
@@ -839,7 +880,19 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	if sl.class == classTCP && in*tcpConversation >= pk {
 		return // answered other than by resets: a conversation, not a flood
 	}
-
+	attempts := pk
+	if sl.class == classBrute && in > by {
+		// the target refused more connections than it accepted: a
+		// client retrying a closed port is no brute force. Attempts
+		// count by twice the accepted share (a brute force whose
+		// connections end in resets keeps them all); sampled attempts
+		// and answers are sampled alike, so the share holds under
+		// sampling
+		pk = detector.MulDiv(pk, 2*by, by+in)
+		if pk < d.conf.BruteForce.MinConnections {
+			return
+		}
+	}
 	sl.muted = now + 1e9
 	addr := d.env.Reporter.Addr(host)
 	rule := rules[sl.class]
@@ -870,7 +923,9 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 	case classBrute:
 		f.Measured, f.Threshold, f.Unit = float64(pk), float64(d.conf.BruteForce.MinConnections), "connections"
 		f.Detail = fmt.Sprintf("%d new connections to %s port %d within %ds", pk, target, sl.port, span)
-
+		if in > 0 {
+			f.Detail += fmt.Sprintf(" (%d attempts: %d accepted, %d refused with a reset)", attempts, by, in)
+		}
 	case classReflect:
 		f.Measured, f.Threshold, f.Unit = pps, float64(d.conf.Reflection.MinPPS), "packets/s"
 		ratio := "no requests seen"

@@ -202,3 +202,33 @@ func TestTCPGateKeepsNoTableForAServer(t *testing.T) {
 		t.Errorf("%d hosts with a target table, findings %v; want none", n, r.Rules())
 	}
 }
+
+// Where the target refuses more connections than it accepts, attempts
+// count by twice the accepted share: 300 attempts a minute of which a
+// quarter are accepted count as 150 (brute force); a tenth, as 60 (none).
+func TestBruteForceAcceptedShare(t *testing.T) {
+	for _, tt := range []struct {
+		acceptEvery int
+		want        []string
+	}{{1, []string{attack.RuleBruteForce}}, {4, []string{attack.RuleBruteForce}}, {10, nil}} {
+		var recs []flow.Record
+		for i := 0; i < 180*5; i++ { // 5 attempts a second, captured
+			at := time.Duration(i) * 200 * time.Millisecond
+			sp := uint16(40000 + i)
+			recs = append(recs, rec(at, server, sp, victim, 22, flow.ProtoTCP, flow.TCPSyn, 74, 1))
+			answer := uint8(flow.TCPRst | flow.TCPAck)
+			if i%tt.acceptEvery == 0 {
+				answer = flow.TCPSyn | flow.TCPAck
+			}
+			recs = append(recs, rec(at+time.Millisecond, victim, 22, server, sp, flow.ProtoTCP, answer, 60, 1))
+		}
+		r := detectortest.NewRecorder()
+		r.Feed(attack.New(attack.Defaults(), r.Env()), recs)
+		if diff := cmp.Diff(tt.want, r.Rules()); diff != "" {
+			t.Errorf("one in %d accepted: rules (-want +got):\n%s", tt.acceptEvery, diff)
+		}
+		if tt.acceptEvery == 4 && len(r.Findings) > 0 && !strings.Contains(r.Findings[0].Detail, "refused with a reset") {
+			t.Errorf("finding %q does not say that refusals were not counted", r.Findings[0].Detail)
+		}
+	}
+}
