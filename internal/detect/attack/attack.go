@@ -336,7 +336,7 @@ func clientSocket(localPort, remotePort uint16) bool { return localPort >= 32768
 // Observe implements detector.Detector.
 func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 	if o.Dir == detector.In {
-		d.inbound(r, o)
+		d.ObserveHost(r, o, nil)
 		return
 	}
 	d.ObserveHost(r, o, d.gates.At(o.Host))
@@ -346,7 +346,14 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 // engine's fast path).
 func (d *Detector) ObserveHost(r *flow.Record, o *detector.Orientation, hr *detector.Host) {
 	if o.Dir == detector.In {
-		d.inbound(r, o)
+		switch r.Proto {
+		case flow.ProtoUDP:
+			d.inbound(r, o)
+		case flow.ProtoTCP:
+			if r.Packets >= d.answers || int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil {
+				d.inboundTCP(r, o) // answers to a slot, or a big flow record of answers
+			}
+		}
 		return
 	}
 	class, brute := -1, false
@@ -720,13 +727,9 @@ func (d *Detector) spread(head uint32, s0, s1 int64, v uint64, into *[nb]uint64)
 // flood by nothing (ICMP errors, rate-limited, do not count).
 const conversation = 10
 
+// inbound counts UDP from a target: answers to a UDP stream, requests to
+// an amplifier.
 func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
-	if r.Proto != flow.ProtoUDP {
-		if r.Proto == flow.ProtoTCP && (r.Packets >= d.answers || int(o.Host) < len(d.hosts) && d.hosts[o.Host] != nil) {
-			d.inboundTCP(r, o) // answers to a slot, or a big flow record of answers
-		}
-		return
-	}
 	if int(o.Host) >= len(d.hosts) || d.hosts[o.Host] == nil {
 		if !detector.IsFlow(r) || d.windowShare(r, o) < d.gateAt[0] {
 			return
