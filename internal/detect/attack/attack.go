@@ -38,6 +38,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unsafe"
 
 	"padlock/internal/detect/detector"
 	"padlock/internal/flow"
@@ -606,6 +607,18 @@ func (d *Detector) tcpCandidate(r *flow.Record, o *detector.Orientation, g *tcpG
 
 func (d *Detector) growTCP(host uint32) {
 	d.tcp = append(d.tcp, make([]tcpGate, max(int(host)+1, 2*len(d.tcp), 64)-len(d.tcp))...)
+}
+
+// TCPLine appends the address of the host's TCP gate, which the host's
+// outbound TCP records (but connection attempts) read, for the engine's
+// batch path to prefetch ahead of the records as it does netscan's
+// HostLine: at a hundred thousand hosts and more the gates are out of
+// cache.
+func (d *Detector) TCPLine(addrs []uintptr, host uint32) []uintptr {
+	if int(host) < len(d.tcp) {
+		return append(addrs, uintptr(unsafe.Pointer(&d.tcp[host])))
+	}
+	return addrs
 }
 
 // roll starts the gate's next window at t (units of 2^30 ns, about a
