@@ -89,7 +89,8 @@ func TestTCPFloodsWithoutSYN(t *testing.T) {
 // one port, so the exporter has one record of ACKs alone a minute, with
 // millions of packets and no record of the other direction (the victim's
 // firewall drops the segments) — or with one of the victim's RSTs. Either
-// is a flood; it is reported once the wait for answers is over.
+// is a flood; it is reported once the wait for answers is over — also
+// when one record of one minute is all there is.
 func TestTCPFloodInNetFlow(t *testing.T) {
 	var c capture
 	for m := range 4 {
@@ -98,11 +99,13 @@ func TestTCPFloodInNetFlow(t *testing.T) {
 		c.netflow(from, to, in(97), 40000, ext(97), 443, flow.ProtoTCP, pshAck, 70000*60, 70000*60*140)
 		c.netflow(from, to, ext(97), 443, in(97), 40000, flow.ProtoTCP, rst, 70000*60, 70000*60*40)
 	}
+	// a flood of one minute: the exporter's one record of it
+	c.netflow(0, time.Minute-time.Second, in(98), 40000, ext(98), 80, flow.ProtoTCP, ack, 70000*60, 70000*60*40)
 	fs := run(t, detect.Defaults(), nil, c.recs)
 	for _, x := range []struct {
 		host int
 		name string
-	}{{96, "TCP ACK flood"}, {97, "TCP PSH/ACK flood"}} {
+	}{{96, "TCP ACK flood"}, {97, "TCP PSH/ACK flood"}, {98, "TCP ACK flood"}} {
 		f, ok := findingOf(fs, x.host, attack.RuleTCPFlood)
 		if !ok {
 			t.Errorf("%s: %s in NetFlow not reported: %v", in(x.host), x.name, verdicts(fs))

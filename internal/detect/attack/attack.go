@@ -579,6 +579,9 @@ func (d *Detector) tcpFlood(r *flow.Record, o *detector.Orientation, k uint32) {
 		g.n -= uint32(r.Packets / 2)
 	default:
 		g.key, g.n, g.ans = k, uint32(min(r.Packets, 0xffffffff)), 0
+		if uint64(g.n) >= d.gateAt[0] { // a flow record of a flood's minute
+			d.tcpCandidate(r, o, g)
+		}
 	}
 }
 
