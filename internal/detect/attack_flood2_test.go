@@ -12,21 +12,10 @@ import (
 )
 
 const (
-	fin    = flow.TCPFin
-	finAck = flow.TCPFin | flow.TCPAck
-	psh    = flow.TCPPsh
-	urg    = flow.TCPUrg
+	fin = flow.TCPFin
+	psh = flow.TCPPsh
+	urg = flow.TCPUrg
 )
-
-// findingOf returns the finding of rule for internal address addr, if any.
-func findingOf(fs []detect.Finding, i int, rule string) (detect.Finding, bool) {
-	for _, f := range fs {
-		if f.InternalIP == in(i) && f.Rule == rule {
-			return f, true
-		}
-	}
-	return detect.Finding{}, false
-}
 
 // TCP floods without SYN, 60,000 packets/s from one host to one target for
 // 90 s, sampled by sFlow at 1:1000 (60 samples a second). The victim
@@ -70,8 +59,8 @@ func TestTCPFloodsWithoutSYN(t *testing.T) {
 	}
 	fs := run(t, detect.Defaults(), nil, c.sorted())
 	for _, x := range floods {
-		f, ok := findingOf(fs, x.host, attack.RuleTCPFlood)
-		if !ok {
+		f := findingOf(fs, x.host, attack.RuleTCPFlood)
+		if f == nil {
 			t.Errorf("%s: %s of 60,000 packets/s not reported: %v", in(x.host), x.name, verdicts(fs))
 			continue
 		}
@@ -106,8 +95,8 @@ func TestTCPFloodInNetFlow(t *testing.T) {
 		host int
 		name string
 	}{{96, "TCP ACK flood"}, {97, "TCP PSH/ACK flood"}, {98, "TCP ACK flood"}} {
-		f, ok := findingOf(fs, x.host, attack.RuleTCPFlood)
-		if !ok {
+		f := findingOf(fs, x.host, attack.RuleTCPFlood)
+		if f == nil {
 			t.Errorf("%s: %s in NetFlow not reported: %v", in(x.host), x.name, verdicts(fs))
 			continue
 		}
@@ -239,8 +228,8 @@ func TestTCPFloodAmongAServersTraffic(t *testing.T) {
 		}
 	}
 	fs := run(t, detect.Defaults(), nil, c.sorted())
-	f, ok := findingOf(fs, 109, attack.RuleTCPFlood)
-	if !ok || f.Remote != ext(109) {
+	f := findingOf(fs, 109, attack.RuleTCPFlood)
+	if f == nil || f.Remote != ext(109) {
 		t.Fatalf("flood among a web server's traffic not reported against %s: %v", ext(109), verdicts(fs))
 	}
 }
@@ -274,12 +263,12 @@ func TestBruteForceRefusedConnections(t *testing.T) {
 	}
 	fs := run(t, detect.Defaults(), nil, c.sorted())
 	if r := rulesOf(fs, 110); r[attack.RuleBruteForce] {
-		f, _ := findingOf(fs, 110, attack.RuleBruteForce)
+		f := findingOf(fs, 110, attack.RuleBruteForce)
 		t.Errorf("restart loop against a closed port reported as brute force: %s", f.Detail)
 	}
 	for _, h := range []int{111, 112, 117} {
-		f, ok := findingOf(fs, h, attack.RuleBruteForce)
-		if !ok {
+		f := findingOf(fs, h, attack.RuleBruteForce)
+		if f == nil {
 			t.Errorf("%s: brute force not reported: %v", in(h), verdicts(fs))
 			continue
 		}
@@ -322,7 +311,7 @@ func TestBruteForceRefusedSampledAndNetFlow(t *testing.T) {
 	}
 	fs := run(t, detect.Defaults(), nil, c.sorted())
 	for _, h := range []int{113, 115} {
-		if f, ok := findingOf(fs, h, attack.RuleBruteForce); ok {
+		if f := findingOf(fs, h, attack.RuleBruteForce); f != nil {
 			t.Errorf("%s: refused attempts reported as brute force: %s", in(h), f.Detail)
 		}
 	}
