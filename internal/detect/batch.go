@@ -20,7 +20,9 @@ const warmGroup = 16
 // 100,000; see docs/performance.md).
 const warmHosts = 4096
 
-// warmLines is the most cache lines warm prefetches per record in one pass.
+// warmLines is the most cache lines warm prefetches per record in one
+// pass (pass 2, a record with both ends internal: per end the host
+// record's two lines and netscan's state).
 const warmLines = 6
 
 // warmState is Records' scratch space for one group.
@@ -149,13 +151,20 @@ func (e *Engine) warm(g []flow.Record) {
 	}
 	prefetch(addr)
 	addr = addr[:0]
-	// pass 3: the netscan contact slot each end's key hashes to
-	if e.netscan != nil {
-		for i := range g {
-			for k, h := range w.host[i] {
-				if h != detector.NoHost {
-					addr = e.netscan.ContactLine(addr, h, &w.key[i][k], g[i].Proto, w.port[i][k], w.loc[i][k])
-				}
+	// pass 3: the netscan contact slot each end's key hashes to, and what
+	// attack reads for TCP (see TCPLine; a connection attempt the host
+	// makes reads nothing there)
+	for i := range g {
+		r := &g[i]
+		for k, h := range w.host[i] {
+			if h == detector.NoHost {
+				continue
+			}
+			if e.netscan != nil {
+				addr = e.netscan.ContactLine(addr, h, &w.key[i][k], r.Proto, w.port[i][k], w.loc[i][k])
+			}
+			if e.attack != nil && r.Proto == flow.ProtoTCP && (k == 1 || r.TCPFlags&(flow.TCPSyn|flow.TCPAck|flow.TCPRst|flow.TCPFin) != flow.TCPSyn) {
+				addr = e.attack.TCPLine(addr, h, k == 1)
 			}
 		}
 	}

@@ -612,12 +612,19 @@ func (d *Detector) growTCP(host uint32) {
 	d.tcp = append(d.tcp, make([]tcpGate, max(int(host)+1, 2*len(d.tcp), 64)-len(d.tcp))...)
 }
 
-// TCPLine appends the address of the host's TCP gate, which the host's
-// outbound TCP records (but connection attempts) read, for the engine's
-// batch path to prefetch ahead of the records as it does netscan's
-// HostLine: at a hundred thousand hosts and more the gates are out of
-// cache.
-func (d *Detector) TCPLine(addrs []uintptr, host uint32) []uintptr {
+// TCPLine appends the address of what a TCP record of the host reads
+// (but a connection attempt), for the engine's batch path to prefetch
+// ahead of the records as it does netscan's HostLine: for an outbound
+// record the host's TCP gate, for an inbound one its target table's
+// pointer (whether there is a slot its answers count for). At a hundred
+// thousand hosts and more both arrays are out of cache.
+func (d *Detector) TCPLine(addrs []uintptr, host uint32, inbound bool) []uintptr {
+	if inbound {
+		if int(host) < len(d.hosts) {
+			return append(addrs, uintptr(unsafe.Pointer(&d.hosts[host])))
+		}
+		return addrs
+	}
 	if int(host) < len(d.tcp) {
 		return append(addrs, uintptr(unsafe.Pointer(&d.tcp[host])))
 	}

@@ -232,18 +232,3 @@ func TestBruteForceAcceptedShare(t *testing.T) {
 		}
 	}
 }
-
-// TCPLine hands the engine the address of a host's TCP gate to prefetch,
-// once the host has sent TCP; nothing for a host that has not.
-func TestTCPLine(t *testing.T) {
-	r := detectortest.NewRecorder()
-	d := attack.New(attack.Defaults(), r.Env())
-	recs := []flow.Record{rec(0, server, 443, victim, 40000, flow.ProtoTCP, flow.TCPAck, 60, 1)}
-	r.Feed(d, recs)
-	if got := d.TCPLine(nil, 0); len(got) != 1 || got[0] == 0 {
-		t.Errorf("TCPLine of a host that sent TCP: %v, want one address", got)
-	}
-	if got := d.TCPLine(nil, 1<<20); len(got) != 0 {
-		t.Errorf("TCPLine of an unknown host: %v, want none", got)
-	}
-}
