@@ -191,7 +191,7 @@ func newFlaggedSet() *flaggedSet { return &flaggedSet{hosts: map[[2]string]*flag
 func benchRule(f detect.Finding) string {
 	switch {
 	case f.Kind == detect.KindPacketLimit,
-		f.Rule == "attack.udp_flood", f.Rule == "attack.syn_flood", f.Rule == "attack.icmp_flood":
+		f.Rule == "attack.udp_flood", f.Rule == "attack.syn_flood", f.Rule == "attack.icmp_flood", f.Rule == "attack.tcp_flood":
 		return "flood"
 	case f.Kind == detect.KindNetscan:
 		return "netscan"
