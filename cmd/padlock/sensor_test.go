@@ -47,15 +47,8 @@ func TestSensorFlagsTheScanner(t *testing.T) {
 	if len(got) != 1 || got[0].Host != "203.0.113.10" || got[0].Rule != "netscan" {
 		t.Fatalf("flagged %+v, want only 203.0.113.10 netscan", got)
 	}
-	res, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m bytes.Buffer
-	m.ReadFrom(res.Body)
-	res.Body.Close()
-	if !strings.Contains(m.String(), `padlock_flow_records_decoded_total{proto="netflow9"} 557`) {
-		t.Errorf("decoded counter is not the capture's 557 records:\n%s", grepLines(m.String(), "padlock_flow_records_decoded_total"))
+	if m := metricsOf(t, base); !strings.Contains(m, `padlock_flow_records_decoded_total{proto="netflow9"} 557`) {
+		t.Errorf("decoded counter is not the capture's 557 records:\n%s", grepLines(m, "padlock_flow_records_decoded_total"))
 	}
 	var f struct {
 		Kind       string `json:"kind"`
@@ -162,16 +155,21 @@ func TestSensorWarnsOfDuplicateExporters(t *testing.T) {
 	if !strings.Contains(line, "127.0.0.1 127.0.0.2") {
 		t.Errorf("the warning does not name both exporters: %s", line)
 	}
+	if m := metricsOf(t, base); !strings.Contains(m, "padlock_ingest_duplicate_exporter_pairs 1\n") {
+		t.Errorf("metrics: %s", grepLines(m, "duplicate"))
+	}
+}
+
+// metricsOf returns what the sensor's /metrics says.
+func metricsOf(t *testing.T, base string) string {
 	res, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer res.Body.Close()
 	var m bytes.Buffer
 	m.ReadFrom(res.Body)
-	res.Body.Close()
-	if !strings.Contains(m.String(), "padlock_ingest_duplicate_exporter_pairs 1\n") {
-		t.Errorf("metrics: %s", grepLines(m.String(), "duplicate"))
-	}
+	return m.String()
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.

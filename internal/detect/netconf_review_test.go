@@ -9,18 +9,25 @@ import (
 	"padlock/internal/flow"
 )
 
+// threeServers is an inventory of three customers' servers, each with its
+// MAC: A holds 203.0.113.0/25, B 203.0.113.128/26 and own 203.0.113.192/26.
+func threeServers() (nets *detect.Prefixes, macA, macB, own flow.MAC) {
+	nets = detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"),
+		netip.MustParsePrefix("203.0.113.128/26"), netip.MustParsePrefix("203.0.113.192/26")})
+	macA, macB, own = flow.MAC{2, 0, 0, 0, 0, 0xa}, flow.MAC{2, 0, 0, 0, 0, 0xb}, flow.MAC{2, 0, 0, 0, 0, 0xc}
+	nets.AddMAC(macA, "203.0.113.0/25")
+	nets.AddMAC(macB, "203.0.113.128/26")
+	nets.AddMAC(own, "203.0.113.192/26")
+	return nets, macA, macB, own
+}
+
 // An address of one customer's server used by another customer's server
 // (its MAC in the inventory) is reported naming that server; when, an
 // hour later, a third customer's server misuses the same address, the
 // second finding must name the third server's MAC and owner, not the
 // first's (whose owner would be blamed for someone else's fault).
 func TestForeignAddressNamesTheCurrentSender(t *testing.T) {
-	nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"),
-		netip.MustParsePrefix("203.0.113.128/26"), netip.MustParsePrefix("203.0.113.192/26")})
-	macA, macB, own := flow.MAC{2, 0, 0, 0, 0, 0xa}, flow.MAC{2, 0, 0, 0, 0, 0xb}, flow.MAC{2, 0, 0, 0, 0, 0xc}
-	nets.AddMAC(macA, "203.0.113.0/25")
-	nets.AddMAC(macB, "203.0.113.128/26")
-	nets.AddMAC(own, "203.0.113.192/26")
+	nets, macA, macB, own := threeServers()
 	var c capture
 	send := func(at time.Duration, mac flow.MAC) {
 		c.pkt(at, in(200), 40000, ext(5), 443, flow.ProtoTCP, syn, 60)
@@ -241,12 +248,7 @@ func TestForeignAddressAfterTheInventoryIsFixed(t *testing.T) {
 // reported, the second not silenced by the first one's finding. The same
 // server again inside the period still is silenced.
 func TestRearmIsPerSendingServer(t *testing.T) {
-	nets := detect.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/25"),
-		netip.MustParsePrefix("203.0.113.128/26"), netip.MustParsePrefix("203.0.113.192/26")})
-	macA, macB, own := flow.MAC{2, 0, 0, 0, 0, 0xa}, flow.MAC{2, 0, 0, 0, 0, 0xb}, flow.MAC{2, 0, 0, 0, 0, 0xc}
-	nets.AddMAC(macA, "203.0.113.0/25")
-	nets.AddMAC(macB, "203.0.113.128/26")
-	nets.AddMAC(own, "203.0.113.192/26")
+	nets, macA, macB, _ := threeServers()
 	docker := netip.MustParseAddr("172.17.0.2")
 	var c capture
 	burst := func(from time.Duration, src netip.Addr, mac flow.MAC) {
