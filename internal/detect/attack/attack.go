@@ -795,6 +795,21 @@ func reset(r *flow.Record) bool {
 	return r.TCPFlags&flow.TCPRst != 0 && r.TCPFlags&(flow.TCPSyn|flow.TCPFin|flow.TCPPsh|flow.TCPUrg) == 0
 }
 
+// ackedReset reports whether a flow record from a target that looks like
+// resets (RST/ACK) holds acknowledgements too: a receiver's ACKs of the
+// host's segments and the reset that ended the connection, aggregated in
+// one NetFlow/IPFIX record of several packets. A flood's victim answers a
+// segment that carries ACK with a bare RST, never RST/ACK (RFC 9293
+// 3.10.7.1): where every segment the host sent the target carried ACK
+// (ACK with PSH, FIN or the connection's SYN; no RST, no URG), a record of
+// RST/ACK is no victim's. The slot's flags are those segments' ORed, so
+// a flood mixing ACK segments with segments without ACK from one port is
+// missed where its victim's resets share one flow record.
+func ackedReset(r *flow.Record, sl *slot) bool {
+	return r.TCPFlags&flow.TCPAck != 0 && detector.IsFlow(r) && detector.SampledPackets(r) > 1 &&
+		sl.flags&(flow.TCPAck|flow.TCPRst|flow.TCPUrg) == flow.TCPAck
+}
+
 // inboundTCP counts TCP from a target: packets but RSTs answer a TCP
 // stream to it; a login port's SYN-ACK accepts a connection, its RST
 // refuses one.
@@ -810,7 +825,7 @@ func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
 				continue
 			}
 			switch {
-			case sl.class == classTCP && !rst:
+			case sl.class == classTCP && (!rst || ackedReset(r, sl)):
 				d.received(sl, o, r.Packets)
 				found = true
 			case sl.class == classBrute && sl.port == o.RemotePort:
