@@ -9,6 +9,40 @@ import (
 	"padlock/internal/flow"
 )
 
+// A backup server uploads to its backup target at 80,000 packets/s over
+// NetFlow with a one-minute active timeout, the target acknowledging one
+// segment in two, while the server also downloads from a mirror (2,000
+// packets/s). The exporter sends each minute's records in its cache's
+// order: the upload's answers, the download, then the upload itself and
+// the download's ACKs. The upload's answers came first and are no less
+// its answers for the download's record in between: no flood.
+func TestNetFlowAnswersFirstAmongOtherRecords(t *testing.T) {
+	for _, minutes := range []int{1, 4} {
+		var c capture
+		for m := range minutes {
+			from, to := time.Duration(m)*time.Minute, time.Duration(m+1)*time.Minute-time.Second
+			c.netflow(from, to, ext(120), 873, in(120), 45000, flow.ProtoTCP, ack, 40000*60, 40000*60*52)
+			c.netflow(from, to, ext(121), 443, in(120), 46000, flow.ProtoTCP, pshAck, 2000*60, 2000*60*1500)
+			c.netflow(from, to, in(120), 45000, ext(120), 873, flow.ProtoTCP, pshAck, 80000*60, 80000*60*1500)
+			c.netflow(from, to, in(120), 46000, ext(121), 443, flow.ProtoTCP, ack, 1000*60, 1000*60*52)
+			// the same without answers is a flood
+			c.netflow(from, to, ext(123), 443, in(122), 46000, flow.ProtoTCP, pshAck, 2000*60, 2000*60*1500)
+			c.netflow(from, to, in(122), 45000, ext(122), 873, flow.ProtoTCP, pshAck, 80000*60, 80000*60*1500)
+		}
+		// other hosts' records move event time on
+		for at := time.Duration(minutes) * time.Minute; at < time.Duration(minutes+1)*time.Minute; at += 100 * ms {
+			c.netflow(at-2*time.Second, at, in(74), 40000, ext(74), 443, flow.ProtoTCP, syn|pshAck|flow.TCPFin, 10, 4000)
+		}
+		fs := run(t, detect.Defaults(), nil, c.recs)
+		if f := findingOf(fs, 120, attack.RuleTCPFlood); f != nil {
+			t.Errorf("%d minutes: acknowledged upload reported: %s", minutes, f.Detail)
+		}
+		if !rulesOf(fs, 122)[attack.RuleTCPFlood] {
+			t.Errorf("%d minutes: unanswered stream not reported: %v", minutes, verdicts(fs))
+		}
+	}
+}
+
 // An upload of five minutes through NetFlow (one-minute active timeout)
 // whose receiver ends the connection with a reset (an application that
 // closes its socket with data unread, a load balancer that closes with
@@ -44,5 +78,24 @@ func TestNetFlowUploadEndingInAReset(t *testing.T) {
 		if !rulesOf(fs, h)[attack.RuleTCPFlood] {
 			t.Errorf("%s: flood answered with resets not reported: %v", in(h), verdicts(fs))
 		}
+	}
+}
+
+// The answers of a one-minute upload exported before the upload's own
+// record are kept for it also when they are the host's first record (a
+// host padlock has not seen send TCP yet, whose index the TCP gates do
+// not reach): the first records padlock receives, or a host new since
+// the gates last grew.
+func TestNetFlowAnswersFirstOfANewHost(t *testing.T) {
+	var c capture
+	from, to := time.Duration(0), time.Minute-time.Second
+	c.netflow(from, to, ext(127), 22, in(127), 45000, flow.ProtoTCP, synAck, 40000*60, 40000*60*52)
+	c.netflow(from, to, in(127), 45000, ext(127), 22, flow.ProtoTCP, syn|pshAck, 80000*60, 80000*60*1500)
+	for at := time.Minute; at < 2*time.Minute; at += 100 * ms {
+		c.netflow(at-2*time.Second, at, in(74), 40000, ext(74), 443, flow.ProtoTCP, syn|pshAck|flow.TCPFin, 10, 4000)
+	}
+	fs := run(t, detect.Defaults(), nil, c.recs)
+	if f := findingOf(fs, 127, attack.RuleTCPFlood); f != nil {
+		t.Errorf("acknowledged upload reported: %s", f.Detail)
 	}
 }

@@ -241,6 +241,50 @@ type Detector struct {
 	tcp      []tcpGate        // per host: the TCP flood gate
 	tcpWin   uint32           // the TCP gate's window in units of 2^30 ns
 	answers  uint64           // a flow record of TCP answers this big (window share) is kept for a TCP slot still to come
+	// early are answers of TCP flow records that came before the record
+	// of the stream they answer, which the hosts' gates could not keep
+	// (a gate keeps one target's; a second big inbound record, a
+	// download's, displaces them): a ring, looked up when a TCP slot is
+	// made. NetFlow exports a minute's records in its cache's order, so
+	// an upload's answers may be followed by other records of the host's
+	// before the upload's own.
+	early   [earlyKept]earlyAnswers
+	earlyAt int
+}
+
+// earlyAnswers are answers (packets but RSTs, a window's share) from the
+// target with key key32 to host, in a flow record ending at end.
+type earlyAnswers struct {
+	end  int64
+	host uint32
+	key  uint32
+	ans  uint32
+}
+
+// earlyKept is how many early answers the ring holds: only flow records
+// of TCP answers at a flood's scale (d.answers) whose target has no slot
+// reach it, and the stream's own record follows within the same export.
+const earlyKept = 1024
+
+// keepEarly keeps answers a host's gate gives up in the ring.
+func (d *Detector) keepEarly(host, key, ans uint32, end int64) {
+	if ans == 0 {
+		return
+	}
+	d.early[d.earlyAt] = earlyAnswers{end: end, host: host, key: key, ans: ans}
+	d.earlyAt = (d.earlyAt + 1) % earlyKept
+}
+
+// claimEarly adds the ring's answers from the new TCP slot's target to
+// the host, within a window of end, to the slot. A host's index that is
+// reused belonged to a host idle for host_expiry, at least a window.
+func (d *Detector) claimEarly(sl *slot, host, key uint32, end int64) {
+	for i := range d.early {
+		if e := &d.early[i]; e.host == host && e.key == key && e.ans > 0 && e.end > end-d.w*1e9 {
+			sl.in[sl.head%nb] += uint64(e.ans)
+			e.ans = 0
+		}
+	}
 }
 
 // waiting names a slot whose UDP or TCP flood verdict waits for answers.
@@ -578,6 +622,7 @@ func (d *Detector) tcpFlood(r *flow.Record, o *detector.Orientation, k uint32) {
 	case uint64(g.n) > r.Packets/2: // after a roll
 		g.n -= uint32(r.Packets / 2)
 	default:
+		d.keepEarly(o.Host, g.key, g.ans, o.End) // answers to the candidate it displaces
 		g.key, g.n, g.ans = k, uint32(min(r.Packets, 0xffffffff)), 0
 		if uint64(g.n) >= d.gateAt[0] { // a flow record of a flood's minute
 			d.tcpCandidate(r, o, g)
@@ -599,6 +644,7 @@ func (d *Detector) tcpCandidate(r *flow.Record, o *detector.Orientation, g *tcpG
 	sl := d.find(s, &target, classTCP, 0)
 	if sl == nil {
 		sl = d.newSlot(s, &target, classTCP, 0, o)
+		d.claimEarly(sl, o.Host, g.key, o.End)
 	}
 	if g.ans > 0 {
 		// answers whose flow record came first
@@ -836,15 +882,19 @@ func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
 			return
 		}
 	}
-	if rst || r.Packets < d.answers || !detector.IsFlow(r) || int(o.Host) >= len(d.tcp) {
+	if rst || r.Packets < d.answers || !detector.IsFlow(r) {
 		return
 	}
 	// a flow record of answers at a flood's scale whose stream has no
 	// slot: the record of the other direction, which may make one, may
-	// follow; the gate keeps the answers for it
+	// follow; the gate keeps the answers for it (also a host's first
+	// record: its gate is made)
 	v := d.windowShare(r, o)
 	if v < d.answers {
 		return
+	}
+	if int(o.Host) >= len(d.tcp) {
+		d.growTCP(o.Host)
 	}
 	g := &d.tcp[o.Host]
 	if t := uint32(o.End >> 30); t >= g.until {
@@ -853,7 +903,10 @@ func (d *Detector) inboundTCP(r *flow.Record, o *detector.Orientation) {
 	if k := key32(o.Remote); k == g.key {
 		g.ans = uint32(min(uint64(g.ans)+v, 0xffffffff))
 	} else if uint64(g.n) < v {
+		d.keepEarly(o.Host, g.key, g.ans, o.End) // the answers it displaces
 		g.key, g.n, g.ans = k, 0, uint32(min(v, 0xffffffff))
+	} else {
+		d.keepEarly(o.Host, k, uint32(min(v, 0xffffffff)), o.End)
 	}
 }
 
