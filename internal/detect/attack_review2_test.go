@@ -1,6 +1,8 @@
 package detect_test
 
 import (
+	"cmp"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,5 +99,61 @@ func TestNetFlowAnswersFirstOfANewHost(t *testing.T) {
 	fs := run(t, detect.Defaults(), nil, c.recs)
 	if f := findingOf(fs, 127, attack.RuleTCPFlood); f != nil {
 		t.Errorf("acknowledged upload reported: %s", f.Detail)
+	}
+}
+
+// A burst of 50 s at 80,000 packets/s on a connection that then idles (a
+// database replication stream, a WireGuard tunnel), the two directions
+// exported by two routers: each exports the flow's record when its
+// inactive timeout (15 s) expires, router B's 3 s after router A's,
+// while other flows' records keep event time current. The host's record
+// ends 15 s before event time: its verdict still waits for the answers
+// (it waited for none, and the burst was reported as a flood). The same
+// bursts unanswered are floods.
+func TestNetFlowInactiveTimeoutRecordWaitsForAnswers(t *testing.T) {
+	const inactive, lag = 15 * time.Second, 3 * time.Second
+	type arrival struct {
+		at  time.Duration
+		rec func(c *capture)
+	}
+	var arrivals []arrival
+	from, to := 10*time.Second, 60*time.Second
+	arrivals = append(arrivals,
+		arrival{to + inactive, func(c *capture) {
+			c.netflow(from, to, in(134), 45000, ext(134), 5432, flow.ProtoTCP, syn|pshAck, 80000*50, 80000*50*1500)
+			c.netflow(from, to, in(135), 45000, ext(135), 5432, flow.ProtoTCP, syn|pshAck, 80000*50, 80000*50*1500)
+			c.netflow(from, to, in(136), 51820, ext(136), 51820, flow.ProtoUDP, 0, 80000*50, 80000*50*1400)
+			c.netflow(from, to, in(137), 51820, ext(137), 51820, flow.ProtoUDP, 0, 80000*50, 80000*50*1400)
+		}},
+		arrival{to + inactive + lag, func(c *capture) {
+			c.netflow(from, to, ext(134), 5432, in(134), 45000, flow.ProtoTCP, synAck, 40000*50, 40000*50*52)
+			c.netflow(from, to, ext(136), 51820, in(136), 51820, flow.ProtoUDP, 0, 40000*50, 40000*50*120)
+		}})
+	for at := time.Duration(0); at < 3*time.Minute; at += 100 * ms {
+		arrivals = append(arrivals, arrival{at, func(c *capture) {
+			c.netflow(at-2*time.Second, at, in(74), 40000, ext(74), 443, flow.ProtoTCP, syn|pshAck|flow.TCPFin, 10, 4000)
+		}})
+	}
+	slices.SortStableFunc(arrivals, func(a, b arrival) int { return cmp.Compare(a.at, b.at) })
+	var c capture
+	for _, a := range arrivals {
+		a.rec(&c)
+	}
+	fs := run(t, detect.Defaults(), nil, c.recs)
+	for _, x := range []struct {
+		host int
+		rule string
+	}{{134, attack.RuleTCPFlood}, {136, attack.RuleUDPFlood}} {
+		if f := findingOf(fs, x.host, x.rule); f != nil {
+			t.Errorf("%s: answered burst reported: %s", in(x.host), f.Detail)
+		}
+	}
+	for _, x := range []struct {
+		host int
+		rule string
+	}{{135, attack.RuleTCPFlood}, {137, attack.RuleUDPFlood}} {
+		if !rulesOf(fs, x.host)[x.rule] {
+			t.Errorf("%s: unanswered burst not reported: %v", in(x.host), verdicts(fs))
+		}
 	}
 }

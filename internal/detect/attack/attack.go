@@ -241,6 +241,7 @@ type Detector struct {
 	tcp      []tcpGate        // per host: the TCP flood gate
 	tcpWin   uint32           // the TCP gate's window in units of 2^30 ns
 	answers  uint64           // a flow record of TCP answers this big (window share) is kept for a TCP slot still to come
+	now      int64            // event time at the last tick (ns)
 	// early are answers of TCP flow records that came before the record
 	// of the stream they answer, which the hosts' gates could not keep
 	// (a gate keeps one target's; a second big inbound record, a
@@ -332,7 +333,9 @@ const sip = 5060
 // routers, the answers' exporter expires and sends its records on its
 // own schedule, seconds after the other's (which move event time on
 // meanwhile). A flood proven by a record of a minute is reported ten
-// seconds of event time later.
+// seconds of event time after the record arrived (its end, or event time
+// at the last tick where that is later: a record sent at its inactive
+// timeout).
 const answerWait = 10e9
 
 // New returns the detector; conf must be valid.
@@ -765,8 +768,12 @@ func (d *Detector) count(sl *slot, r *flow.Record, o *detector.Orientation, n ui
 	if (class == classUDP && port == 0 || class == classTCP) && detector.IsFlow(r) {
 		// proven by a flow record: the target's answers, if any, may be
 		// in a record of the same export still to come (the stream's next
-		// record or a tick decides: see decide)
-		sl.due = o.End + answerWait
+		// record or a tick decides: see decide). The wait runs from the
+		// record's arrival in event time, which is its end only for a
+		// record the exporter sent at once (active timeout, FIN): one
+		// sent at its inactive timeout ends 15 s and more before, and
+		// the answers' record of a second exporter follows it
+		sl.due = max(o.End, d.now) + answerWait
 		d.waiting = append(d.waiting, waiting{host: o.Host, target: target, due: sl.due, class: class})
 		return
 	}
@@ -1089,7 +1096,10 @@ func icmpReply(r *flow.Record) bool {
 
 // Tick implements detector.Detector: UDP and TCP flood verdicts that waited for
 // answers long enough are decided.
-func (d *Detector) Tick(now int64) { d.decide(now, false) }
+func (d *Detector) Tick(now int64) {
+	d.now = max(d.now, now)
+	d.decide(now, false)
+}
 
 // Flush implements detector.Detector: verdicts still waiting for answers
 // are decided on what was seen.
