@@ -157,3 +157,30 @@ func TestNetFlowInactiveTimeoutRecordWaitsForAnswers(t *testing.T) {
 		}
 	}
 }
+
+// An RDP brute force, 133 attempts a minute for three minutes, captured
+// whole: each connection is accepted (SYN-ACK), the client sends its
+// login, the server aborts the connection with an RST/ACK after the
+// failure and answers the client's segment still in flight with a
+// second reset. Two resets per accepted connection refuse nothing: the
+// attempts are login attempts and the brute force is reported. (Only
+// attempts the target did not accept can be refused: resets beyond
+// them are accepted connections' own.)
+func TestBruteForceResetsOfAcceptedConnections(t *testing.T) {
+	var c capture
+	for i := 0; i < 400; i++ {
+		at := time.Duration(i) * 450 * ms
+		sp := uint16(40000 + i)
+		c.pkt(at, in(138), sp, ext(138), 3389, flow.ProtoTCP, syn, 66)
+		c.pkt(at+ms, ext(138), 3389, in(138), sp, flow.ProtoTCP, synAck, 66)
+		c.pkt(at+2*ms, in(138), sp, ext(138), 3389, flow.ProtoTCP, ack, 54)
+		c.pkt(at+3*ms, in(138), sp, ext(138), 3389, flow.ProtoTCP, pshAck, 300)
+		c.pkt(at+50*ms, ext(138), 3389, in(138), sp, flow.ProtoTCP, rstAck, 54)
+		c.pkt(at+51*ms, in(138), sp, ext(138), 3389, flow.ProtoTCP, pshAck, 200)
+		c.pkt(at+52*ms, ext(138), 3389, in(138), sp, flow.ProtoTCP, rst, 54)
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	if f := findingOf(fs, 138, attack.RuleBruteForce); f == nil {
+		t.Errorf("RDP brute force whose connections end in two resets not reported: %v", verdicts(fs))
+	}
+}

@@ -61,7 +61,9 @@ type BruteForce struct {
 	// once; one per flow record of a connection). Where the target refuses
 	// more connections (RST) than it accepts (SYN-ACK), the attempts count
 	// only by twice the accepted share: a client in a restart loop against
-	// a closed port makes no login attempt. Default 100.
+	// a closed port makes no login attempt. Resets count as refusals up to
+	// the attempts not accepted: an accepted connection's own resets (a
+	// server aborting a failed login) refuse nothing. Default 100.
 	MinConnections uint64 `yaml:"min_connections"`
 }
 
@@ -982,6 +984,13 @@ func (d *Detector) evaluate(sl *slot, host uint32, now int64) {
 		return // answered other than by resets: a conversation, not a flood
 	}
 	attempts := pk
+	if sl.class == classBrute {
+		// only attempts the target did not accept can be refused: resets
+		// beyond them are accepted connections' own (a server aborting
+		// the connection after a failed login, then resetting the
+		// client's segment still in flight)
+		in = min(in, pk-min(by, pk))
+	}
 	if sl.class == classBrute && in > by {
 		// the target refused more connections than it accepted: a
 		// client retrying a closed port is no brute force. Attempts
