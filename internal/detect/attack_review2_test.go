@@ -2,6 +2,7 @@ package detect_test
 
 import (
 	"cmp"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -182,5 +183,31 @@ func TestBruteForceResetsOfAcceptedConnections(t *testing.T) {
 	fs := run(t, detect.Defaults(), nil, c.sorted())
 	if f := findingOf(fs, 138, attack.RuleBruteForce); f == nil {
 		t.Errorf("RDP brute force whose connections end in two resets not reported: %v", verdicts(fs))
+	}
+}
+
+// A bulk upload at 60,000 packets/s for an hour whose receiver
+// acknowledges one segment in 80 (receive offload, ACK thinning), both
+// directions sampled 1:1000 by sFlow at random: about 45 of the target's
+// answers are sampled in a minute, which under the old rule of one answer
+// in a hundred packets fell short often enough for a finding every
+// quarter of an hour (the re-arm period). It is a conversation.
+func TestSampledUploadWithThinnedACKs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(80, 1000))
+	var c capture
+	const secs = 3600
+	poisson := func(perSec float64, add func(at time.Duration)) {
+		for at := rng.ExpFloat64() / perSec; at < secs; at += rng.ExpFloat64() / perSec {
+			add(time.Duration(at * float64(time.Second)))
+		}
+	}
+	poisson(60, func(at time.Duration) { // 60,000 packets/s sampled 1:1000
+		c.sflow(at, 1000, in(120), 51000, ext(120), 873, flow.ProtoTCP, ack, 1500)
+	})
+	poisson(0.75, func(at time.Duration) { // its 750 ACKs a second
+		c.sflow(at, 1000, ext(120), 873, in(120), 51000, flow.ProtoTCP, ack, 66)
+	})
+	if fs := run(t, detect.Defaults(), nil, c.sorted()); len(fs) != 0 {
+		t.Fatalf("an acknowledged upload reported: %v", verdicts(fs))
 	}
 }
