@@ -191,7 +191,15 @@ const (
 	// which a segment of a connection whose SYN the window did not see
 	// looks like: no probe (answered and a remote's, as fPeer) until the
 	// destination refuses it with a RST (see refused); any other answer
-	// from it clears the mark
+	// from it clears the mark, and so does anything but a bare ACK the
+	// host sends it (data, a FIN, a SYN, a keepalive's byte): the host's
+	// ACK answered the remote's own segment from before the contact (its
+	// FIN, its data) and the host went on with the connection the remote
+	// had closed or forgotten — an HTTP client's request into a keep-alive
+	// connection the server is closing, a late close after the server's
+	// FIN_WAIT_2 timed out — whose RST refuses that segment, not a probe.
+	// nmap's ACK and window probes are a bare ACK alone, their retries the
+	// same
 	fAwait = 16
 )
 
@@ -808,7 +816,10 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 				dst := o.Remote.As16()
 				if d.maybe(o.Host, detector.Hash16(&dst, uint32(flow.ProtoTCP)<<16|uint32(o.RemotePort))) {
 					if s := d.state(o.Host, false); s != nil {
-						if found, _ := d.answer(s, dst, o.RemotePort, flow.ProtoTCP, false); found {
+						if c, _ := d.answer(s, dst, o.RemotePort, flow.ProtoTCP, false); c != nil {
+							if c.flags&fAwait != 0 && (r.TCPFlags != flow.TCPAck || !crafted(r, o)) {
+								c.flags &^= fAwait // the host went on with a connection (see fAwait)
+							}
 							return
 						}
 					}
@@ -874,6 +885,8 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	}
 	if isNew && await {
 		c.flags |= fAnswered | fPeer | fAwait // a probe once refused
+	} else if !isNew && c.flags&fAwait != 0 {
+		c.flags &^= fAwait // the host went on with a connection (see fAwait)
 	} else if isNew && !answered {
 		s.unanswered(c, 1)
 		if aggregated(r) {
@@ -1034,7 +1047,8 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		}
 		return
 	}
-	found, once := d.answer(s, dst, port, r.Proto, true)
+	c, once := d.answer(s, dst, port, r.Proto, true)
+	found := c != nil
 	if (once || !found) && aggregated(r) {
 		// a remote whose contact is answered already counts once: a
 		// busy peer (the host's own resolver) does not answer a port
@@ -1203,25 +1217,25 @@ func (d *Detector) serviceProbes(host uint32, end int64) bool {
 	return last != 0 && last+d.w > uint32(end/1e9)
 }
 
-// answer marks the contact answered: found reports whether there is one,
-// first whether it was unanswered until now.
+// answer marks the contact answered and returns it (nil if there is
+// none); first reports whether it was unanswered until now.
 // An answer from the remote (inbound) also clears fAwait: the bare ACK
 // was of a connection.
-func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8, inbound bool) (found, first bool) {
+func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto uint8, inbound bool) (c *contact, first bool) {
 	i := d.find(s, &dst, port, proto)
 	if i < 0 {
-		return false, false
+		return nil, false
 	}
-	c := &s.tab[i]
+	c = &s.tab[i]
 	if inbound {
 		c.flags &^= fAwait
 	}
 	if c.flags&fAnswered == 0 {
 		c.flags |= fAnswered
 		s.unanswered(c, -1)
-		return true, true
+		return c, true
 	}
-	return true, false
+	return c, false
 }
 
 // refused makes the contact of a bare ACK (fAwait) that the destination

@@ -1,0 +1,54 @@
+package detect_test
+
+import (
+	"testing"
+	"time"
+
+	"padlock/internal/detect"
+	"padlock/internal/flow"
+)
+
+// A client's bare ACK to a server it has no contact with (the connection's
+// SYN is older than the window) may acknowledge the server's own segment:
+// its FIN. The client then goes on — it sends its request into the
+// connection the server is closing (the keep-alive race of every HTTP
+// client whose idle timeout is longer than the server's), or closes the
+// connection when its application gets round to it, after the server's
+// FIN_WAIT_2 timed out — and the server answers RST. A Windows client (no
+// TCP timestamps) does this to 400 servers on 443 within two minutes: no
+// ACK scan, as the client sent more than the bare ACK into each
+// connection; nmap's ACK and window probes are a bare ACK alone (and its
+// retries, the same).
+func TestACKThenConnectionIsNoACKProbe(t *testing.T) {
+	var c capture
+	for i := range 400 {
+		at := time.Duration(i) * 300 * ms
+		cp := uint16(50000 + i)
+		srv := ext(256 + i)
+		// the keep-alive race: FIN, ACK, the request, RST
+		c.wire(at, 1, srv, 443, in(141), cp, seg{finAck, 12, 0, 501})
+		c.wire(at+ms, 1, in(141), cp, srv, 443, seg{ack, 0, 0, 1026})
+		c.wire(at+2*ms, 1, in(141), cp, srv, 443, seg{pshAck, 0, 500, 1026})
+		c.wire(at+22*ms, 1, srv, 443, in(141), cp, rstReply)
+		// a late close (CLOSE_WAIT): FIN, ACK, 20 s later the client's FIN, RST
+		c.wire(at, 1, srv, 443, in(140), cp, seg{finAck, 12, 0, 501})
+		c.wire(at+ms, 1, in(140), cp, srv, 443, seg{ack, 0, 0, 1026})
+		c.wire(at+20*time.Second, 1, in(140), cp, srv, 443, seg{finAck, 0, 0, 1026})
+		c.wire(at+20*time.Second+20*ms, 1, srv, 443, in(140), cp, rstReply)
+		// the same in NetFlow: the client's ACK record, then its request's
+		c.netflow(at, at, srv, 443, in(142), cp, flow.ProtoTCP, finAck, 1, 52)
+		c.netflow(at+ms, at+ms, in(142), cp, srv, 443, flow.ProtoTCP, ack, 1, 40)
+		c.netflow(at+2*ms, at+2*ms, in(142), cp, srv, 443, flow.ProtoTCP, pshAck, 1, 540)
+		c.netflow(at+22*ms, at+22*ms, srv, 443, in(142), cp, flow.ProtoTCP, rstOnly, 1, 40)
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	for i, what := range map[int]string{
+		141: "requests into connections the servers were closing (keep-alive race)",
+		140: "late closes of connections the servers had closed",
+		142: "the keep-alive race in NetFlow",
+	} {
+		if r := rulesOf(fs, i); len(r) != 0 {
+			t.Errorf("%s reported as %v", what, r)
+		}
+	}
+}
