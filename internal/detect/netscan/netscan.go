@@ -886,7 +886,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	if isNew && await {
 		c.flags |= fAnswered | fPeer | fAwait // a probe once refused
 	} else if !isNew && c.flags&fAwait != 0 {
-		c.flags &^= fAwait // the host went on with a connection (see fAwait)
+		c.flags &^= fAwait // no bare ACK: the host went on with a connection (see fAwait)
 	} else if isNew && !answered {
 		s.unanswered(c, 1)
 		if aggregated(r) {
