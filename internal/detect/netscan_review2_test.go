@@ -52,3 +52,42 @@ func TestACKThenConnectionIsNoACKProbe(t *testing.T) {
 		}
 	}
 }
+
+// A RST that refuses a segment carrying ACK — nmap's Maimon, ACK and
+// window probes — carries no ACK itself (RFC 9293: it takes its sequence
+// number from the segment's acknowledgement; Linux, BSD and Windows stacks
+// all answer so). A RST with ACK is a connection's abortive close (a
+// server's SO_LINGER 0, an idle timeout of a load balancer), or in a flow
+// record the remote's acknowledgements and its RST together. A Windows
+// client (no TCP timestamps) whose connections to 400 servers on 443 are
+// older than the window acknowledges each server's last response with a
+// bare ACK, and 10 s later the servers drop the idle connections with
+// RST+ACK; in NetFlow the same client closes such connections with one
+// bare FIN+ACK each and each server's record holds its ACK and a RST
+// (flags ACK|RST). Neither is a scan.
+func TestRSTWithACKRefusesNoProbe(t *testing.T) {
+	var c capture
+	for i := range 400 {
+		at := time.Duration(i) * 300 * ms
+		cp := uint16(50000 + i)
+		srv := ext(256 + i)
+		c.wire(at, 1, srv, 443, in(143), cp, seg{pshAck, 0, 900, 501})
+		c.wire(at+ms, 1, in(143), cp, srv, 443, seg{ack, 0, 0, 1026})
+		c.wire(at+10*time.Second, 1, srv, 443, in(143), cp, rstAckRep)
+		c.netflow(at, at, in(144), cp, srv, 443, flow.ProtoTCP, finAck, 1, 40)
+		c.netflow(at+20*ms, at+30*ms, srv, 443, in(144), cp, flow.ProtoTCP, rstAck, 2, 80)
+		// the same client's close in a capture, the server's RST+ACK alone
+		c.wire(at, 1, in(145), cp, srv, 443, seg{finAck, 0, 0, 1026})
+		c.wire(at+20*ms, 1, srv, 443, in(145), cp, rstAckRep)
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	for i, what := range map[int]string{
+		143: "idle connections the servers dropped with RST+ACK after the client's last ACK",
+		144: "closes in NetFlow whose servers' records hold ACK and RST",
+		145: "closes the servers answered with RST+ACK",
+	} {
+		if r := rulesOf(fs, i); len(r) != 0 {
+			t.Errorf("%s reported as %v", what, r)
+		}
+	}
+}

@@ -201,6 +201,10 @@ const (
 	// nmap's ACK and window probes are a bare ACK alone, their retries the
 	// same
 	fAwait = 16
+	// fClose: opened by a bare FIN+ACK (nmap's Maimon probe, or the close
+	// of a connection whose SYN the window did not see), which a RST with
+	// ACK answers (see closeReset)
+	fClose = 32
 )
 
 type contact struct {
@@ -791,6 +795,7 @@ func (d *Detector) Observe(r *flow.Record, o *detector.Orientation) {
 func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	var port uint16
 	answered, await := false, false
+	var closing uint8 // fClose for a Maimon probe
 	switch r.Proto {
 	case flow.ProtoTCP:
 		switch {
@@ -805,7 +810,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 				// FIN answers the latter (inbound), a probe gets a RST or
 				// nothing. A close of a connection in the table finds its
 				// contact answered already
-				port = o.RemotePort
+				port, closing = o.RemotePort, fClose
 			} else {
 				// the handshake may complete a contact; most such records
 				// are a server's replies, dismissed by their ports or by
@@ -888,6 +893,7 @@ func (d *Detector) outbound(r *flow.Record, o *detector.Orientation) {
 	} else if !isNew && c.flags&fAwait != 0 {
 		c.flags &^= fAwait // no bare ACK: the host went on with a connection (see fAwait)
 	} else if isNew && !answered {
+		c.flags |= closing
 		s.unanswered(c, 1)
 		if aggregated(r) {
 			d.aggProbe(s, port, r.Proto, sec)
@@ -1042,8 +1048,12 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		s.samples.Add(r)
 	}
 	if !answer {
-		if r.Proto == flow.ProtoTCP && r.TCPFlags&(flow.TCPRst|flow.TCPSyn|flow.TCPFin|flow.TCPPsh) == flow.TCPRst && r.SamplingRate <= 1 {
-			d.refused(s, &dst, port)
+		if r.Proto == flow.ProtoTCP && r.TCPFlags&(flow.TCPRst|flow.TCPSyn) == flow.TCPRst {
+			if r.TCPFlags&flow.TCPAck != 0 {
+				d.closeReset(s, &dst, port)
+			} else if r.TCPFlags&(flow.TCPFin|flow.TCPPsh) == 0 && r.SamplingRate <= 1 {
+				d.refused(s, &dst, port)
+			}
 		}
 		return
 	}
@@ -1244,11 +1254,33 @@ func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto u
 // segment of a live connection gets data or an ACK back. Unsampled data
 // only: on sampled data the RST of a sampled probe is itself rarely
 // sampled, and an established connection's sampled ACK is as bare.
+// Only a RST without ACK refuses (see closeReset).
 func (d *Detector) refused(s *hostState, dst *detector.Key16, port uint16) {
 	if i := d.find(s, dst, port, flow.ProtoTCP); i >= 0 && s.tab[i].flags&fAwait != 0 {
 		c := &s.tab[i]
 		c.flags &^= fAwait | fAnswered | fPeer
 		s.unanswered(c, 1)
+	}
+}
+
+// closeReset takes a RST with ACK from the remote: it answers a bare
+// FIN+ACK's contact (fClose) and clears a bare ACK's mark (fAwait). The
+// RST that refuses a segment carrying ACK — a Maimon, ACK or window probe
+// — carries no ACK (RFC 9293 takes its sequence number from the segment's
+// acknowledgement; Linux, BSD and Windows stacks answer so), while a RST
+// with ACK is a connection's abortive close (a server's SO_LINGER 0, a
+// load balancer's idle timeout), and in a flow record the remote's
+// acknowledgements, of the close among them, and its RST together.
+// A SYN, FIN, NULL or Xmas probe's refusal carries ACK, and answers none:
+// their contacts have neither mark.
+func (d *Detector) closeReset(s *hostState, dst *detector.Key16, port uint16) {
+	if i := d.find(s, dst, port, flow.ProtoTCP); i >= 0 && s.tab[i].flags&(fClose|fAwait) != 0 {
+		c := &s.tab[i]
+		c.flags &^= fAwait
+		if c.flags&(fClose|fAnswered) == fClose {
+			c.flags |= fAnswered
+			s.unanswered(c, -1)
+		}
 	}
 }
 
