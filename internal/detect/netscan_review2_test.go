@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"padlock/internal/detect"
+	"padlock/internal/detect/netscan"
 	"padlock/internal/flow"
 )
 
@@ -89,5 +90,27 @@ func TestRSTWithACKRefusesNoProbe(t *testing.T) {
 		if r := rulesOf(fs, i); len(r) != 0 {
 			t.Errorf("%s reported as %v", what, r)
 		}
+	}
+}
+
+// A fast ACK scan (1,000 hosts in 5 s, 400 of them up) whose refusals'
+// records come 20 s after its probes' (the remotes' RST flows exported
+// later, or by another exporter): every probe's record comes before any
+// refusal, so no new probe is left to ask for the verdict the refusals
+// prove; the refusals ask themselves.
+func TestACKScanRefusedAfterItsProbes(t *testing.T) {
+	var c capture
+	for i := range 1000 {
+		at := time.Duration(i) * 5 * ms
+		c.netflow(at, at, in(146), 41002, ext(256+i), 443, flow.ProtoTCP, ack, 1, 40)
+		if i%5 < 2 {
+			c.netflow(at+20*time.Second, at+20*time.Second, ext(256+i), 443, in(146), 41002, flow.ProtoTCP, rstOnly, 1, 40)
+		}
+	}
+	fs := run(t, detect.Defaults(), nil, c.sorted())
+	if f := findingOf(fs, 146, netscan.RuleHorizontal); f == nil || f.Port != 443 || f.Measured != 400 {
+		t.Fatalf("ACK scan of 1,000 hosts refused by 400 after its last probe: want a horizontal finding of 400 destinations on 443, got %v", verdicts(fs))
+	} else if len(f.Packets) == 0 {
+		t.Error("the finding carries no traffic dump")
 	}
 }

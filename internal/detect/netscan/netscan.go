@@ -1051,8 +1051,8 @@ func (d *Detector) inbound(r *flow.Record, o *detector.Orientation) {
 		if r.Proto == flow.ProtoTCP && r.TCPFlags&(flow.TCPRst|flow.TCPSyn) == flow.TCPRst {
 			if r.TCPFlags&flow.TCPAck != 0 {
 				d.closeReset(s, &dst, port)
-			} else if r.TCPFlags&(flow.TCPFin|flow.TCPPsh) == 0 && r.SamplingRate <= 1 {
-				d.refused(s, &dst, port)
+			} else if r.TCPFlags&(flow.TCPFin|flow.TCPPsh) == 0 && r.SamplingRate <= 1 && d.refused(s, &dst, port) {
+				d.evaluateRefused(s, r, o, &dst, port)
 			}
 		}
 		return
@@ -1254,13 +1254,44 @@ func (d *Detector) answer(s *hostState, dst detector.Key16, port uint16, proto u
 // segment of a live connection gets data or an ACK back. Unsampled data
 // only: on sampled data the RST of a sampled probe is itself rarely
 // sampled, and an established connection's sampled ACK is as bare.
-// Only a RST without ACK refuses (see closeReset).
-func (d *Detector) refused(s *hostState, dst *detector.Key16, port uint16) {
+// Only a RST without ACK refuses (see closeReset). It reports whether
+// the contact became a probe.
+func (d *Detector) refused(s *hostState, dst *detector.Key16, port uint16) bool {
 	if i := d.find(s, dst, port, flow.ProtoTCP); i >= 0 && s.tab[i].flags&fAwait != 0 {
 		c := &s.tab[i]
 		c.flags &^= fAwait | fAnswered | fPeer
 		s.unanswered(c, 1)
+		return true
 	}
+	return false
+}
+
+// evaluateRefused asks for a verdict on a bare ACK's contact that its
+// refusal made a probe, as outbound asks on a new probe: an ACK scan's
+// refusals may all come after its probes (a fast scan whose remotes' RST
+// records an exporter sends in a later export, or another exporter sends),
+// and no probe after them would ask. r is the refusal.
+func (d *Detector) evaluateRefused(s *hostState, r *flow.Record, o *detector.Orientation, dst *detector.Key16, port uint16) {
+	if int(s.open) < d.trigger || s.pend.at != 0 {
+		return
+	}
+	if s.samples == nil { // the evidence dump, from the refusal that made the host a suspect (see outbound)
+		s.samples = detector.NewSamples(d.env.EvidencePackets).Within(int64(d.w) * 1e9)
+		s.samples.Add(r)
+	}
+	sec := uint32(o.End / 1e9)
+	rules := s.rules(sec)
+	if s.evalSkip++; int(s.evalSkip) < d.evalEvery || rules == 0 {
+		return
+	}
+	s.evalSkip = 0
+	if s.bound == nil {
+		s.bound = d.newBounds(s)
+	}
+	if !d.noBounds && !d.possible(s.bound, dst, port, flow.ProtoTCP, rules) {
+		return
+	}
+	d.propose(s, o, pending{dst: *dst, port: port, proto: flow.ProtoTCP}, rules)
 }
 
 // closeReset takes a RST with ACK from the remote: it answers a bare
