@@ -21,6 +21,17 @@ func rulesOf(fs []detect.Finding, i int) map[string]bool {
 	return m
 }
 
+// silent fails the test for every host of traps (host number: what it
+// does) that has a finding: benign traffic that must not be reported.
+func silent(t *testing.T, fs []detect.Finding, traps map[int]string) {
+	t.Helper()
+	for i, what := range traps {
+		if r := rulesOf(fs, i); len(r) != 0 {
+			t.Errorf("%s reported as %v", what, r)
+		}
+	}
+}
+
 // A QUIC upload from a client socket whose ephemeral port is 37810 (a
 // DVR's reflection port, inside Linux's 32768-60999) is no reflection; a
 // DVR on 37810 answering a spoofed victim's high port still is.
