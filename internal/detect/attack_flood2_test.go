@@ -175,13 +175,7 @@ func TestNetFlowUploadIsAConversation(t *testing.T) {
 			back := func() {
 				c.netflow(from, to, ext(102), 22, in(102), 45000, flow.ProtoTCP, ack, 40000*60, 40000*60*52)
 			}
-			if answersFirst {
-				back()
-				out()
-			} else {
-				out()
-				back()
-			}
+			exportOrder(answersFirst, out, back)
 		}
 		// a backup of one minute, its two records alone, then other
 		// hosts' records for a minute

@@ -21,6 +21,18 @@ func rulesOf(fs []detect.Finding, i int) map[string]bool {
 	return m
 }
 
+// exportOrder adds a stream's record (out) and its answers' (back) in
+// the order an exporter sends them: the answers first or last.
+func exportOrder(answersFirst bool, out, back func()) {
+	if answersFirst {
+		back()
+		out()
+		return
+	}
+	out()
+	back()
+}
+
 // silent fails the test for every host of traps (host number: what it
 // does) that has a finding: benign traffic that must not be reported.
 func silent(t *testing.T, fs []detect.Finding, traps map[int]string) {
@@ -84,13 +96,7 @@ func TestNetFlowTunnelIsAConversation(t *testing.T) {
 			back := func() {
 				c.netflow(from, to, ext(42), 51820, in(42), 51820, flow.ProtoUDP, 0, 40000*60, 40000*60*120)
 			}
-			if answersFirst {
-				back()
-				out()
-			} else {
-				out()
-				back()
-			}
+			exportOrder(answersFirst, out, back)
 		}
 		// the answers' record of the last minute a few seconds apart (the
 		// exporter sweeps its cache entries separately)

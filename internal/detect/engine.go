@@ -391,7 +391,7 @@ func (e *Engine) Stats() Stats {
 
 // Armed implements detector.Reporter.
 func (e *Engine) Armed(addr netip.Addr, rule string, dir detector.Direction, t int64) bool {
-	return max(t, e.now) >= e.rearmed(rearmKey{addr: addr.As16(), rule: rule, dir: dir})
+	return e.ArmedMAC(addr, flow.MAC{}, rule, dir, t)
 }
 
 // ArmedMAC implements detector.Reporter.

@@ -16,7 +16,7 @@ import (
 // differ by sampling, timeouts and clocks); it finds such exporter pairs
 // and says so, in the log and in padlock_ingest_duplicate_exporter_pairs.
 //
-// One flow in dupSelect (by a hash of its ports and protocol, the same on
+// One flow in 64 (dupShift; by a hash of its ports and protocol, the same on
 // every exporter) is followed: the exporter that reported it
 // last, and when. A record of a followed flow from another exporter
 // within dupWithin of the last is a match for the pair. A pair is
@@ -27,7 +27,7 @@ import (
 // two directions are different flows, and a route change moves few.
 
 const (
-	dupSelect     = 64 // one flow in this many is followed
+	dupShift      = 6 // one flow in 1<<dupShift (64) is followed
 	dupWithin     = int64(60 * time.Second)
 	dupPeriod     = 10 * time.Minute
 	dupMinMatches = 20
@@ -48,8 +48,8 @@ type dupSeen struct {
 
 type dupPair struct{ a, b netip.Addr } // a < b
 
-// DuplicatePair is an exporter pair found exporting the same traffic.
-type DuplicatePair struct {
+// dupFound is an exporter pair found exporting the same traffic.
+type dupFound struct {
 	Exporters [2]netip.Addr
 	// Matched is how many followed records of the pair were seen from
 	// both; Followed how many the pair's smaller exporter sent.
@@ -66,13 +66,13 @@ type duplicates struct {
 	warned   map[dupPair]time.Time
 	// found: the pairs found in the current and in the previous period;
 	// count: how many (read by the metric's goroutine)
-	found, prev map[dupPair]DuplicatePair
+	found, prev map[dupPair]bool
 	count       atomic.Int64
 }
 
 func newDuplicates() *duplicates {
 	return &duplicates{flows: map[dupFlow]dupSeen{}, followed: map[netip.Addr]uint64{}, matched: map[dupPair]uint64{},
-		warned: map[dupPair]time.Time{}, found: map[dupPair]DuplicatePair{}, prev: map[dupPair]DuplicatePair{}}
+		warned: map[dupPair]time.Time{}, found: map[dupPair]bool{}, prev: map[dupPair]bool{}}
 }
 
 // selected is the cheap test every record takes: whether its flow is one
@@ -85,7 +85,7 @@ func newDuplicates() *duplicates {
 func selected(r *flow.Record) bool {
 	h := (uint32(r.SrcPort)<<16 | uint32(r.DstPort)) ^ uint32(r.Proto)<<8
 	h *= 0x9e3779b1
-	return h>>26 == 0 // 1 in 64 (dupSelect)
+	return h>>(32-dupShift) == 0
 }
 
 // observe follows the batch's selected records.
@@ -118,12 +118,12 @@ func (d *duplicates) observe(b []flow.Record) {
 // about (each at most once per dupWarnEvery); once the period is over it
 // starts the next. It sets d.count, the pairs found in the current or the
 // previous period.
-func (d *duplicates) check(now time.Time) []DuplicatePair {
+func (d *duplicates) check(now time.Time) []dupFound {
 	if d.since.IsZero() {
 		d.since = now
 	}
 	if now.Sub(d.since) >= dupPeriod {
-		d.prev, d.found = d.found, map[dupPair]DuplicatePair{}
+		d.prev, d.found = d.found, map[dupPair]bool{}
 		clear(d.flows)
 		clear(d.followed)
 		clear(d.matched)
@@ -134,17 +134,16 @@ func (d *duplicates) check(now time.Time) []DuplicatePair {
 			}
 		}
 	}
-	var warn []DuplicatePair
+	var warn []dupFound
 	for p, m := range d.matched {
 		least := min(d.followed[p.a], d.followed[p.b])
 		if m < dupMinMatches || m*10 < least {
 			continue
 		}
-		dp := DuplicatePair{Exporters: [2]netip.Addr{p.a, p.b}, Matched: m, Followed: least}
-		d.found[p] = dp
+		d.found[p] = true
 		if t, ok := d.warned[p]; !ok || now.Sub(t) >= dupWarnEvery {
 			d.warned[p] = now
-			warn = append(warn, dp)
+			warn = append(warn, dupFound{Exporters: [2]netip.Addr{p.a, p.b}, Matched: m, Followed: least})
 		}
 	}
 	n := len(d.found)
@@ -154,7 +153,7 @@ func (d *duplicates) check(now time.Time) []DuplicatePair {
 		}
 	}
 	d.count.Store(int64(n))
-	slices.SortFunc(warn, func(x, y DuplicatePair) int {
+	slices.SortFunc(warn, func(x, y dupFound) int {
 		if c := x.Exporters[0].Compare(y.Exporters[0]); c != 0 {
 			return c
 		}

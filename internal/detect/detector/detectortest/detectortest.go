@@ -174,7 +174,7 @@ func (r *Rearming) Env() detector.Env {
 
 // Armed implements detector.Reporter.
 func (r *Rearming) Armed(a netip.Addr, rule string, dir detector.Direction, t int64) bool {
-	return max(t, r.Now) >= r.rearmed(rearmKey{addr: a, rule: rule, dir: dir})
+	return r.ArmedMAC(a, flow.MAC{}, rule, dir, t)
 }
 
 // ArmedMAC implements detector.Reporter.
